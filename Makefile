@@ -1,0 +1,76 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+
+# Everything the pipeline writes stays inside the repository and offline.
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL ?= WARNING
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+.PHONY: install demo test test-fast lint format ui-prefect ui-mlflow deploy worker bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first: the pinned version is a CPU build on this machine's disk (no CUDA download)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The whole pipeline on the local profile, then the summary table.
+demo: $(STAMP)
+	$(PY) -m flows.post_training --params params.yaml --profile local
+	@echo
+	@echo "Summary:      reports/summary.json"
+	@echo "Validation:   reports/validation/ (Great Expectations Data Docs)"
+	@echo "MLflow UI:    make ui-mlflow   then open http://127.0.0.1:5000"
+	@echo "Prefect UI:   make ui-prefect  then open http://127.0.0.1:4200"
+
+## The whole test suite (unit, validation, component, end-to-end, infra).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Only the fast tiers (no training, no servers).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check components flows tests bench
+	$(VENV)/bin/ruff format --check components flows tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format components flows tests bench
+	$(VENV)/bin/ruff check --fix components flows tests bench
+
+ui-mlflow: $(STAMP)
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlflow/mlflow.db \
+	  --artifacts-destination mlflow/artifacts --host 127.0.0.1 --port 5000
+
+ui-prefect: $(STAMP)
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+## Register the deployments of prefect.yaml (needs `make ui-prefect` running).
+deploy: $(STAMP)
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect work-pool create local-process --type process --overwrite
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect --no-prompt deploy --all
+
+## A worker that runs flow runs triggered from the UI.
+worker: $(STAMP)
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect worker start --pool local-process
+
+bench: $(STAMP)
+	$(PY) bench/demo_bench.py
+
+clean:
+	rm -rf artifacts reports mlflow/mlflow.db mlflow/artifacts .prefect

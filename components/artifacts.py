@@ -1,0 +1,115 @@
+"""Artifacts on disk: JSONL/parquet I/O, content digests, and stage cache keys.
+
+Stages meet only through artifacts, so a stage's cache key is a hash of its config, the
+digests of its input artifacts and the source of the code that produces it: the same key
+means the same result, and the key also names the stage's output directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+COMPONENTS_DIR = Path(__file__).resolve().parent
+# Helpers every stage leans on: a change to them changes every stage's cache key.
+SHARED_CODE = ("config.py", "artifacts.py", "modeling.py", "generation.py", "answers.py")
+
+
+class DataError(ValueError):
+    """A dataset file is missing or malformed; the message names the file and line."""
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Read a JSONL or parquet dataset as a list of dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path).to_dict(orient="records")
+    if path.suffix not in (".jsonl", ".json"):
+        raise DataError(f"{path}: unsupported dataset format {path.suffix!r} (use .jsonl or .parquet)")
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{lineno}: each line must be a JSON object")
+            records.append(record)
+    return records
+
+
+def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Write records as JSONL atomically, so a crash never leaves half a dataset behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def digest_path(path: str | Path) -> str:
+    """sha256 of a file, or of a directory's relative file names and contents (sorted)."""
+    path = Path(path)
+    hasher = hashlib.sha256()
+    if path.is_file():
+        files = [path]
+        root = path.parent
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "checkpoint-" not in str(p))
+        root = path
+    else:
+        raise DataError(f"cannot digest {path}: no such file or directory")
+    for file in files:
+        hasher.update(str(file.relative_to(root)).encode())
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def code_version(stage_module: str) -> str:
+    """Hash of a stage's source and the shared helpers it builds on."""
+    hasher = hashlib.sha256()
+    for name in (f"{stage_module}.py", *SHARED_CODE):
+        source = COMPONENTS_DIR / name
+        if source.exists():
+            hasher.update(name.encode())
+            hasher.update(source.read_bytes())
+    return hasher.hexdigest()
+
+
+def cache_key(stage: str, cfg: BaseModel, input_digests: Mapping[str, str], module: str | None = None) -> str:
+    """The key of a stage's result: config + input digests + code version."""
+    payload = {
+        "stage": stage,
+        "config": cfg.model_dump(mode="json"),
+        "inputs": dict(sorted(input_digests.items())),
+        "code": code_version(module or stage),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

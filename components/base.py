@@ -1,0 +1,198 @@
+"""Base stage: the model every later stage starts from.
+
+Local profile (`source: scratch`): train a tiny BPE tokenizer on the synthetic corpus, build a
+small Llama-style model from the config and pretrain it briefly on the plain-text math corpus
+(worked problems and arithmetic drills, no chat format), with the loss on the answers only,
+which is what makes a 1M-parameter model learn to read and to carry in minutes. Cluster
+profile (`source: pretrained`): load a Hugging Face model id or path and use it as is.
+
+    python -m components.base --params params.yaml --out artifacts/base/manual
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.artifacts import read_records
+from components.config import StageResult, StrictModel, load_section
+from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
+
+
+class Config(StrictModel):
+    source: Literal["scratch", "pretrained"] = Field("scratch", description="build a tiny model, or load one")
+    model_name_or_path: str | None = Field(None, description="hub id or path (source: pretrained)")
+    vocab_size: int = Field(384, ge=300, le=65536)
+    hidden_size: int = Field(128, ge=16)
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    kv_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(512, ge=16)
+    max_positions: int = Field(256, ge=64)
+    steps: int = Field(1200, ge=0, description="pretraining optimizer steps")
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(3e-3, gt=0, le=1)
+    warmup_steps: int = Field(60, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.source == "pretrained" and not self.model_name_or_path:
+            raise ValueError("source is 'pretrained' but model_name_or_path is not set")
+        if self.hidden_size % self.heads or self.heads % self.kv_heads:
+            raise ValueError("hidden_size must divide by heads, and heads by kv_heads")
+        return self
+
+
+def tokenize_with_loss_mask(tokenizer, texts: list[str], max_length: int):
+    """Token ids per text, and a label mask that is on only for the characters worth predicting."""
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length - 1)
+    rows = []
+    for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"], strict=True):
+        predictable = loss_chars(text)
+        mask = [predictable[start] if start < len(text) else False for start, _ in offsets]
+        rows.append((ids + [tokenizer.eos_token_id], mask + [True]))
+    return rows
+
+
+def loss_chars(text: str) -> list[bool]:
+    """Which characters carry loss: a worked problem's answer part, or each drill line's result.
+
+    The question's numbers are random, so predicting them only adds noise: a tiny model
+    trained on whole lines stalls, trained on the answers it learns to read and to carry.
+    """
+    marker = text.find("\nA: ")
+    if marker >= 0:
+        start = marker + len("\nA: ")
+        return [i >= start for i in range(len(text))]
+    flags, inside = [], False
+    for char in text:
+        if char == "=":
+            flags.append(False)
+            inside = True
+        elif char == "\n":
+            flags.append(inside)
+            inside = False
+        else:
+            flags.append(inside)
+    return flags
+
+
+def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
+    """Plain torch loop; returns the loss every 10 steps."""
+    import torch
+    from tqdm.auto import tqdm
+
+    rows = tokenize_with_loss_mask(tokenizer, texts, cfg.max_positions)
+    buckets = length_buckets(rows)
+    bucket_weights = torch.tensor([len(b) for b in buckets], dtype=torch.float)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, cfg))
+    model.train()
+    curve, running = [], []
+    progress = tqdm(range(cfg.steps), desc="pretraining base", unit="step")
+    for step in progress:
+        bucket = buckets[torch.multinomial(bucket_weights, 1, generator=generator).item()]
+        picks = torch.randint(len(bucket), (cfg.batch_size,), generator=generator).tolist()
+        input_ids, labels = _collate([bucket[i] for i in picks], tokenizer.pad_token_id)
+        loss = model(input_ids=input_ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        running.append(loss.item())
+        if (step + 1) % 10 == 0:
+            curve.append(sum(running) / len(running))
+            running.clear()
+            progress.set_postfix(loss=f"{curve[-1]:.3f}")
+    model.eval()
+    return curve
+
+
+def length_buckets(rows: list, count: int = 4) -> list[list]:
+    """Rows split into length quartiles: a batch drawn from one pads far less (drills are short)."""
+    ordered = sorted(rows, key=lambda row: len(row[0]))
+    size = -(-len(ordered) // count)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _lr_factor(step: int, cfg: Config) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _collate(rows, pad_id: int):
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for i, (ids, mask) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)])
+    return input_ids, labels
+
+
+def tokenizer_corpus(inputs: dict[str, str]) -> list[str]:
+    """Pretraining text plus the SFT conversations, so the tokenizer knows the words too."""
+    texts = [r["text"] for r in read_records(inputs["pretrain"])]
+    for record in read_records(inputs["sft"]):
+        texts.extend(m["content"] for m in record["messages"])
+    return texts
+
+
+def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
+    """Build (or load) the base model and save it under `out_dir/model`."""
+    start = time.perf_counter()
+    model_dir = Path(out_dir) / "model"
+    if cfg.source == "pretrained":
+        # Nothing to train: record where the model comes from; later stages load it from there.
+        tokenizer, model = load_tokenizer(cfg.model_name_or_path), load_model(cfg.model_name_or_path)
+        return StageResult(
+            stage="base",
+            outputs={"model": cfg.model_name_or_path},
+            metrics={"parameters": float(count_parameters(model))},
+            info={"source": "pretrained", "vocab_size": len(tokenizer)},
+            wall_seconds=time.perf_counter() - start,
+        )
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    tokenizer = train_tokenizer(tokenizer_corpus(inputs), cfg.vocab_size)
+    model = build_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.heads, cfg.kv_heads, cfg.intermediate_size, cfg.max_positions, cfg.seed)
+    texts = [r["text"] for r in read_records(inputs["pretrain"])]
+    curve = pretrain(model, tokenizer, texts, cfg) if cfg.steps else []
+    save_pretrained(model, tokenizer, model_dir)
+    return StageResult(
+        stage="base",
+        outputs={"model": str(model_dir)},
+        metrics={"parameters": float(count_parameters(model)), "final_loss": curve[-1] if curve else float("nan")},
+        curves={"pretrain_loss": curve},
+        info={"source": "scratch", "vocab_size": len(tokenizer)},
+        wall_seconds=time.perf_counter() - start,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--profile", default="local")
+    parser.add_argument("--pretrain", default="data/pretrain.jsonl")
+    parser.add_argument("--sft", default="data/sft.jsonl")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    cfg = load_section(args.params, "base", Config, args.profile)
+    print(run(cfg, {"pretrain": args.pretrain, "sft": args.sft}, args.out).model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Loading `params.yaml` into the stages' pydantic configs, and the result every stage returns.
+
+`params.yaml` holds one section per stage. Its top-level keys are the local profile; a
+`profiles:` mapping holds overrides (e.g. `cluster`) that are deep-merged on top. Errors name
+the file and the dotted key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROFILES_KEY = "profiles"
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class ParamsError(ValueError):
+    """`params.yaml` (or a stage's config) is wrong; the message names the file and key."""
+
+
+class StrictModel(BaseModel):
+    """Base of every config: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StageResult(BaseModel):
+    """What a stage hands back: where its outputs are and what it measured."""
+
+    stage: str
+    outputs: dict[str, str] = Field(default_factory=dict, description="name -> path of each output")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    curves: dict[str, list[float]] = Field(default_factory=dict, description="per-step histories")
+    info: dict[str, Any] = Field(default_factory=dict, description="non-numeric facts worth logging")
+    wall_seconds: float = 0.0
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return `base` with `override` merged in; nested mappings merge, everything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_params(path: str | Path, profile: str = "local") -> dict:
+    """Read `params.yaml` and apply `profile`'s overrides. `local` is the top level itself."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of stage sections at the top level")
+    profiles = raw.pop(PROFILES_KEY, {}) or {}
+    if profile == "local":
+        return raw
+    if profile not in profiles:
+        known = ", ".join(["local", *profiles]) or "local"
+        raise ParamsError(f"{path}: unknown profile {profile!r} (known: {known})")
+    return deep_merge(raw, profiles[profile] or {})
+
+
+def validate_config(model: type[C], data: Any, source: str) -> C:
+    """Build `model` from `data`; on failure raise ParamsError naming `source` and each bad key."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ParamsError(describe_validation_error(exc, source)) from None
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  - {key}: unknown key (check the spelling; see params.yaml for the known keys)")
+        else:
+            lines.append(f"  - {key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_section(path: str | Path, section: str, model: type[C], profile: str = "local") -> C:
+    """Load one stage's section of `params.yaml` as its config model (what a stage CLI does)."""
+    params = read_params(path, profile)
+    return validate_config(model, params.get(section), f"{path} [{section}]")

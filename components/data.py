@@ -1,0 +1,249 @@
+"""Data stage: write the datasets every later stage reads, in TRL's standard formats.
+
+By default it generates synthetic, verifiable math: multi-step arithmetic word problems with
+step-by-step solutions and a boxed final answer. Generation is deterministic for a seed, so
+the DVC hash of `data/` is reproducible. With `source: files` it normalizes the user's own
+JSONL/parquet files (same formats) into `data/` instead.
+
+    python -m components.data --params params.yaml [--profile local]
+
+Files written (one per dataset kind):
+    pretrain.jsonl  {"text"}: plain-text math (worked problems, arithmetic drills) for the base
+    sft.jsonl       {"messages"}: user question, assistant solution
+    prefs.jsonl     {"prompt", "chosen", "rejected"}: correct vs. flawed solution
+    rl.jsonl        {"prompt", "answer"}: RL prompts with a verifiable answer
+    eval.jsonl      {"prompt", "answer"}: held out, never in any training set
+    probe.jsonl     {"prompt", "answer"}: bare arithmetic, a base-capability probe
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.answers import format_solution
+from components.artifacts import DataError, digest_path, read_records, write_records
+from components.config import StageResult, StrictModel, load_section
+
+DATASET_KINDS = ("pretrain", "sft", "prefs", "rl", "eval", "probe")
+REQUIRED_USER_KINDS = ("sft", "prefs", "rl", "eval")
+
+NAMES = ("Ana", "Ben", "Cai", "Dev", "Eva", "Fay", "Gus", "Ivy", "Jon", "Kim", "Leo", "Mia")
+ITEMS = ("apples", "books", "coins", "marbles", "pens", "shells", "stamps", "cards")
+GAINS = ("buys {n} more", "finds {n} more", "gets {n} more", "is given {n} more")
+LOSSES = ("gives away {n}", "loses {n}", "sells {n}", "uses {n}")
+
+
+class Config(StrictModel):
+    source: Literal["synthetic", "files"] = Field("synthetic", description="generate, or read `files`")
+    out_dir: str = Field("data", description="the DVC-tracked data folder")
+    seed: int = 1234
+    n_pretrain: int = Field(40000, ge=0, description="plain-text documents for base pretraining")
+    pretrain_worked_fraction: float = Field(0.5, ge=0, le=1, description="share of worked problems (the rest: drills)")
+    n_sft: int = Field(3000, ge=1)
+    n_prefs: int = Field(800, ge=1)
+    n_rl: int = Field(800, ge=1)
+    n_eval: int = Field(200, ge=1)
+    n_probe: int = Field(200, ge=1)
+    min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
+    max_steps: int = Field(3, ge=1, le=6, description="operations per word problem, at most")
+    max_operand: int = Field(99, ge=9, le=999, description="largest number in a problem")
+    files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"], str] = Field(
+        default_factory=dict, description="kind -> path of your JSONL/parquet file (source: files)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) is larger than max_steps ({self.max_steps})")
+        if self.source == "files":
+            missing = [kind for kind in REQUIRED_USER_KINDS if kind not in self.files]
+            if missing:
+                raise ValueError(f"source is 'files' but files has no entry for: {', '.join(missing)}")
+        return self
+
+
+# ---------------------------------------------------------------- synthetic problems
+
+
+def make_problem(rng: random.Random, cfg: Config) -> tuple[str, list[str], int]:
+    """One word problem: (question, reasoning steps, answer). All values stay non-negative."""
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    value = rng.randint(10, cfg.max_operand)
+    clauses, steps = [], []
+    for _ in range(rng.randint(cfg.min_steps, cfg.max_steps)):
+        if value > 1 and rng.random() < 0.5:
+            n = rng.randint(1, min(value - 1, cfg.max_operand))
+            clauses.append(rng.choice(LOSSES).format(n=n))
+            steps.append(f"{value}-{n}={value - n}")
+            value -= n
+        else:
+            n = rng.randint(1, cfg.max_operand)
+            clauses.append(rng.choice(GAINS).format(n=n))
+            steps.append(f"{value}+{n}={value + n}")
+            value += n
+    start = steps[0].split("+")[0].split("-")[0]
+    actions = ", then ".join(clauses)
+    question = f"{name} has {start} {item}. {name} {actions}. How many {item} does {name} have now?"
+    return question, steps, value
+
+
+def corrupt_solution(rng: random.Random, steps: list[str], answer: int) -> str:
+    """A plausible but wrong solution: an arithmetic slip that propagates, or a wrong final answer."""
+    if rng.random() < 0.7:
+        bad_at = rng.randrange(len(steps))
+        new_steps, carry = [], None
+        for i, step in enumerate(steps):
+            left, result = step.split("=")
+            op = "+" if "+" in left else "-"
+            a, b = (int(x) for x in left.split(op))
+            a = carry if carry is not None else a
+            value = a + b if op == "+" else a - b
+            if i == bad_at:
+                value += rng.choice((-10, -2, -1, 1, 2, 10))
+            new_steps.append(f"{a}{op}{b}={value}")
+            carry = value
+        if carry != answer:
+            return format_solution(new_steps, str(carry))
+    wrong = answer + rng.choice((-3, -1, 1, 3, 11))
+    return format_solution(steps, str(wrong))
+
+
+def chat_prompt(question: str) -> list[dict]:
+    return [{"role": "user", "content": question}]
+
+
+def worked_problem_text(question: str, steps: list[str], answer: int) -> str:
+    """A worked problem as plain text, as a math corpus would have it (no chat format)."""
+    return f"Q: {question}\nA: " + "\n".join(steps) + f"\nSo the answer is {answer}."
+
+
+def drill_text(rng: random.Random, cfg: Config) -> str:
+    """An arithmetic drill like `23+15=38\n38-7=31`: the same line format as reasoning steps."""
+    _, steps, _ = make_problem(rng, cfg)
+    return "\n".join(steps)
+
+
+def pretrain_corpus(rng: random.Random, cfg: Config, worked: list[tuple[str, list[str], int]]) -> list[dict]:
+    texts = [worked_problem_text(*problem) for problem in worked]
+    texts += [drill_text(rng, cfg) for _ in range(cfg.n_pretrain - len(worked))]
+    rng.shuffle(texts)
+    return [{"text": text} for text in texts]
+
+
+def generate(cfg: Config) -> dict[str, list[dict]]:
+    """Every dataset, deterministic for `cfg.seed`; eval questions never appear in training sets."""
+    rng = random.Random(cfg.seed)
+    n_worked = round(cfg.n_pretrain * cfg.pretrain_worked_fraction)
+    needed = cfg.n_eval + cfg.n_sft + cfg.n_prefs + cfg.n_rl + n_worked
+    problems, seen = [], set()
+    attempts = 0
+    while len(problems) < needed:
+        attempts += 1
+        if attempts > needed * 50:
+            raise DataError(f"cannot draw {needed} distinct problems: raise max_operand or max_steps")
+        question, steps, answer = make_problem(rng, cfg)
+        if question not in seen:
+            seen.add(question)
+            problems.append((question, steps, answer))
+    cuts = [cfg.n_eval, cfg.n_eval + cfg.n_sft, cfg.n_eval + cfg.n_sft + cfg.n_prefs]
+    cuts.append(cuts[-1] + cfg.n_rl)
+    eval_p, sft_p, pref_p = problems[: cuts[0]], problems[cuts[0] : cuts[1]], problems[cuts[1] : cuts[2]]
+    rl_p, worked = problems[cuts[2] : cuts[3]], problems[cuts[3] :]
+
+    def verifiable(batch):
+        return [{"prompt": chat_prompt(q), "answer": str(a), "solution": format_solution(s, str(a))} for q, s, a in batch]
+
+    probe: dict[str, dict] = {}
+    while len(probe) < cfg.n_probe:
+        a, b = rng.randint(10, cfg.max_operand), rng.randint(1, cfg.max_operand)
+        op = rng.choice("+-") if a > b else "+"
+        probe.setdefault(f"{a}{op}{b}=", {"prompt": f"{a}{op}{b}=", "answer": str(a + b if op == "+" else a - b)})
+    return {
+        "pretrain": pretrain_corpus(rng, cfg, worked),
+        "sft": [
+            {"messages": [*chat_prompt(q), {"role": "assistant", "content": format_solution(s, str(a))}]}
+            for q, s, a in sft_p
+        ],
+        "prefs": [
+            {
+                "prompt": chat_prompt(q),
+                "chosen": [{"role": "assistant", "content": format_solution(s, str(a))}],
+                "rejected": [{"role": "assistant", "content": corrupt_solution(rng, s, a)}],
+            }
+            for q, s, a in pref_p
+        ],
+        "rl": verifiable(rl_p),
+        "eval": verifiable(eval_p),
+        "probe": list(probe.values()),
+    }
+
+
+# ---------------------------------------------------------------- user files
+
+
+def _as_messages(value, role: str):
+    return [{"role": role, "content": value}] if isinstance(value, str) else value
+
+
+def normalize_user_records(kind: str, records: list[dict]) -> list[dict]:
+    """Accept plain-string prompts/completions too; store the conversational form."""
+    out = []
+    for record in records:
+        record = dict(record)
+        if kind in ("rl", "eval", "prefs") and "prompt" in record:
+            record["prompt"] = _as_messages(record["prompt"], "user")
+        if kind == "prefs":
+            for key in ("chosen", "rejected"):
+                if key in record:
+                    record[key] = _as_messages(record[key], "assistant")
+        if "answer" in record and not isinstance(record["answer"], str):
+            record["answer"] = str(record["answer"])
+        out.append(record)
+    return out
+
+
+def load_user_files(cfg: Config) -> dict[str, list[dict]]:
+    datasets = {}
+    for kind, path in cfg.files.items():
+        records = read_records(path)
+        if not records:
+            raise DataError(f"{path}: the {kind} file is empty")
+        datasets[kind] = normalize_user_records(kind, records)
+    return datasets
+
+
+# ---------------------------------------------------------------- stage entry points
+
+
+def run(cfg: Config, inputs: dict[str, str] | None = None) -> StageResult:
+    """Write every dataset under `cfg.out_dir`; returns their paths, counts and the folder digest."""
+    start = time.perf_counter()
+    datasets = generate(cfg) if cfg.source == "synthetic" else load_user_files(cfg)
+    out_dir = Path(cfg.out_dir)
+    outputs = {kind: str(write_records(out_dir / f"{kind}.jsonl", rows)) for kind, rows in datasets.items()}
+    return StageResult(
+        stage="data",
+        outputs={"data_dir": str(out_dir), **outputs},
+        metrics={f"count_{kind}": float(len(rows)) for kind, rows in datasets.items()},
+        info={"source": cfg.source, "data_digest": digest_path(out_dir)},
+        wall_seconds=time.perf_counter() - start,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--profile", default="local")
+    args = parser.parse_args(argv)
+    result = run(load_section(args.params, "data", Config, args.profile))
+    print(result.model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Tokenizers and models: build the tiny local ones from a config, or load real ones by path/id.
+
+The local profile never touches a model hub: it trains a byte-level BPE tokenizer (digits
+split one per token, a ChatML template with `{% generation %}` markers for assistant-only
+loss) on the synthetic corpus and builds a small Llama-style model from a config. The
+cluster profile loads a Hugging Face model id or a local/volume path with the same code
+every stage uses (`load_model`), so that path is exercised by the local tests too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PAD, EOS, IM_START = "<|endoftext|>", "<|im_end|>", "<|im_start|>"
+SPECIAL_TOKENS = [PAD, IM_START, EOS]
+
+# ChatML. The assistant turn ends at <|im_end|> with no trailing newline, so preference and
+# RL formats score exactly the tokens SFT trained on.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer could not be loaded from the given path or id."""
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """Train a byte-level BPE on `texts` and wrap it as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    # Digits one per token: arithmetic generalizes far better than with merged numbers.
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token=PAD, eos_token=EOS, bos_token=None, unk_token=None
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "left"  # generation pads on the left; trainers set their own side
+    return tokenizer
+
+
+def build_model(tokenizer, hidden_size: int, layers: int, heads: int, kv_heads: int, intermediate: int, max_positions: int, seed: int):
+    """A small Llama-style causal LM with tied embeddings, sized for the tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(config)
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load a tokenizer from {name_or_path!r}: {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise ModelLoadError(f"{name_or_path!r}: the tokenizer has no chat template; the stages need one")
+    return tokenizer
+
+
+def load_model(name_or_path: str, dtype: str = "float32"):
+    """Load a causal LM by local path or hub id (offline unless HF_HUB_OFFLINE=0)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if not Path(name_or_path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in name_or_path:
+        raise ModelLoadError(f"model path {name_or_path!r} does not exist")
+    try:
+        return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load a model from {name_or_path!r}: {exc}") from exc
+
+
+def save_pretrained(model, tokenizer, out_dir: str | Path, max_new_tokens: int = 64) -> Path:
+    """Save model + tokenizer in HF format (safetensors) with a generation config that fits."""
+    out_dir = Path(out_dir)
+    model.generation_config.max_new_tokens = max_new_tokens
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = None
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,1 @@
+"""Prefect flows: the only layer that knows about orchestration."""

@@ -1,0 +1,57 @@
+"""The pipeline's parameters: one pydantic model made of each stage's own config.
+
+This is what `params.yaml` validates against, what the CLI loads, and what the Prefect UI
+renders as the typed form of the `post-training` deployment. The field defaults are the local
+profile; `params.yaml` spells them out (a test keeps the two equal) and adds profiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from components.base import Config as BaseConfig
+from components.data import Config as DataConfig
+from components.evaluate import Config as EvaluateConfig
+from components.sft import Config as SFTConfig
+from components.validate import Config as ValidationConfig
+from components.config import StrictModel, read_params, validate_config
+
+
+class TrackingConfig(StrictModel):
+    tracking_uri: str = Field("sqlite:///mlflow/mlflow.db", description="MLflow tracking (and registry) URI")
+    artifact_location: str | None = Field("mlflow/artifacts", description="where a new experiment stores artifacts")
+    experiment: str = Field("post-training", min_length=1)
+    registered_model: str = Field("r1-tiny-math", min_length=1, description="MLflow registered model name")
+
+
+class PromotionConfig(StrictModel):
+    metric: str = Field("pass@1", description="held-out metric the champion must be beaten on")
+    min_improvement: float = Field(0.0, ge=0.0, le=1.0, description="required margin over the champion")
+
+
+class PathsConfig(StrictModel):
+    artifacts_dir: str = Field("artifacts", description="stage outputs, one folder per cache key")
+    reports_dir: str = Field("reports", description="summary.json and validation reports")
+
+
+class PipelineParams(StrictModel):
+    """Every knob of the post-training pipeline."""
+
+    profile: str = Field("local", description="the params.yaml profile these values came from")
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    base: BaseConfig = Field(default_factory=BaseConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+
+
+def load_params(path: str | Path = "params.yaml", profile: str = "local") -> PipelineParams:
+    """`params.yaml` (with `profile` applied) as PipelineParams; errors name the file and key."""
+    values = read_params(path, profile)
+    values["profile"] = profile
+    return validate_config(PipelineParams, values, str(path))

@@ -1,0 +1,65 @@
+"""Render `reports/summary.json` as the table the demo prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = (
+    ("stage", "stage"),
+    ("eval.pass@1", "pass@1"),
+    ("eval.maj@8", "maj@8"),
+    ("eval.pass@8", "pass@8"),
+    ("eval.probe_accuracy", "probe"),
+    ("eval.mean_length", "length"),
+    ("final_loss", "loss"),
+    ("wall_seconds", "seconds"),
+    ("cached", "cached"),
+)
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return "-" if value is None else str(value)
+
+
+def format_summary(summary: dict) -> str:
+    rows = []
+    for stage, row in summary.get("stages", {}).items():
+        values = {"stage": stage, "wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), **row.get("metrics", {})}
+        rows.append([_cell(values.get(key)) for key, _ in COLUMNS])
+    headers = [title for _, title in COLUMNS]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    model, alias = summary.get("model"), summary.get("alias")
+    if model:
+        new = "newly registered" if model.get("newly_registered") else "already registered: nothing new"
+        lines.append(f"\nmodel: {model['name']} v{model['version']} ({new})")
+    if alias:
+        verdict = "champion" if alias["promoted"] else "challenger only"
+        lines.append(f"alias: {verdict}: {alias['reason']}")
+    lineage = summary.get("lineage", {})
+    if lineage:
+        lines.append(f"data: {lineage.get('data_md5', '?')} ({lineage.get('data_versioned_by', '?')}); validation: {lineage.get('validation_status', '?')}")
+    if "pipeline_wall_seconds" in summary:
+        lines.append(f"pipeline: {summary['pipeline_wall_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    path = Path((argv or sys.argv[1:] or ["reports/summary.json"])[0])
+    if not path.is_file():
+        print(f"error: no summary at {path}: run the pipeline first (make demo)", file=sys.stderr)
+        return 2
+    print(format_summary(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

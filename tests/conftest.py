@@ -1,0 +1,150 @@
+"""Shared fixtures: tiny params, a scratch project (git + DVC), and real servers on 127.0.0.1.
+
+Servers are started once per session and always stopped, even when a test fails: a test never
+leaves a process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# Isolate Prefect's home (its result cache lives there) and keep everything offline, before
+# anything imports prefect, mlflow or transformers.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="prefect-home-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+def tiny_overrides() -> dict:
+    """A pipeline small enough to run end to end in well under a minute."""
+    return {
+        "data": {"n_pretrain": 3000, "n_sft": 200, "n_prefs": 40, "n_rl": 40, "n_eval": 24, "n_probe": 20},
+        "base": {"steps": 40, "hidden_size": 64, "intermediate_size": 128, "layers": 2, "warmup_steps": 5},
+        "sft": {"max_steps": 12, "save_steps": 6, "batch_size": 8, "logging_steps": 2},
+        "evaluate": {"num_samples": 2, "ks": [1, 2], "max_new_tokens": 48},
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> dict[str, str]:
+    """The tiny synthetic datasets, written once per session."""
+    from components import data
+
+    out = tmp_path_factory.mktemp("tiny-data")
+    result = data.run(data.Config(out_dir=str(out), **tiny_overrides()["data"]))
+    return {k: v for k, v in result.outputs.items() if k != "data_dir"}
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory, tiny_data) -> str:
+    """A tiny base model (a few pretraining steps) shared by the component tests."""
+    from components import base
+
+    out = tmp_path_factory.mktemp("tiny-base")
+    cfg = base.Config(**tiny_overrides()["base"])
+    return base.run(cfg, {"pretrain": tiny_data["pretrain"], "sft": tiny_data["sft"]}, str(out)).outputs["model"]
+
+
+def make_project(root: Path) -> Path:
+    """A scratch project like a fresh clone: git repo, DVC initialized with a local remote."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(root / ".dvc-remote")], cwd=root, check=True, capture_output=True)
+    (root / "README.md").write_text("scratch project\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=root, check=True, env=env)
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group (servers fork workers), then SIGKILL if needed."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def start_mlflow_server(workdir: Path, backend_uri: str | None = None) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    log = workdir / "mlflow-server.log"
+    backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+        "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    process = subprocess.Popen(command, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", 90, process, log)
+    except Exception:
+        stop(process)
+        raise
+    return url, process
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` process (SQLite backend, proxied artifacts) on 127.0.0.1."""
+    workdir = tmp_path_factory.mktemp("mlflow-server")
+    url, process = start_mlflow_server(workdir)
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect API server (prefect_test_harness: a subprocess on a temporary database)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

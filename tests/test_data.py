@@ -1,0 +1,93 @@
+"""Unit tests of the synthetic data generator: deterministic, verifiable, uncontaminated."""
+
+import json
+
+import pytest
+
+from components import data
+from components.answers import extract_answer, is_correct
+from components.artifacts import digest_path, read_records
+
+SMALL = dict(n_pretrain=50, n_sft=120, n_prefs=40, n_rl=40, n_eval=30, n_probe=20)
+
+
+def test_generation_is_deterministic_for_a_seed(tmp_path):
+    first = data.run(data.Config(out_dir=str(tmp_path / "a"), **SMALL))
+    second = data.run(data.Config(out_dir=str(tmp_path / "b"), **SMALL))
+    assert first.info["data_digest"] == second.info["data_digest"]
+    third = data.run(data.Config(out_dir=str(tmp_path / "c"), seed=7, **SMALL))
+    assert third.info["data_digest"] != first.info["data_digest"]
+
+
+def test_counts_and_formats(tmp_path):
+    result = data.run(data.Config(out_dir=str(tmp_path), **SMALL))
+    assert result.metrics == {f"count_{k}": float(SMALL[f"n_{k}"]) for k in data.DATASET_KINDS}
+    sft = read_records(result.outputs["sft"])
+    assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
+    prefs = read_records(result.outputs["prefs"])
+    assert set(prefs[0]) == {"prompt", "chosen", "rejected"}
+    rl = read_records(result.outputs["rl"])
+    assert set(rl[0]) >= {"prompt", "answer"}
+
+
+def test_every_solution_is_verifiably_correct_and_its_steps_add_up():
+    sets = data.generate(data.Config(**SMALL))
+    for record in sets["rl"] + sets["eval"]:
+        assert is_correct(extract_answer(record["solution"]), record["answer"])
+        for line in record["solution"].split("\n")[1:-2]:
+            left, result = line.split("=")
+            assert eval(left) == int(result)  # noqa: S307 - digits and +/- only
+    for record in sets["prefs"]:
+        chosen, rejected = record["chosen"][0]["content"], record["rejected"][0]["content"]
+        assert chosen != rejected
+        assert extract_answer(chosen) != extract_answer(rejected)
+
+
+def test_eval_questions_never_appear_in_training_sets():
+    sets = data.generate(data.Config(**SMALL))
+    eval_questions = {r["prompt"][0]["content"] for r in sets["eval"]}
+    training = {r["messages"][0]["content"] for r in sets["sft"]}
+    training |= {r["prompt"][0]["content"] for r in sets["prefs"] + sets["rl"]}
+    assert not eval_questions & training
+
+
+def test_user_files_are_normalized_to_the_conversational_format(tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "rl.jsonl").write_text(json.dumps({"prompt": "What is 2+3?", "answer": 5}) + "\n")
+    (user / "eval.jsonl").write_text(json.dumps({"prompt": "What is 4+4?", "answer": "8"}) + "\n")
+    (user / "sft.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")
+    (user / "prefs.jsonl").write_text(json.dumps({"prompt": "q", "chosen": "good", "rejected": "bad"}) + "\n")
+    files = {kind: str(user / f"{kind}.jsonl") for kind in ("rl", "eval", "sft", "prefs")}
+    result = data.run(data.Config(source="files", files=files, out_dir=str(tmp_path / "out")))
+    rl = read_records(result.outputs["rl"])
+    assert rl == [{"prompt": [{"role": "user", "content": "What is 2+3?"}], "answer": "5"}]
+    prefs = read_records(result.outputs["prefs"])[0]
+    assert prefs["chosen"] == [{"role": "assistant", "content": "good"}]
+
+
+def test_files_source_requires_the_core_files():
+    with pytest.raises(ValueError, match="no entry for: sft, prefs, rl, eval"):
+        data.Config(source="files", files={})
+
+
+def test_a_missing_user_file_is_named(tmp_path):
+    files = {kind: str(tmp_path / f"{kind}.jsonl") for kind in ("rl", "eval", "sft", "prefs")}
+    with pytest.raises(data.DataError, match=r"not found: .*sft\.jsonl|not found: .*rl\.jsonl"):
+        data.run(data.Config(source="files", files=files, out_dir=str(tmp_path / "out")))
+
+
+def test_a_broken_user_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "sft.jsonl"
+    bad.write_text('{"messages": []}\n{not json\n')
+    with pytest.raises(data.DataError, match=r"sft\.jsonl:2: not valid JSON"):
+        read_records(bad)
+
+
+def test_digest_changes_when_a_byte_changes(tmp_path):
+    result = data.run(data.Config(out_dir=str(tmp_path), **SMALL))
+    before = digest_path(tmp_path)
+    path = tmp_path / "eval.jsonl"
+    path.write_text(path.read_text().replace("apples", "pears", 1))
+    assert digest_path(tmp_path) != before
+    assert result.info["data_digest"] == before

@@ -1,0 +1,129 @@
+"""End to end: the `post-training` flow against a real Prefect server and a real MLflow server.
+
+One scratch project (git + DVC) runs the whole flow on tiny settings; then the same run again
+(served from cache, registers nothing); then bad data (stopped at validation, registers
+nothing, moves no alias).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import deep_merge
+from tests.conftest import make_project, tiny_overrides
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+LINEAGE_TAGS = ("data_md5", "params_hash", "git_commit", "prefect_flow_run_id", "validation_status", "parent_model", "model_digest")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="module")
+def params(project, mlflow_server):
+    from flows.params import PipelineParams
+
+    overrides = deep_merge(
+        tiny_overrides(),
+        {
+            "data": {"out_dir": str(project / "data")},
+            "tracking": {"tracking_uri": mlflow_server, "artifact_location": None, "registered_model": "e2e-model"},
+            "paths": {"artifacts_dir": str(project / "artifacts"), "reports_dir": str(project / "reports")},
+        },
+    )
+    return PipelineParams.model_validate(overrides)
+
+
+@pytest.fixture(scope="module")
+def first_run(project, params, prefect_server):
+    from flows.post_training import post_training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        return post_training(params)
+
+
+def client(url):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=url, registry_uri=url)
+
+
+def test_first_run_registers_the_model_with_every_lineage_tag(first_run, project, mlflow_server):
+    version = client(mlflow_server).get_model_version("e2e-model", first_run["model"]["version"])
+    missing = [tag for tag in LINEAGE_TAGS if not version.tags.get(tag)]
+    assert not missing, f"lineage tags missing: {missing}"
+    assert version.tags["validation_status"] == "passed"
+    assert version.tags["data_md5"] == yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
+    assert version.tags["data_md5"].endswith(".dir")
+    assert version.tags["gate.decision"] == "promoted"
+
+
+def test_first_model_becomes_champion_and_challenger(first_run, mlflow_server):
+    mlflow = client(mlflow_server)
+    assert mlflow.get_model_version_by_alias("e2e-model", "champion").version == first_run["model"]["version"]
+    assert mlflow.get_model_version_by_alias("e2e-model", "challenger").version == first_run["model"]["version"]
+    assert first_run["alias"]["promoted"] and "first model" in first_run["alias"]["reason"]
+
+
+def test_summary_file_and_mlflow_runs(first_run, project, mlflow_server):
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    assert set(summary["stages"]) == {"data", "validate", "base", "sft"}
+    for stage in ("base", "sft"):
+        assert "eval.pass@1" in summary["stages"][stage]["metrics"]
+    runs = client(mlflow_server).search_runs(
+        [client(mlflow_server).get_experiment_by_name("post-training").experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow_run_id']}'",
+    )
+    assert {r.info.run_name for r in runs} >= {"data", "validate", "base", "sft", "evaluate-base", "evaluate-sft"}
+    validate_run = next(r for r in runs if r.info.run_name == "validate")
+    artifacts = [a.path for a in client(mlflow_server).list_artifacts(validate_run.info.run_id)]
+    assert "validation_report" in artifacts
+
+
+def test_dvc_pushed_the_data_to_the_local_remote(first_run, project):
+    assert any((project / ".dvc-remote").rglob("*")), "dvc push wrote nothing to the remote"
+
+
+def test_rerun_is_served_from_cache_and_registers_nothing_new(first_run, project, params, mlflow_server):
+    from flows.post_training import post_training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        second = post_training(params)
+    cached = {stage: row["cached"] for stage, row in second["stages"].items() if stage != "data"}
+    assert all(cached.values()), f"not served from cache: {cached}"
+    assert second["model"] == {**first_run["model"], "newly_registered": False}
+    versions = client(mlflow_server).search_model_versions("name = 'e2e-model'")
+    assert len(versions) == 1
+
+
+def test_bad_data_stops_before_training_and_changes_no_alias(first_run, project, params, mlflow_server):
+    from flows.post_training import ValidationFailed, post_training
+
+    bad = project / "bad"
+    bad.mkdir()
+    good = Path(first_run["stages"]["data"]["outputs"]["sft"]).read_text().splitlines()
+    (bad / "sft.jsonl").write_text("\n".join(good[:20] + [json.dumps({"messages": [{"role": "assistant", "content": "no user turn"}]})]) + "\n")
+    for kind in ("prefs", "rl", "eval", "pretrain", "probe"):
+        (bad / f"{kind}.jsonl").write_text(Path(first_run["stages"]["data"]["outputs"][kind]).read_text())
+    files = {kind: str(bad / f"{kind}.jsonl") for kind in ("sft", "prefs", "rl", "eval", "pretrain", "probe")}
+    broken = params.model_copy(update={"data": params.data.model_copy(update={"source": "files", "files": files, "out_dir": str(project / "data-bad")})})
+    mlflow = client(mlflow_server)
+    champion_before = mlflow.get_model_version_by_alias("e2e-model", "champion").version
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        with pytest.raises(ValidationFailed, match=r"sft\.jsonl.*messages"):
+            post_training(broken)
+
+    assert len(mlflow.search_model_versions("name = 'e2e-model'")) == 1
+    assert mlflow.get_model_version_by_alias("e2e-model", "champion").version == champion_before
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    assert summary["lineage"]["validation_status"] == "failed"
+    assert "base" not in summary["stages"]
