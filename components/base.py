@@ -24,7 +24,7 @@ from components.config import StageResult, StrictModel, load_section
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
 
 
-class Config(StrictModel):
+class BaseConfig(StrictModel):
     source: Literal["scratch", "pretrained"] = Field("scratch", description="build a tiny model, or load one")
     model_name_or_path: str | None = Field(None, description="hub id or path (source: pretrained)")
     vocab_size: int = Field(384, ge=300, le=65536)
@@ -41,12 +41,15 @@ class Config(StrictModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> Config:
+    def _check(self) -> BaseConfig:
         if self.source == "pretrained" and not self.model_name_or_path:
             raise ValueError("source is 'pretrained' but model_name_or_path is not set")
         if self.hidden_size % self.heads or self.heads % self.kv_heads:
             raise ValueError("hidden_size must divide by heads, and heads by kv_heads")
         return self
+
+
+Config = BaseConfig  # the stage contract's name for it
 
 
 def tokenize_with_loss_mask(tokenizer, texts: list[str], max_length: int):
@@ -89,8 +92,6 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
     from tqdm.auto import tqdm
 
     rows = tokenize_with_loss_mask(tokenizer, texts, cfg.max_positions)
-    buckets = length_buckets(rows)
-    bucket_weights = torch.tensor([len(b) for b in buckets], dtype=torch.float)
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, cfg))
@@ -98,9 +99,8 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
     curve, running = [], []
     progress = tqdm(range(cfg.steps), desc="pretraining base", unit="step")
     for step in progress:
-        bucket = buckets[torch.multinomial(bucket_weights, 1, generator=generator).item()]
-        picks = torch.randint(len(bucket), (cfg.batch_size,), generator=generator).tolist()
-        input_ids, labels = _collate([bucket[i] for i in picks], tokenizer.pad_token_id)
+        picks = torch.randint(len(rows), (cfg.batch_size,), generator=generator).tolist()
+        input_ids, labels = _collate([rows[i] for i in picks], tokenizer.pad_token_id)
         loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -114,13 +114,6 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
             progress.set_postfix(loss=f"{curve[-1]:.3f}")
     model.eval()
     return curve
-
-
-def length_buckets(rows: list, count: int = 4) -> list[list]:
-    """Rows split into length quartiles: a batch drawn from one pads far less (drills are short)."""
-    ordered = sorted(rows, key=lambda row: len(row[0]))
-    size = -(-len(ordered) // count)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _lr_factor(step: int, cfg: Config) -> float:

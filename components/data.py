@@ -39,7 +39,7 @@ GAINS = ("buys {n} more", "finds {n} more", "gets {n} more", "is given {n} more"
 LOSSES = ("gives away {n}", "loses {n}", "sells {n}", "uses {n}")
 
 
-class Config(StrictModel):
+class DataConfig(StrictModel):
     source: Literal["synthetic", "files"] = Field("synthetic", description="generate, or read `files`")
     out_dir: str = Field("data", description="the DVC-tracked data folder")
     seed: int = 1234
@@ -58,7 +58,7 @@ class Config(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> Config:
+    def _check(self) -> DataConfig:
         if self.min_steps > self.max_steps:
             raise ValueError(f"min_steps ({self.min_steps}) is larger than max_steps ({self.max_steps})")
         if self.source == "files":
@@ -66,6 +66,9 @@ class Config(StrictModel):
             if missing:
                 raise ValueError(f"source is 'files' but files has no entry for: {', '.join(missing)}")
         return self
+
+
+Config = DataConfig  # the stage contract's name for it
 
 
 # ---------------------------------------------------------------- synthetic problems
@@ -164,7 +167,7 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
         a, b = rng.randint(10, cfg.max_operand), rng.randint(1, cfg.max_operand)
         op = rng.choice("+-") if a > b else "+"
         probe.setdefault(f"{a}{op}{b}=", {"prompt": f"{a}{op}{b}=", "answer": str(a + b if op == "+" else a - b)})
-    return {
+    datasets = {
         "pretrain": pretrain_corpus(rng, cfg, worked),
         "sft": [
             {"messages": [*chat_prompt(q), {"role": "assistant", "content": format_solution(s, str(a))}]}
@@ -182,6 +185,9 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
         "eval": verifiable(eval_p),
         "probe": list(probe.values()),
     }
+    if not cfg.n_pretrain:  # a pretrained base (cluster profile) needs no pretraining corpus
+        del datasets["pretrain"]
+    return datasets
 
 
 # ---------------------------------------------------------------- user files

@@ -28,7 +28,7 @@ from components.generation import chat_prompts, generate
 from components.modeling import load_model, load_tokenizer
 
 
-class Config(StrictModel):
+class EvaluateConfig(StrictModel):
     max_new_tokens: int = Field(96, ge=1, le=4096)
     num_samples: int = Field(8, ge=1, le=256, description="sampled completions per problem (n)")
     ks: list[int] = Field([1, 4, 8], description="k values for pass@k and maj@k; each <= num_samples")
@@ -39,11 +39,14 @@ class Config(StrictModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> Config:
+    def _check(self) -> EvaluateConfig:
         too_big = [k for k in self.ks if k > self.num_samples or k < 1]
         if too_big:
             raise ValueError(f"ks {too_big} must be between 1 and num_samples ({self.num_samples})")
         return self
+
+
+Config = EvaluateConfig  # the stage contract's name for it
 
 
 # ---------------------------------------------------------------- estimators

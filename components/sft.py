@@ -22,7 +22,7 @@ from components.config import StageResult, StrictModel, load_section
 from components.modeling import load_model, load_tokenizer, save_pretrained
 
 
-class Config(StrictModel):
+class SFTConfig(StrictModel):
     max_steps: int = Field(500, ge=1, description="optimizer steps")
     batch_size: int = Field(32, ge=1, description="per-device batch size")
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -38,6 +38,9 @@ class Config(StrictModel):
     bf16: bool = False
     gradient_checkpointing: bool = False
     deepspeed: str | None = Field(None, description="DeepSpeed config path (cluster profile)")
+
+
+Config = SFTConfig  # the stage contract's name for it
 
 
 def training_args(cfg: Config, checkpoint_dir: Path):

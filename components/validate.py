@@ -79,7 +79,7 @@ BOXED_COLUMNS = {
 }
 
 
-class Config(StrictModel):
+class ValidationConfig(StrictModel):
     report_dir: str = Field("reports/validation", description="folder for the HTML Data Docs and summary.json")
     min_chars: int = Field(1, ge=0, description="shortest allowed text (after stripping whitespace)")
     max_chars: int = Field(4000, ge=1, description="longest allowed text: pretrain text, prompt, response, solution")
@@ -94,10 +94,13 @@ class Config(StrictModel):
     example_chars: int = Field(240, ge=40, description="example rows in failure messages are cut to this length")
 
     @model_validator(mode="after")
-    def _check(self) -> Config:
+    def _check(self) -> ValidationConfig:
         if self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})")
         return self
+
+
+Config = ValidationConfig  # the stage contract's name for it
 
 
 # ---------------------------------------------------------------- reading and flattening

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from components.base import Config as BaseConfig
-from components.data import Config as DataConfig
-from components.evaluate import Config as EvaluateConfig
-from components.sft import Config as SFTConfig
-from components.validate import Config as ValidationConfig
+from components.base import BaseConfig
+from components.data import DataConfig
+from components.evaluate import EvaluateConfig
+from components.sft import SFTConfig
+from components.validate import ValidationConfig
 from components.config import StrictModel, read_params, validate_config
 
 
@@ -48,6 +48,18 @@ class PipelineParams(StrictModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @model_validator(mode="after")
+    def _base_has_a_corpus(self) -> PipelineParams:
+        if self.base.source != "scratch":
+            return self
+        no_corpus = "pretrain" not in self.data.files if self.data.source == "files" else self.data.n_pretrain == 0
+        if no_corpus:
+            raise ValueError(
+                "base.source is 'scratch', which pretrains on data/pretrain.jsonl, but the data stage writes none: "
+                "set data.files.pretrain (or data.n_pretrain > 0), or use base.source: pretrained"
+            )
+        return self
 
 
 def load_params(path: str | Path = "params.yaml", profile: str = "local") -> PipelineParams:

@@ -109,7 +109,8 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
             raise ValidationFailed(f"data validation failed; nothing was trained or registered:\n  {failures}")
 
         # ---- base model, cold-start SFT, evaluation of both
-        base, cached = stage("base", params.base, {"pretrain": datasets["pretrain"], "sft": datasets["sft"]} if params.base.source == "scratch" else {}, params, force)
+        base_inputs = {"pretrain": datasets["pretrain"], "sft": datasets["sft"]} if params.base.source == "scratch" else {}
+        base, cached = stage("base", params.base, base_inputs, params, force)
         _record(summary, "base", base, cached, cfg=params.base)
         _evaluate(summary, "base", base.outputs["model"], datasets, params, force)
         sft, cached = stage("sft", params.sft, {"model": base.outputs["model"], "sft": datasets["sft"]}, params, force)

@@ -62,3 +62,27 @@ def test_invalid_yaml_is_named(tmp_path):
 def test_stage_cli_section_loading(tmp_path):
     path = write(tmp_path, "sft:\n  max_steps: 7\n")
     assert load_section(path, "sft", SFTConfig).max_steps == 7
+
+
+def test_a_scratch_base_without_a_pretraining_corpus_is_refused(tmp_path):
+    path = write(tmp_path, "data:\n  n_pretrain: 0\n")
+    with pytest.raises(ParamsError, match="base.source is 'scratch'.*writes none"):
+        load_params(path)
+
+
+def test_pipeline_cli_reports_a_bad_params_file_before_doing_anything(tmp_path, capsys):
+    from flows.post_training import main
+
+    path = write(tmp_path, "base:\n  hidden_size: wide\n")
+    assert main(["--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "base.hidden_size" in err and str(path) in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_posttrain_command_dispatches_and_rejects_unknown_commands(capsys):
+    from components.cli import main
+
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert main(["validate", "/nonexistent/file.jsonl"]) == 2

@@ -1,0 +1,40 @@
+"""The Prefect side without a server: typed UI form, deployment file, cache keys."""
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from components.artifacts import cache_key
+from components.sft import Config as SFTConfig
+
+
+def test_flow_parameters_render_as_a_typed_form_with_bounds():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.post_training import post_training
+
+    schema = parameter_schema(post_training).model_dump_for_openapi()
+    definitions = schema["definitions"]
+    assert "PipelineParams" in definitions
+    sft = definitions["SFTConfig"]["properties"]
+    assert sft["max_steps"]["minimum"] == 1
+    assert sft["learning_rate"]["exclusiveMinimum"] == 0
+    assert "description" in sft["resume"]
+
+
+def test_prefect_yaml_points_at_the_flow():
+    spec = yaml.safe_load(Path("prefect.yaml").read_text())
+    deployment = next(d for d in spec["deployments"] if d["name"] == "post-training")
+    path, function = deployment["entrypoint"].split(":")
+    assert Path(path).is_file() and f"def {function}(" in Path(path).read_text()
+    assert deployment["work_pool"]["name"] == "local-process"
+
+
+def test_cache_key_changes_with_config_and_inputs_only():
+    cfg = SFTConfig()
+    key = cache_key("sft", cfg, {"model": "a", "sft": "b"})
+    assert key == cache_key("sft", SFTConfig(), {"sft": "b", "model": "a"})
+    assert key != cache_key("sft", SFTConfig(max_steps=7), {"model": "a", "sft": "b"})
+    assert key != cache_key("sft", cfg, {"model": "a", "sft": "c"})
+    assert isinstance(cfg, BaseModel)
