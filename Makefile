@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 # Everything the pipeline writes stays inside the repository and offline.
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_LOGGING_LEVEL ?= WARNING
+export PREFECT_LOGGING_LEVEL ?= INFO
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1

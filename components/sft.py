@@ -23,14 +23,14 @@ from components.modeling import load_model, load_tokenizer, save_pretrained
 
 
 class SFTConfig(StrictModel):
-    max_steps: int = Field(500, ge=1, description="optimizer steps")
+    max_steps: int = Field(250, ge=1, description="optimizer steps")
     batch_size: int = Field(32, ge=1, description="per-device batch size")
     gradient_accumulation_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(1e-3, gt=0, le=1)
+    learning_rate: float = Field(5e-4, gt=0, le=1)
     warmup_steps: int = Field(25, ge=0)
     lr_scheduler: str = Field("cosine", description="any transformers scheduler name")
     max_length: int = Field(256, ge=16, description="tokens per example; longer ones are truncated")
-    save_steps: int = Field(100, ge=1, description="checkpoint every N steps (what resume restarts from)")
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
     logging_steps: int = Field(10, ge=1)
     seed: int = 0
     resume: bool = Field(True, description="continue from the last checkpoint in the output directory")

@@ -95,13 +95,14 @@ def log_stage(result, cfg: BaseModel | None = None, cached: bool = False, name: 
 
 
 def log_summary(summary: Mapping[str, Any], path: str | Path) -> None:
-    """The pipeline summary: a JSON artifact of the parent run, plus its headline metrics."""
+    """The pipeline summary: a JSON artifact of the parent run, its headline metrics, a chart."""
     mlflow = _mlflow()
     mlflow.log_artifact(str(path))
     for stage, row in summary.get("stages", {}).items():
         for key, value in row.get("metrics", {}).items():
             if _finite(value):
                 mlflow.log_metric(_metric_name(f"{stage}.{key}"), value)
+    mlflow.log_figure(plot_accuracy_by_stage(summary["stages"]), "accuracy_by_stage.png")
 
 
 def log_report(path: str | Path, artifact_path: str) -> None:
@@ -236,6 +237,29 @@ def plot_curves(curves: Mapping[str, list[float]], title: str):
     ax.set_title(title)
     ax.set_xlabel("logging step")
     ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_accuracy_by_stage(stages: Mapping[str, Any]):
+    """Grouped bars: every held-out accuracy metric of every evaluated stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evaluated = {name: row["metrics"] for name, row in stages.items() if "eval.pass@1" in row.get("metrics", {})}
+    keys = sorted({k for m in evaluated.values() for k in m if k.startswith(("eval.pass@", "eval.maj@"))})
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / max(1, len(keys))
+    for i, key in enumerate(keys):
+        xs = [j + i * width for j in range(len(evaluated))]
+        ax.bar(xs, [m.get(key, 0.0) for m in evaluated.values()], width, label=key.removeprefix("eval."))
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(evaluated))], list(evaluated))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out accuracy")
+    ax.legend(ncol=3, fontsize=8)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -91,3 +91,18 @@ def test_digest_changes_when_a_byte_changes(tmp_path):
     path.write_text(path.read_text().replace("apples", "pears", 1))
     assert digest_path(tmp_path) != before
     assert result.info["data_digest"] == before
+
+
+def test_committed_data_dvc_pointer_is_reproduced_by_the_generator(tmp_path):
+    """data.dvc in git names exactly what `params.yaml` generates: the data version is reproducible."""
+    import yaml
+
+    from components.versioning import read_dvc_md5, track_data
+    from flows.params import load_params
+    from tests.conftest import make_project
+
+    project = make_project(tmp_path / "p")
+    cfg = load_params("params.yaml").data.model_copy(update={"out_dir": str(project / "data")})
+    data.run(cfg)
+    facts = track_data(project / "data", push=False)
+    assert facts["data_md5"] == read_dvc_md5("data.dvc") == yaml.safe_load(open("data.dvc"))["outs"][0]["md5"]
