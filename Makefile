@@ -28,6 +28,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# checkov pins older packaging/networkx than the project: it lives in a virtualenv of its own.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+
 ## The whole pipeline on the local profile, then the summary table.
 demo: $(STAMP)
 	$(PY) -m flows.post_training --params params.yaml --profile local
@@ -38,7 +44,7 @@ demo: $(STAMP)
 	@echo "Prefect UI:   make ui-prefect  then open http://127.0.0.1:4200"
 
 ## The whole test suite (unit, validation, component, end-to-end, infra).
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV)
 	$(PY) -m pytest
 
 ## Only the fast tiers (no training, no servers).
@@ -73,4 +79,4 @@ bench: $(STAMP)
 	$(PY) bench/demo_bench.py
 
 clean:
-	rm -rf artifacts reports mlflow/mlflow.db mlflow/artifacts .prefect
+	rm -rf artifacts reports mlflow/mlflow.db mlflow/artifacts .prefect .venv-checkov

@@ -1,7 +1,7 @@
 """`posttrain`: one command for the things users do by hand.
 
-    posttrain validate PATH [--kind sft|prefs|rl|eval|probe|pretrain]   check a dataset file or folder
-    posttrain data|base|sft|evaluate ...                                  run one stage (as a container would)
+posttrain validate PATH [--kind sft|prefs|rl|eval|probe|pretrain]   check a dataset file or folder
+posttrain data|base|sft|evaluate ...                                  run one stage (as a container would)
 """
 
 from __future__ import annotations

@@ -169,10 +169,7 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
         probe.setdefault(f"{a}{op}{b}=", {"prompt": f"{a}{op}{b}=", "answer": str(a + b if op == "+" else a - b)})
     datasets = {
         "pretrain": pretrain_corpus(rng, cfg, worked),
-        "sft": [
-            {"messages": [*chat_prompt(q), {"role": "assistant", "content": format_solution(s, str(a))}]}
-            for q, s, a in sft_p
-        ],
+        "sft": [{"messages": [*chat_prompt(q), {"role": "assistant", "content": format_solution(s, str(a))}]} for q, s, a in sft_p],
         "prefs": [
             {
                 "prompt": chat_prompt(q),

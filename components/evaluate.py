@@ -110,8 +110,16 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
 
     greedy = [o[0] for o in generate(model, tokenizer, prompts, cfg.max_new_tokens, batch_size=cfg.batch_size, desc="greedy")]
     samples = generate(
-        model, tokenizer, prompts, cfg.max_new_tokens, num_samples=cfg.num_samples, temperature=cfg.temperature,
-        top_p=cfg.top_p, batch_size=cfg.batch_size, seed=cfg.seed, desc=f"sampling n={cfg.num_samples}",
+        model,
+        tokenizer,
+        prompts,
+        cfg.max_new_tokens,
+        num_samples=cfg.num_samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        desc=f"sampling n={cfg.num_samples}",
     )
     metrics, rows = score_problems(greedy, samples, references, cfg.ks)
     metrics["mean_length"] = sum(len(tokenizer(g, add_special_tokens=False)["input_ids"]) for g in greedy) / max(1, len(greedy))

@@ -55,9 +55,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
         show_progress=False,
     )
     core.train_from_iterator(texts, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token=PAD, eos_token=EOS, bos_token=None, unk_token=None
-    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS, bos_token=None, unk_token=None)
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.padding_side = "left"  # generation pads on the left; trainers set their own side
     return tokenizer
@@ -112,13 +110,18 @@ def load_model(name_or_path: str, dtype: str = "float32"):
         raise ModelLoadError(f"cannot load a model from {name_or_path!r}: {exc}") from exc
 
 
-def save_pretrained(model, tokenizer, out_dir: str | Path, max_new_tokens: int = 64) -> Path:
-    """Save model + tokenizer in HF format (safetensors) with a generation config that fits."""
-    out_dir = Path(out_dir)
+def set_generation_defaults(model, tokenizer, max_new_tokens: int = 64) -> None:
+    """A generation config that fits a small context (MLflow's signature inference generates)."""
     model.generation_config.max_new_tokens = max_new_tokens
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = None
+
+
+def save_pretrained(model, tokenizer, out_dir: str | Path) -> Path:
+    """Save model + tokenizer in HF format (safetensors)."""
+    out_dir = Path(out_dir)
+    set_generation_defaults(model, tokenizer)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir

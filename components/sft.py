@@ -19,7 +19,7 @@ from pydantic import Field
 
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel, load_section
-from components.modeling import load_model, load_tokenizer, save_pretrained
+from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
 
 class SFTConfig(StrictModel):
@@ -105,10 +105,12 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     )
     trainer.train(resume_from_checkpoint=resume_from)
 
-    # ---- save
-    save_pretrained(trainer.model, tokenizer, out / "model")
+    # ---- save: through the trainer, which gathers ZeRO-3 shards and writes on the main process only
+    set_generation_defaults(trainer.model, tokenizer)
+    trainer.save_model(str(out / "model"))
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: the final model supersedes them
+    if trainer.is_world_process_zero():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: the final model supersedes them
     return StageResult(
         stage="sft",
         outputs={"model": str(out / "model")},

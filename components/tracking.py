@@ -68,7 +68,9 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def log_stage(result, cfg: BaseModel | None = None, cached: bool = False, name: str | None = None, artifacts: Mapping[str, str] | None = None) -> str:
+def log_stage(
+    result, cfg: BaseModel | None = None, cached: bool = False, name: str | None = None, artifacts: Mapping[str, str] | None = None
+) -> str:
     """One nested run for a stage: its config, metrics, curves (with a plot) and small artifacts.
 
     `artifacts` maps an artifact folder name to a local file or folder to upload there.

@@ -150,9 +150,7 @@ def shape(value: Any) -> str:
         return "str"
     if isinstance(value, list) and value:
         for i, turn in enumerate(value, start=1):
-            if not (
-                isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)
-            ):
+            if not (isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)):
                 return f"list whose turn {i} lacks a string 'role' and 'content'"
         return "messages"
     return "empty list" if value == [] else type(value).__name__
@@ -201,9 +199,7 @@ def flatten(kind: str, record: dict) -> dict[str, Any]:
 def to_frame(kind: str, rows: list[tuple[int, Any, str | None]]):
     import pandas as pd
 
-    flat = [
-        {"line": line, "parse_error": error, **({} if error else flatten(kind, record))} for line, record, error in rows
-    ]
+    flat = [{"line": line, "parse_error": error, **({} if error else flatten(kind, record))} for line, record, error in rows]
     # Fixed columns, so an empty or wholly broken file still gets every expectation.
     columns = [
         "line",
@@ -234,17 +230,14 @@ def expectations(kind: str, cfg: Config, eval_keys: list[str]) -> list:
         E.ExpectColumnValuesToBeNull(column="parse_error", **meta("parse", "(line)")),
     ]
     suite += [
-        E.ExpectColumnValuesToBeInSet(column=f"{f}_type", value_set=ALLOWED_SHAPES[s], **meta("schema", f))
-        for f, s in SCHEMA[kind].items()
+        E.ExpectColumnValuesToBeInSet(column=f"{f}_type", value_set=ALLOWED_SHAPES[s], **meta("schema", f)) for f, s in SCHEMA[kind].items()
     ]
     suite += [
         E.ExpectColumnValuesToMatchRegex(column=col, regex=regex, **meta("roles", f))
         for col, (f, regex) in ROLE_COLUMNS.get(kind, {}).items()
     ]
     suite += [
-        E.ExpectColumnValueLengthsToBeBetween(
-            column=col, min_value=cfg.min_chars, max_value=cfg.max_chars, **meta("text length", f)
-        )
+        E.ExpectColumnValueLengthsToBeBetween(column=col, min_value=cfg.min_chars, max_value=cfg.max_chars, **meta("text length", f))
         for col, f in TEXT_COLUMNS[kind].items()
     ]
     suite += [
@@ -252,9 +245,7 @@ def expectations(kind: str, cfg: Config, eval_keys: list[str]) -> list:
         for col, f in BOXED_COLUMNS.get(kind, {}).items()
     ]
     if "answer" in SCHEMA[kind]:
-        suite.append(
-            E.ExpectColumnValuesToMatchRegex(column="answer", regex=cfg.answer_regex, **meta("answer format", "answer"))
-        )
+        suite.append(E.ExpectColumnValuesToMatchRegex(column="answer", regex=cfg.answer_regex, **meta("answer format", "answer")))
     prompt_field = "messages" if kind == "sft" else "prompt"
     if kind in cfg.unique_prompt_kinds:
         suite.append(
@@ -269,11 +260,7 @@ def expectations(kind: str, cfg: Config, eval_keys: list[str]) -> list:
             )
         )
     if kind in TRAIN_KINDS and eval_keys:
-        suite.append(
-            E.ExpectColumnValuesToNotBeInSet(
-                column="prompt_key", value_set=eval_keys, **meta("eval contamination", prompt_field)
-            )
-        )
+        suite.append(E.ExpectColumnValuesToNotBeInSet(column="prompt_key", value_set=eval_keys, **meta("eval contamination", prompt_field)))
     return suite
 
 
@@ -434,9 +421,7 @@ def resolve_inputs(path: Path, kind: str | None) -> dict[str, str]:
     if path.is_file():
         kind = kind or path.stem
         if kind not in KINDS:
-            raise ValueError(
-                f"cannot tell the dataset kind of {path.name!r} from its name; pass --kind ({'|'.join(KINDS)})"
-            )
+            raise ValueError(f"cannot tell the dataset kind of {path.name!r} from its name; pass --kind ({'|'.join(KINDS)})")
         return {kind: str(path)}
     if not path.is_dir():
         raise ValueError(f"no such file or folder: {path}")

@@ -67,6 +67,7 @@ def track_data(data_dir: str | Path, push: bool = True) -> dict[str, str]:
 
 def git_commit(path: str | Path = ".") -> str:
     """The current commit, with `-dirty` when tracked files have uncommitted changes."""
+
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from components.base import BaseConfig
+from components.config import StrictModel, read_params, validate_config
 from components.data import DataConfig
 from components.evaluate import EvaluateConfig
 from components.sft import SFTConfig
 from components.validate import ValidationConfig
-from components.config import StrictModel, read_params, validate_config
 
 
 class TrackingConfig(StrictModel):

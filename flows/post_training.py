@@ -118,7 +118,10 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         final_eval = _evaluate(summary, "sft", sft.outputs["model"], datasets, params, force)
 
         # ---- register with lineage, then the alias gate
-        lineage.update(model_digest=digest_path(sft.outputs["model"]), parent_model=f"base:{_digest(base.outputs['model'])[:16]} ({base.outputs['model']})")
+        lineage.update(
+            model_digest=digest_path(sft.outputs["model"]),
+            parent_model=f"base:{_digest(base.outputs['model'])[:16]} ({base.outputs['model']})",
+        )
         name = params.tracking.registered_model
         version, created = tracking.register_model(sft.outputs["model"], name, lineage, final_eval.metrics)
         metric = params.promotion.metric
@@ -143,7 +146,12 @@ def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: Pip
 
 def _record(summary: dict, label: str, result: StageResult, cached: bool, cfg=None, artifacts=None) -> None:
     tracking.log_stage(result, cfg, cached, name=label, artifacts=artifacts)
-    summary["stages"][label] = {"metrics": dict(result.metrics), "wall_seconds": result.wall_seconds, "cached": cached, "outputs": result.outputs}
+    summary["stages"][label] = {
+        "metrics": dict(result.metrics),
+        "wall_seconds": result.wall_seconds,
+        "cached": cached,
+        "outputs": result.outputs,
+    }
 
 
 def _write_summary(summary: dict, params: PipelineParams, started: float) -> Path:

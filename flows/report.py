@@ -46,7 +46,9 @@ def format_summary(summary: dict) -> str:
         lines.append(f"alias: {verdict}: {alias['reason']}")
     lineage = summary.get("lineage", {})
     if lineage:
-        lines.append(f"data: {lineage.get('data_md5', '?')} ({lineage.get('data_versioned_by', '?')}); validation: {lineage.get('validation_status', '?')}")
+        lines.append(
+            f"data: {lineage.get('data_md5', '?')} ({lineage.get('data_versioned_by', '?')}); validation: {lineage.get('validation_status', '?')}"
+        )
     if "pipeline_wall_seconds" in summary:
         lines.append(f"pipeline: {summary['pipeline_wall_seconds']:.0f} s")
     return "\n".join(lines)

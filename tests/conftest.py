@@ -24,7 +24,8 @@ import pytest
 _PREFECT_HOME = tempfile.mkdtemp(prefix="prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# INFO logs from a Prefect console handler bound to a pytest-captured stream crash once it closes.
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["DVC_NO_ANALYTICS"] = "1"
@@ -44,7 +45,7 @@ def tiny_overrides() -> dict:
     return {
         "data": {"n_pretrain": 3000, "n_sft": 200, "n_prefs": 40, "n_rl": 40, "n_eval": 24, "n_probe": 20},
         "base": {"steps": 40, "hidden_size": 64, "intermediate_size": 128, "layers": 2, "warmup_steps": 5},
-        "sft": {"max_steps": 12, "save_steps": 6, "batch_size": 8, "logging_steps": 2},
+        "sft": {"max_steps": 12, "save_steps": 6, "batch_size": 8, "logging_steps": 2, "warmup_steps": 1, "learning_rate": 2e-3},
         "evaluate": {"num_samples": 2, "ks": [1, 2], "max_new_tokens": 48},
     }
 
@@ -75,7 +76,9 @@ def make_project(root: Path) -> Path:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(root / ".dvc-remote")], cwd=root, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(root / ".dvc-remote")], cwd=root, check=True, capture_output=True
+    )
     (root / "README.md").write_text("scratch project\n")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=root, check=True, env=env)
@@ -119,8 +122,20 @@ def start_mlflow_server(workdir: Path, backend_uri: str | None = None) -> tuple[
     log = workdir / "mlflow-server.log"
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     command = [
-        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
-        "--artifacts-destination", str(workdir / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(workdir / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     process = subprocess.Popen(command, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -75,8 +75,10 @@ def test_sft_resumes_from_the_last_checkpoint_and_ends_where_an_uninterrupted_ru
 def test_evaluate_reports_every_metric(tmp_path, tiny_base_model, tiny_data):
     cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 8})
     result = evaluate.run(cfg, {"model": tiny_base_model, "eval": tiny_data["eval"], "probe": tiny_data["probe"]}, str(tmp_path))
-    for key in ("pass@1", "pass@2", "maj@1", "maj@2", "sample_accuracy", "format_rate", "mean_length", "probe_accuracy"):
-        assert 0.0 <= result.metrics[key] or key == "mean_length"
+    for key in ("pass@1", "pass@2", "maj@1", "maj@2", "sample_accuracy", "format_rate", "probe_accuracy"):
+        assert 0.0 <= result.metrics[key] <= 1.0, key
+    assert result.metrics["pass@2"] >= result.metrics["sample_accuracy"]
+    assert 0 < result.metrics["mean_length"] <= cfg.max_new_tokens
     assert result.metrics["n_problems"] == 8
     rows = [json.loads(line) for line in Path(result.outputs["predictions"]).read_text().splitlines()]
     assert len(rows) == 8 and len(rows[0]["sample_answers"]) == 2

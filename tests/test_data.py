@@ -1,6 +1,7 @@
 """Unit tests of the synthetic data generator: deterministic, verifiable, uncontaminated."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +57,9 @@ def test_user_files_are_normalized_to_the_conversational_format(tmp_path):
     user.mkdir()
     (user / "rl.jsonl").write_text(json.dumps({"prompt": "What is 2+3?", "answer": 5}) + "\n")
     (user / "eval.jsonl").write_text(json.dumps({"prompt": "What is 4+4?", "answer": "8"}) + "\n")
-    (user / "sft.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")
+    (user / "sft.jsonl").write_text(
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+    )
     (user / "prefs.jsonl").write_text(json.dumps({"prompt": "q", "chosen": "good", "rejected": "bad"}) + "\n")
     files = {kind: str(user / f"{kind}.jsonl") for kind in ("rl", "eval", "sft", "prefs")}
     result = data.run(data.Config(source="files", files=files, out_dir=str(tmp_path / "out")))
@@ -105,4 +108,4 @@ def test_committed_data_dvc_pointer_is_reproduced_by_the_generator(tmp_path):
     cfg = load_params("params.yaml").data.model_copy(update={"out_dir": str(project / "data")})
     data.run(cfg)
     facts = track_data(project / "data", push=False)
-    assert facts["data_md5"] == read_dvc_md5("data.dvc") == yaml.safe_load(open("data.dvc"))["outs"][0]["md5"]
+    assert facts["data_md5"] == read_dvc_md5("data.dvc") == yaml.safe_load(Path("data.dvc").read_text())["outs"][0]["md5"]

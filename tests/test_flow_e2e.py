@@ -109,11 +109,15 @@ def test_bad_data_stops_before_training_and_changes_no_alias(first_run, project,
     bad = project / "bad"
     bad.mkdir()
     good = Path(first_run["stages"]["data"]["outputs"]["sft"]).read_text().splitlines()
-    (bad / "sft.jsonl").write_text("\n".join(good[:20] + [json.dumps({"messages": [{"role": "assistant", "content": "no user turn"}]})]) + "\n")
+    (bad / "sft.jsonl").write_text(
+        "\n".join(good[:20] + [json.dumps({"messages": [{"role": "assistant", "content": "no user turn"}]})]) + "\n"
+    )
     for kind in ("prefs", "rl", "eval", "pretrain", "probe"):
         (bad / f"{kind}.jsonl").write_text(Path(first_run["stages"]["data"]["outputs"][kind]).read_text())
     files = {kind: str(bad / f"{kind}.jsonl") for kind in ("sft", "prefs", "rl", "eval", "pretrain", "probe")}
-    broken = params.model_copy(update={"data": params.data.model_copy(update={"source": "files", "files": files, "out_dir": str(project / "data-bad")})})
+    broken = params.model_copy(
+        update={"data": params.data.model_copy(update={"source": "files", "files": files, "out_dir": str(project / "data-bad")})}
+    )
     mlflow = client(mlflow_server)
     champion_before = mlflow.get_model_version_by_alias("e2e-model", "champion").version
 

@@ -1,0 +1,189 @@
+"""MLflow on PostgreSQL, for real: the pipeline's tracking and registry operations against an
+`mlflow server` whose backend store is PostgreSQL, configured as the cluster runs it
+(infra/k8s/mlflow.yaml: its --allowed-hosts, proxied artifacts).
+
+A fresh database per run (`posttrain_test_<random>`, dropped at the end) and a real server
+process on 127.0.0.1 (stopped at the end, even on failure); then components.tracking does what
+the flow does: `setup`, a `pipeline_run` with a stage's nested run from `log_stage`, and the
+champion gate (`promote_if_better`) on model versions. Skipped when nothing accepts
+connections on 127.0.0.1:5432.
+
+    .venv/bin/python -m pytest tests/test_mlflow_postgres.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import tracking
+from components.config import StageResult
+from components.sft import SFTConfig
+from tests.conftest import start_mlflow_server, stop
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+SERVICE_HOST = "mlflow.posttrain.svc.cluster.local:5000"
+
+
+def postgres_accepts_connections() -> bool:
+    try:
+        with socket.create_connection((POSTGRES["host"], POSTGRES["port"]), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def manifest_allowed_hosts() -> str:
+    mlflow = next(d for d in yaml.safe_load_all((REPO / "infra" / "k8s" / "mlflow.yaml").read_text()) if d and d["kind"] == "Deployment")
+    args = mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args[args.index("--allowed-hosts") + 1]
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A fresh PostgreSQL database; dropped (with any leftover connection) afterwards."""
+    if not postgres_accepts_connections():
+        pytest.skip("PostgreSQL does not accept connections on 127.0.0.1:5432")
+    # SQLAlchemy 2.1 (what MLflow uses) maps postgresql:// to psycopg 3: the driver the server needs.
+    psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install 'psycopg[binary]==3.3.9'")
+    from psycopg import sql
+
+    name = f"posttrain_test_{uuid.uuid4().hex[:12]}"
+    # autocommit: CREATE/DROP DATABASE cannot run in a transaction.
+    admin = psycopg.connect(dbname="postgres", autocommit=True, **POSTGRES)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield {"name": name, "uri": f"postgresql://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"}
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def server(database, tmp_path_factory):
+    """`mlflow server` on that database, with the Kubernetes manifest's allowed hosts."""
+    import mlflow
+
+    workdir = tmp_path_factory.mktemp("mlflow-postgres")
+    with pytest.MonkeyPatch.context() as patch:
+        # The server reads --allowed-hosts from this variable too; only the child process needs it.
+        patch.setenv("MLFLOW_SERVER_ALLOWED_HOSTS", manifest_allowed_hosts())
+        url, process = start_mlflow_server(workdir, backend_uri=database["uri"])
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        yield {"url": url, "artifacts": workdir / "artifacts"}
+    finally:
+        stop(process)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def query(database: dict, statement: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(dbname=database["name"], **POSTGRES) as connection:
+        return connection.execute(statement).fetchall()
+
+
+def http_status(url: str, host: str) -> int:
+    request = urllib.request.Request(url, headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_backend_store_is_postgres(server, database):
+    tables = {row[0] for row in query(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"experiments", "runs", "registered_models", "model_versions", "registered_model_aliases"} <= tables
+
+
+def test_service_host_is_allowed_and_others_are_not(server):
+    search = f"{server['url']}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert http_status(search, SERVICE_HOST) == 200
+    assert http_status(search, "attacker.example.com") == 403
+
+
+def test_pipeline_and_stage_runs_are_recorded(server, database):
+    experiment_id = tracking.setup(server["url"], "post-training-postgres")
+    assert tracking.setup(server["url"], "post-training-postgres") == experiment_id, "setup must reuse the experiment"
+    result = StageResult(
+        stage="sft",
+        outputs={"model": "/checkpoints/artifacts/sft/abc/model"},
+        metrics={"final_loss": 0.5, "global_step": 3.0},
+        curves={"train_loss": [1.0, 0.7, 0.5]},
+        info={"resumed_from": None},
+        wall_seconds=1.5,
+    )
+    lineage = {"params_hash": "p" * 64, "git_commit": "unknown", "prefect_flow_run_id": "none", "profile": "cluster"}
+    with tracking.pipeline_run("post-training test", lineage) as parent_id:
+        stage_id = tracking.log_stage(result, SFTConfig(), cached=False, name="sft")
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(server["url"])
+    parent, stage = client.get_run(parent_id), client.get_run(stage_id)
+    assert parent.data.tags["profile"] == "cluster" and parent.info.status == "FINISHED"
+    assert stage.data.tags["mlflow.parentRunId"] == parent_id and stage.data.tags["stage"] == "sft"
+    assert stage.data.metrics["final_loss"] == 0.5 and stage.data.params["max_steps"] == str(SFTConfig().max_steps)
+    assert [m.value for m in client.get_metric_history(stage_id, "train_loss")] == [1.0, 0.7, 0.5]
+    # Artifacts go through the server (proxied) to its artifacts destination.
+    assert {a.path for a in client.list_artifacts(stage_id)} >= {"stage_result.json", "sft_curves.png"}
+    stored = list(server["artifacts"].rglob("stage_result.json"))
+    assert len(stored) == 1 and json.loads(stored[0].read_text())["outputs"] == result.outputs
+    assert query(database, f"SELECT count(*) FROM runs WHERE run_uuid IN ('{parent_id}', '{stage_id}')") == [(2,)]
+
+
+def test_champion_moves_only_past_the_gate(server):
+    from mlflow import MlflowClient
+
+    tracking.setup(server["url"], "post-training-postgres")
+    client = MlflowClient(server["url"])
+    name = f"r1-test-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+
+    def register(pass_at_1: float) -> str:
+        # What tracking.register_model records, without training a model to log.
+        with tracking.pipeline_run("register", {}) as run_id:
+            version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version
+        client.set_model_version_tag(name, version, "metric.pass_at_1", str(pass_at_1))
+        client.set_model_version_tag(name, version, "model_digest", f"digest-{version}")
+        return str(version)
+
+    first = register(0.40)
+    decision = tracking.promote_if_better(name, first, "pass@1", 0.40)
+    assert decision.promoted and decision.champion_before is None and "first model" in decision.reason
+
+    worse = register(0.30)
+    decision = tracking.promote_if_better(name, worse, "pass@1", 0.30)
+    assert not decision.promoted and decision.champion_after == first
+
+    within_margin = register(0.42)
+    decision = tracking.promote_if_better(name, within_margin, "pass@1", 0.42, min_improvement=0.05)
+    assert not decision.promoted and decision.champion_after == first
+
+    better = register(0.55)
+    decision = tracking.promote_if_better(name, better, "pass@1", 0.55, min_improvement=0.05)
+    assert decision.promoted and decision.champion_before == first and decision.champion_after == better
+
+    assert client.get_model_version_by_alias(name, tracking.CHAMPION).version == better
+    assert client.get_model_version_by_alias(name, tracking.CHALLENGER).version == better
+    tags = {v: client.get_model_version(name, v).tags for v in (first, worse, within_margin, better)}
+    assert [tags[v]["gate.decision"] for v in (first, worse, within_margin, better)] == ["promoted", "rejected", "rejected", "promoted"]
+    assert "does not beat champion v1" in tags[worse]["gate.reason"]
+    assert tracking.find_version_by_digest(name, f"digest-{within_margin}").version == within_margin
