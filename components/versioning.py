@@ -72,8 +72,8 @@ def git_commit(path: str | Path = ".") -> str:
         return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True)
 
     head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
-        return "unknown"
+    if head.returncode != 0:  # e.g. in the component image, which records its commit at build time
+        return os.environ.get("POSTTRAIN_GIT_COMMIT", "unknown")
     dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     return head.stdout.strip() + ("-dirty" if dirty else "")
 

@@ -38,3 +38,11 @@ def test_cache_key_changes_with_config_and_inputs_only():
     assert key != cache_key("sft", SFTConfig(max_steps=7), {"model": "a", "sft": "b"})
     assert key != cache_key("sft", cfg, {"model": "a", "sft": "c"})
     assert isinstance(cfg, BaseModel)
+
+
+def test_git_commit_outside_a_checkout_comes_from_the_image(tmp_path, monkeypatch):
+    from components.versioning import git_commit
+
+    monkeypatch.setenv("POSTTRAIN_GIT_COMMIT", "abc123")
+    assert git_commit(tmp_path) == "abc123"
+    assert git_commit(".") not in ("abc123", "unknown")
