@@ -39,7 +39,6 @@ demo: $(STAMP)
 	$(PY) -m flows.post_training --params params.yaml --profile local
 	@echo
 	@echo "Summary:      reports/summary.json"
-	@echo "Validation:   reports/validation/ (Great Expectations Data Docs)"
 	@echo "MLflow UI:    make ui-mlflow   then open http://127.0.0.1:5000"
 	@echo "Prefect UI:   make ui-prefect  then open http://127.0.0.1:4200"
 

@@ -44,6 +44,9 @@ def format_summary(summary: dict) -> str:
     if alias:
         verdict = "champion" if alias["promoted"] else "challenger only"
         lines.append(f"alias: {verdict}: {alias['reason']}")
+    report = summary.get("stages", {}).get("validate", {}).get("outputs", {}).get("report")
+    if report:
+        lines.append(f"validation report: {report}")
     lineage = summary.get("lineage", {})
     if lineage:
         lines.append(
