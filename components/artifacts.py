@@ -81,7 +81,7 @@ def digest_path(path: str | Path) -> str:
         files = [path]
         root = path.parent
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and "checkpoint-" not in str(p))
+        files = sorted(p for p in path.rglob("*") if p.is_file())
         root = path
     else:
         raise DataError(f"cannot digest {path}: no such file or directory")

@@ -102,8 +102,6 @@ def load_model(name_or_path: str, dtype: str = "float32"):
     import torch
     from transformers import AutoModelForCausalLM
 
-    if not Path(name_or_path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in name_or_path:
-        raise ModelLoadError(f"model path {name_or_path!r} does not exist")
     try:
         return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as exc:

@@ -27,6 +27,8 @@ def test_base_model_is_a_loadable_hf_model_with_a_chat_template(tiny_base_model)
 def test_loading_a_missing_model_says_which_path():
     with pytest.raises(ModelLoadError, match="does-not-exist"):
         load_tokenizer("/tmp/does-not-exist")
+    with pytest.raises(ModelLoadError, match="does-not-exist"):
+        load_model("/tmp/does-not-exist")
 
 
 def stop_at(step):
