@@ -14,6 +14,7 @@ COMMANDS = {
     "data": "components.data",
     "base": "components.base",
     "sft": "components.sft",
+    "reward-model": "components.reward_model",
     "evaluate": "components.evaluate",
 }
 

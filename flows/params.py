@@ -15,6 +15,7 @@ from components.base import BaseConfig
 from components.config import StrictModel, read_params, validate_config
 from components.data import DataConfig
 from components.evaluate import EvaluateConfig
+from components.reward_model import RewardModelConfig
 from components.sft import SFTConfig
 from components.validate import ValidationConfig
 
@@ -44,6 +45,7 @@ class PipelineParams(StrictModel):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     base: BaseConfig = Field(default_factory=BaseConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)

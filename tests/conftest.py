@@ -47,6 +47,7 @@ def tiny_overrides() -> dict:
         "base": {"steps": 40, "hidden_size": 64, "intermediate_size": 128, "layers": 2, "warmup_steps": 5},
         "sft": {"max_steps": 12, "save_steps": 6, "batch_size": 8, "logging_steps": 2, "warmup_steps": 1, "learning_rate": 2e-3},
         "evaluate": {"num_samples": 2, "ks": [1, 2], "max_new_tokens": 48},
+        "reward_model": {"max_steps": 4, "batch_size": 4, "logging_steps": 1, "warmup_steps": 0},
     }
 
 
@@ -163,3 +164,13 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_model(tmp_path_factory, tiny_base_model, tiny_data) -> str:
+    """The tiny base after a few SFT steps: the parent of every later stage in component tests."""
+    from components import sft
+
+    out = tmp_path_factory.mktemp("tiny-sft")
+    cfg = sft.Config(**tiny_overrides()["sft"])
+    return sft.run(cfg, {"model": tiny_base_model, "sft": tiny_data["sft"]}, str(out)).outputs["model"]
