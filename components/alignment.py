@@ -26,9 +26,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components import grpo as grpo_stage
-from components.grpo import GRPOStageConfig
 from components.artifacts import DataError, read_records
 from components.config import StageResult, StrictModel, load_section
+from components.grpo import GRPOStageConfig
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "sft")

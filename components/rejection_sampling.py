@@ -80,10 +80,8 @@ def rank(candidates: list[Candidates], keep_per_prompt: int, scorer=None) -> lis
     """Keep each prompt's best responses: by reward-model score, or shortest first without one."""
     all_scores = []
     for c in candidates:
-        if scorer is not None and c.kept:
-            scores = scorer.score([c.prompt] * len(c.kept), c.kept)
-        else:
-            scores = [-float(len(t)) for t in c.kept]
+        use_scorer = scorer is not None and c.kept
+        scores = scorer.score([c.prompt] * len(c.kept), c.kept) if use_scorer else [-float(len(t)) for t in c.kept]
         order = sorted(range(len(c.kept)), key=lambda i: -scores[i])[:keep_per_prompt]
         c.kept = [c.kept[i] for i in order]
         all_scores.append([scores[i] for i in order])
