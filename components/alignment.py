@@ -58,7 +58,9 @@ def _rm_grpo() -> GRPOStageConfig:
 
 class AlignmentConfig(StrictModel):
     method: Literal["dpo", "grpo"] = Field("dpo", description="dpo on preference pairs, or grpo on the reward model")
-    pairs: Literal["on_policy", "dataset"] = Field("on_policy", description="DPO pairs: rejection sampling's, or data/prefs")
+    pairs: Literal["auto", "on_policy", "dataset"] = Field(
+        "auto", description="DPO pairs: rejection sampling's (on_policy), data/prefs (dataset), or on_policy when available"
+    )
     dpo: DPOSettings = Field(default_factory=DPOSettings)
     grpo: GRPOStageConfig = Field(default_factory=_rm_grpo, description="used when method is grpo")
     seed: int = 0

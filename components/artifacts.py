@@ -7,6 +7,7 @@ means the same result, and the key also names the stage's output directory.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -18,8 +19,6 @@ from typing import Any
 from pydantic import BaseModel
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
-# Helpers every stage leans on: a change to them changes every stage's cache key.
-SHARED_CODE = ("config.py", "artifacts.py", "modeling.py", "generation.py", "answers.py")
 
 
 class DataError(ValueError):
@@ -94,14 +93,31 @@ def digest_path(path: str | Path) -> str:
 
 
 def code_version(stage_module: str) -> str:
-    """Hash of a stage's source and the shared helpers it builds on."""
+    """Hash of a stage's source and of every `components` module it imports, transitively."""
     hasher = hashlib.sha256()
-    for name in (f"{stage_module}.py", *SHARED_CODE):
-        source = COMPONENTS_DIR / name
-        if source.exists():
-            hasher.update(name.encode())
-            hasher.update(source.read_bytes())
+    for name in sorted(component_dependencies(stage_module)):
+        hasher.update(name.encode())
+        hasher.update((COMPONENTS_DIR / f"{name}.py").read_bytes())
     return hasher.hexdigest()
+
+
+def component_dependencies(module: str, found: set[str] | None = None) -> set[str]:
+    """`module` and the `components.*` modules it imports (lazily inside functions too)."""
+    found = set() if found is None else found
+    source = COMPONENTS_DIR / f"{module}.py"
+    if module in found or not source.exists():
+        return found
+    found.add(module)
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "components":
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components."):
+            names = [node.module.split(".", 1)[1]]
+        else:
+            continue
+        for name in names:
+            component_dependencies(name, found)
+    return found
 
 
 def cache_key(stage: str, cfg: BaseModel, input_digests: Mapping[str, str], module: str | None = None) -> str:

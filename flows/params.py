@@ -8,16 +8,36 @@ profile; `params.yaml` spells them out (a test keeps the two equal) and adds pro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
+from components.alignment import AlignmentConfig
 from components.base import BaseConfig
 from components.config import StrictModel, read_params, validate_config
 from components.data import DataConfig
+from components.distill import DistillConfig
 from components.evaluate import EvaluateConfig
+from components.grpo import GRPOStageConfig
+from components.rejection_sampling import RejectionSamplingConfig
 from components.reward_model import RewardModelConfig
 from components.sft import SFTConfig
 from components.validate import ValidationConfig
+
+
+class RecipeConfig(StrictModel):
+    """Which stages of the R1 recipe run after the cold-start SFT (each can be switched off)."""
+
+    reward_model: bool = Field(True, description="train a reward model on the preference pairs")
+    grpo: bool = Field(True, description="reasoning RL from the SFT model")
+    rejection_sampling: bool = Field(True, description="sample the RL model, keep verified answers, round-2 SFT on them")
+    round2_from: Literal["base", "policy"] = Field("base", description="round-2 SFT starts from the base (as R1) or the RL model")
+    alignment: bool = Field(True, description="the final DPO (or GRPO-on-reward-model) pass")
+    distill: bool = Field(True, description="distil the final model into a smaller student")
+
+
+def _round2_sft() -> SFTConfig:
+    return SFTConfig(max_steps=300)
 
 
 class TrackingConfig(StrictModel):
@@ -45,7 +65,13 @@ class PipelineParams(StrictModel):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     base: BaseConfig = Field(default_factory=BaseConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
+    grpo: GRPOStageConfig = Field(default_factory=GRPOStageConfig)
+    rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
+    sft_round2: SFTConfig = Field(default_factory=_round2_sft, description="SFT on the rejection-sampled data")
+    alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
@@ -61,6 +87,22 @@ class PipelineParams(StrictModel):
                 "base.source is 'scratch', which pretrains on data/pretrain.jsonl, but the data stage writes none: "
                 "set data.files.pretrain (or data.n_pretrain > 0), or use base.source: pretrained"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _reward_model_consumers_have_one(self) -> PipelineParams:
+        if self.recipe.reward_model:
+            return self
+        if self.recipe.grpo and "reward_model" in self.grpo.rewards:
+            raise ValueError("grpo.rewards uses reward_model, but recipe.reward_model is off: switch it on or drop that reward")
+        if self.recipe.alignment and self.alignment.method == "grpo" and "reward_model" in self.alignment.grpo.rewards:
+            raise ValueError("alignment.method is grpo on the reward model, but recipe.reward_model is off")
+        return self
+
+    @model_validator(mode="after")
+    def _on_policy_pairs_need_rejection_sampling(self) -> PipelineParams:
+        if self.recipe.alignment and self.alignment.pairs == "on_policy" and not self.recipe.rejection_sampling:
+            raise ValueError("alignment.pairs is on_policy (rejection sampling's pairs), but recipe.rejection_sampling is off")
         return self
 
 

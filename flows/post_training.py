@@ -16,6 +16,7 @@ import importlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -90,52 +91,159 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         "prefect_flow_run_id": str(flow_run.id or "none"),
         "profile": params.profile,
     }
-    summary: dict = {"stages": {}, "lineage": lineage}
+    summary: dict = {"stages": {}, "lineage": lineage, "registered": {}}
     with tracking.pipeline_run(f"post-training {flow_run.name or ''}".strip(), lineage) as parent_run_id:
         summary["mlflow_run_id"] = parent_run_id
+        datasets = _prepare_and_validate(summary, lineage, params, force, started)
+        recipe = Recipe(summary, lineage, datasets, params, force)
+        final = recipe.run()
 
-        # ---- data + validation: nothing trains on data that failed its checks
-        data_result, data_version = prepare_data(params)
-        lineage.update(data_version)
-        _record(summary, "data", data_result, cached=False, cfg=params.data)
-        datasets = {k: v for k, v in data_result.outputs.items() if k != "data_dir"}
-        validation, cached = stage("validate", params.validation, datasets, params, force)
-        report_dir = str(Path(validation.outputs["report"]).parent)
-        _record(summary, "validate", validation, cached, cfg=params.validation, artifacts={"validation_report": report_dir})
-        lineage["validation_status"] = "passed" if validation.metrics.get("passed") else "failed"
-        if not validation.metrics.get("passed"):
-            _write_summary(summary, params, started)
-            failures = "\n  ".join(validation.info.get("failures", [])[:10])
-            raise ValidationFailed(f"data validation failed; nothing was trained or registered:\n  {failures}")
-
-        # ---- base model, cold-start SFT, evaluation of both
-        base_inputs = {"pretrain": datasets["pretrain"], "sft": datasets["sft"]} if params.base.source == "scratch" else {}
-        base, cached = stage("base", params.base, base_inputs, params, force)
-        _record(summary, "base", base, cached, cfg=params.base)
-        _evaluate(summary, "base", base.outputs["model"], datasets, params, force)
-        sft, cached = stage("sft", params.sft, {"model": base.outputs["model"], "sft": datasets["sft"]}, params, force)
-        _record(summary, "sft", sft, cached, cfg=params.sft)
-        final_eval = _evaluate(summary, "sft", sft.outputs["model"], datasets, params, force)
-
-        # ---- register with lineage, then the alias gate
-        lineage.update(
-            model_digest=digest_path(sft.outputs["model"]),
-            parent_model=f"base:{_digest(base.outputs['model'])[:16]} ({base.outputs['model']})",
-        )
+        # ---- the final policy: registered under the main name, then the promotion gate
         name = params.tracking.registered_model
-        version, created = tracking.register_model(sft.outputs["model"], name, lineage, final_eval.metrics)
+        version, created = recipe.register(final, name)
         metric = params.promotion.metric
-        decision = tracking.promote_if_better(name, version, metric, final_eval.metrics[metric], params.promotion.min_improvement)
-        summary["model"] = {"name": name, "version": version, "newly_registered": created, "path": sft.outputs["model"]}
+        final_metrics = summary["stages"][final.label]["metrics"]
+        value = final_metrics[f"eval.{metric}"]
+        decision = tracking.promote_if_better(name, version, metric, value, params.promotion.min_improvement)
+        summary["model"] = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
         summary["alias"] = decision.as_dict()
-        logger.info("model %s v%s: %s", name, version, decision.reason)
+        logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
+        if params.recipe.distill:
+            recipe.distill(teacher=final)
         path = _write_summary(summary, params, started)
         tracking.log_summary(summary, path)
     return summary
 
 
-def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: PipelineParams, force: bool) -> StageResult:
-    inputs = {"model": model, "eval": datasets["eval"], "probe": datasets["probe"]}
+def _prepare_and_validate(summary: dict, lineage: dict, params: PipelineParams, force: bool, started: float) -> dict[str, str]:
+    """Data, versioned by DVC, then validation: nothing trains on data that failed its checks."""
+    data_result, data_version = prepare_data(params)
+    lineage.update(data_version)
+    _record(summary, "data", data_result, cached=False, cfg=params.data)
+    datasets = {k: v for k, v in data_result.outputs.items() if k != "data_dir"}
+    validation, cached = stage("validate", params.validation, datasets, params, force)
+    report_dir = str(Path(validation.outputs["report"]).parent)
+    _record(summary, "validate", validation, cached, cfg=params.validation, artifacts={"validation_report": report_dir})
+    lineage["validation_status"] = "passed" if validation.metrics.get("passed") else "failed"
+    if not validation.metrics.get("passed"):
+        _write_summary(summary, params, started)
+        failures = "\n  ".join(validation.info.get("failures", [])[:10])
+        raise ValidationFailed(f"data validation failed; nothing was trained or registered:\n  {failures}")
+    return datasets
+
+
+@dataclass
+class Model:
+    """A model a stage produced: its summary label, its files and the model it was trained from."""
+
+    label: str
+    path: str
+    parent: Model | None = None
+
+
+class Recipe:
+    """The R1 stages in order; each trains from the previous policy, is evaluated and registered.
+
+    `run` goes up to the final policy; the flow registers it behind the gate, then `distill`s it.
+    """
+
+    def __init__(self, summary: dict, lineage: dict, datasets: dict[str, str], params: PipelineParams, force: bool):
+        self.summary, self.lineage, self.data, self.params, self.force = summary, lineage, datasets, params, force
+        self.registered: dict[str, str] = {}  # label -> "name/version", the parents of later models
+        self.reward_model: str | None = None
+        self.base: Model | None = None
+        self.pairs: str | None = None
+
+    def run(self) -> Model:
+        p, on = self.params, self.params.recipe
+        base_inputs = {"pretrain": self.data["pretrain"], "sft": self.data["sft"]} if p.base.source == "scratch" else {}
+        base = self.base = self.train("base", "base", p.base, base_inputs, parent=None)
+        policy = self.train("sft", "sft", p.sft, {"model": base.path, "sft": self.data["sft"]}, parent=base)
+        if on.reward_model:
+            result = self.run_stage("reward_model", p.reward_model, {"model": policy.path, "prefs": self.data["prefs"]})
+            self.reward_model = result.outputs["model"]
+        # Evaluated once the reward model exists, so every row of the summary carries its mean reward.
+        for model in (base, policy):
+            self.evaluate(model)
+            self.register_stage(model)
+        if on.grpo:
+            policy = self.step("grpo", "grpo", p.grpo, {"model": policy.path, "rl": self.data["rl"]} | self._rm(), policy)
+        if on.rejection_sampling:
+            inputs = {"model": policy.path, "prompts": self.data["rl"], "sft": self.data["sft"]} | self._rm()
+            sampled = self.run_stage("rejection_sampling", p.rejection_sampling, inputs)
+            self.pairs = sampled.outputs["pairs"] if sampled.metrics["preference_pairs"] else None
+            start = base if on.round2_from == "base" else policy
+            policy = self.step("sft_round2", "sft", p.sft_round2, {"model": start.path, "sft": sampled.outputs["sft"]}, policy)
+        if on.alignment:
+            prefs = self.pairs if p.alignment.pairs != "dataset" and self.pairs else self.data["prefs"]
+            inputs = {"model": policy.path, "prefs": prefs, "rl": self.data["rl"]} | self._rm()
+            policy = self.step("alignment", "alignment", p.alignment, inputs, policy)
+        return policy
+
+    # ---- building blocks
+
+    def run_stage(self, label: str, cfg, inputs: dict[str, str], module: str | None = None) -> StageResult:
+        result, cached = stage(module or label, cfg, inputs, self.params, self.force, name=label)
+        _record(self.summary, label, result, cached, cfg=cfg)
+        return result
+
+    def train(self, label: str, module: str, cfg, inputs: dict[str, str], parent: Model | None) -> Model:
+        result = self.run_stage(label, cfg, inputs, module)
+        return Model(label, result.outputs["model"], parent)
+
+    def step(self, label: str, module: str, cfg, inputs: dict[str, str], parent: Model) -> Model:
+        """Train, evaluate and register one stage's model."""
+        model = self.train(label, module, cfg, inputs, parent)
+        self.evaluate(model)
+        self.register_stage(model)
+        return model
+
+    def distill(self, teacher: Model) -> None:
+        """A smaller student of the registered final model, and its SFT-only yardstick."""
+        base = self.base
+        inputs = {"teacher": teacher.path, "base": base.path, "sft": self.data["sft"], "rl": self.data["rl"]}
+        result = self.run_stage("distill", self.params.distill, inputs)
+        student = Model("distill", result.outputs["model"], teacher)
+        baseline = Model("student_sft", result.outputs["baseline_model"], base)
+        self.summary["stages"]["student_sft"] = {"metrics": {}, "wall_seconds": 0.0, "cached": self.summary["stages"]["distill"]["cached"]}
+        for model in (student, baseline):
+            self.evaluate(model)
+        self.register_stage(student, name=f"{self.params.tracking.registered_model}-student")
+
+    def evaluate(self, model: Model) -> StageResult:
+        return _evaluate(self.summary, model.label, model.path, self.data, self.params, self.force, extra=self._rm())
+
+    def register_stage(self, model: Model, name: str | None = None) -> None:
+        """Intermediate models go to `<registered_model>-<stage>`: the lineage of the final one."""
+        if model.label == self._final_label() and name is None:
+            return  # the final policy is registered under the main name, behind the gate
+        self.register(model, name or f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}")
+
+    def register(self, model: Model, name: str) -> tuple[str, bool]:
+        tags = {**self.lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
+        metrics = {k.removeprefix("eval."): v for k, v in self.summary["stages"][model.label]["metrics"].items() if k.startswith("eval.")}
+        version, created = tracking.register_model(model.path, name, tags, metrics)
+        self.registered[model.label] = f"{name}/{version}"
+        self.summary["registered"][model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
+        return version, created
+
+    def _parent_ref(self, model: Model) -> str:
+        if model.parent is None:
+            return "none (trained from scratch)" if self.params.base.source == "scratch" else self.params.base.model_name_or_path
+        if model.parent.label in self.registered:
+            return f"models:/{self.registered[model.parent.label]}"
+        return f"{model.parent.label}:{_digest(model.parent.path)[:16]} ({model.parent.path})"
+
+    def _rm(self) -> dict[str, str]:
+        return {"reward_model": self.reward_model} if self.reward_model else {}
+
+    def _final_label(self) -> str:
+        on = self.params.recipe
+        return "alignment" if on.alignment else "sft_round2" if on.rejection_sampling else "grpo" if on.grpo else "sft"
+
+
+def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:
+    inputs = {"model": model, "eval": datasets["eval"], "probe": datasets["probe"], **(extra or {})}
     result, cached = stage("evaluate", params.evaluate, inputs, params, force, name=f"evaluate-{label}")
     tracking.log_stage(result, params.evaluate, cached, name=f"evaluate-{label}", artifacts={"predictions": result.outputs["predictions"]})
     row = summary["stages"][label]

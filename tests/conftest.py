@@ -52,10 +52,11 @@ def tiny_overrides() -> dict:
         "data": {"n_pretrain": 3000, "n_sft": 200, "n_prefs": 40, "n_rl": 40, "n_eval": 24, "n_probe": 20},
         "base": {"steps": 40, "hidden_size": 64, "intermediate_size": 128, "layers": 2, "warmup_steps": 5},
         "sft": {"max_steps": 12, "save_steps": 6, "batch_size": 8, "logging_steps": 2, "warmup_steps": 1, "learning_rate": 2e-3},
+        "sft_round2": {"max_steps": 6, "save_steps": 6, "batch_size": 8, "logging_steps": 2, "warmup_steps": 1, "learning_rate": 2e-3},
         "evaluate": {"num_samples": 2, "ks": [1, 2], "max_new_tokens": 48},
         "reward_model": {"max_steps": 4, "batch_size": 4, "logging_steps": 1, "warmup_steps": 0},
         "rejection_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8},
-        "alignment": {"pairs": "dataset", "dpo": {"max_steps": 3, "batch_size": 4, "logging_steps": 1}},
+        "alignment": {"dpo": {"max_steps": 3, "batch_size": 4, "logging_steps": 1}},
         "distill": {
             "student_layers": 1,
             "teacher_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8, "include_sft_data": True},

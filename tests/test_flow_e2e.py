@@ -64,6 +64,19 @@ def test_first_run_registers_the_model_with_every_lineage_tag(first_run, project
     assert version.tags["gate.decision"] == "promoted"
 
 
+def test_every_stage_model_is_registered_with_its_parent(first_run, mlflow_server):
+    mlflow = client(mlflow_server)
+    registered = first_run["registered"]
+    assert set(registered) == {"base", "sft", "grpo", "sft_round2", "alignment", "distill"}
+    chain = [("sft", "base"), ("grpo", "sft"), ("alignment", "sft_round2"), ("distill", "alignment")]
+    for child, parent in chain:
+        version = mlflow.get_model_version(registered[child]["name"], registered[child]["version"])
+        parent_ref = f"models:/{registered[parent]['name']}/{registered[parent]['version']}"
+        assert version.tags["parent_model"] == parent_ref, child
+        assert version.tags["stage"] == child
+    assert registered["alignment"]["name"] == "e2e-model"  # the final policy carries the main name
+
+
 def test_first_model_becomes_champion_and_challenger(first_run, mlflow_server):
     mlflow = client(mlflow_server)
     assert mlflow.get_model_version_by_alias("e2e-model", "champion").version == first_run["model"]["version"]
@@ -71,16 +84,22 @@ def test_first_model_becomes_champion_and_challenger(first_run, mlflow_server):
     assert first_run["alias"]["promoted"] and "first model" in first_run["alias"]["reason"]
 
 
+RECIPE = ("base", "sft", "reward_model", "grpo", "rejection_sampling", "sft_round2", "alignment", "distill")
+EVALUATED = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
+
+
 def test_summary_file_and_mlflow_runs(first_run, project, mlflow_server):
     summary = json.loads((project / "reports" / "summary.json").read_text())
-    assert set(summary["stages"]) == {"data", "validate", "base", "sft"}
-    for stage in ("base", "sft"):
-        assert "eval.pass@1" in summary["stages"][stage]["metrics"]
+    assert set(summary["stages"]) == {"data", "validate", *RECIPE, "student_sft"}
+    for stage in EVALUATED:
+        assert "eval.pass@1" in summary["stages"][stage]["metrics"], stage
+    assert summary["model"]["stage"] == "alignment"
+    assert summary["stages"]["grpo"]["metrics"]["final_reward_accuracy_gap"] is not None
     runs = client(mlflow_server).search_runs(
         [client(mlflow_server).get_experiment_by_name("post-training").experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow_run_id']}'",
     )
-    assert {r.info.run_name for r in runs} >= {"data", "validate", "base", "sft", "evaluate-base", "evaluate-sft"}
+    assert {r.info.run_name for r in runs} >= {"data", "validate", *RECIPE, *(f"evaluate-{s}" for s in EVALUATED)}
     validate_run = next(r for r in runs if r.info.run_name == "validate")
     artifacts = [a.path for a in client(mlflow_server).list_artifacts(validate_run.info.run_id)]
     assert "validation_report" in artifacts
@@ -101,6 +120,7 @@ def test_rerun_is_served_from_cache_and_registers_nothing_new(first_run, project
     assert second["model"] == {**first_run["model"], "newly_registered": False}
     versions = client(mlflow_server).search_model_versions("name = 'e2e-model'")
     assert len(versions) == 1
+    assert second["registered"] == first_run["registered"]
 
 
 def test_bad_data_stops_before_training_and_changes_no_alias(first_run, project, params, mlflow_server):

@@ -72,7 +72,7 @@ def test_ranking_prefers_the_reward_models_favourite():
 
 
 def test_dpo_alignment_logs_margins_and_accuracies(tmp_path, tiny_sft_model, tiny_data):
-    cfg = alignment.Config(**tiny_overrides()["alignment"])
+    cfg = alignment.Config(**{**tiny_overrides()["alignment"], "pairs": "dataset"})
     result = alignment.run(cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path))
     assert len(result.curves["rewards_margins"]) == 3 and len(result.curves["rewards_accuracies"]) == 3
     assert load_model(result.outputs["model"]) is not None
