@@ -69,6 +69,11 @@ def _cell(value) -> str:
     return str(value)
 
 
+def curve_series(curve: Mapping[str, list[float]]) -> list[str]:
+    """The curve's series in CURVE_STYLE's order (JSON round trips sort them), unknown ones last."""
+    return [name for name in CURVE_STYLE if name in curve] + sorted(set(curve) - set(CURVE_STYLE) - {"n"})
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
@@ -97,7 +102,7 @@ def render_report(
         + markdown_table(["metric", "value", "meaning"], [[k, metrics[k], describe(k)] for k in sorted(metrics, key=_order)])
     )
     if curve:
-        series = [name for name in curve if name != "n"]
+        series = curve_series(curve)
         rows = [[int(n), *(curve[name][i] for name in series)] for i, n in enumerate(curve["n"])]
         parts.append("## Test-time scaling (accuracy against N samples)\n\n" + markdown_table(["N", *series], rows))
     if len(results) > 1:
@@ -133,9 +138,8 @@ def _pyplot():
 def plot_scaling_curve(curve: Mapping[str, list[float]], title: str = "test-time scaling"):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, values in curve.items():
-        if name != "n":
-            ax.plot(curve["n"], values, CURVE_STYLE.get(name, "o-"), label=name)
+    for name in curve_series(curve):
+        ax.plot(curve["n"], curve[name], CURVE_STYLE.get(name, "o-"), label=name)
     ax.set_xscale("log", base=2)
     ax.set_xticks(curve["n"], [str(int(n)) for n in curve["n"]])
     ax.set_ylim(0, 1)
