@@ -142,7 +142,7 @@ def plot_scaling_curve(curve: Mapping[str, list[float]], title: str = "test-time
         ax.plot(curve["n"], curve[name], CURVE_STYLE.get(name, "o-"), label=name)
     ax.set_xscale("log", base=2)
     ax.set_xticks(curve["n"], [str(int(n)) for n in curve["n"]])
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.02, 1.02)  # lines at 0 or 1 stay visible
     ax.set_xlabel("N samples per problem")
     ax.set_ylabel("held-out accuracy")
     ax.set_title(title)

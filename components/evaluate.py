@@ -293,16 +293,15 @@ def sample_completions(model, tokenizer, prompts: list[str], cfg: Config) -> tup
 
 def reward_samples(reward_model_dir: str, problems: list[dict], samples: list[list[str]], batch_size: int) -> list[list[float]]:
     """The reward of every sample, one batched forward pass each, grouped per problem."""
-    # The scorer lives with the stage that trains it so that RM accuracy measures exactly this
-    # scorer; imported lazily, it brings no training code into evaluation.
+    # The one import of another stage (stages otherwise meet through artifacts): the scorer lives
+    # with the stage that trains it, so the RM's held-out accuracy measures exactly this scorer.
+    # The module imports TRL only inside its training functions, so this stays light.
     from components.reward_model import RewardScorer
 
     scorer = RewardScorer(reward_model_dir, batch_size=batch_size)
     prompts = [p["prompt"] for p, sampled in zip(problems, samples, strict=True) for _ in sampled]
-    flat = scorer.score(prompts, [s for sampled in samples for s in sampled])
-    widths = [len(sampled) for sampled in samples]
-    starts = [sum(widths[:i]) for i in range(len(widths))]
-    return [flat[start : start + width] for start, width in zip(starts, widths, strict=True)]
+    flat = iter(scorer.score(prompts, [s for sampled in samples for s in sampled]))
+    return [[next(flat) for _ in sampled] for sampled in samples]
 
 
 def base_probe_accuracy(inputs: dict[str, str], probes: list[dict], cfg: Config) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -118,10 +119,11 @@ def fetch_model(ref: ModelRef, downloads: str) -> tuple[str, str | None]:
         return ref.path, None
     version = str(tracking.resolve_model_version(ref.name, ref.version, ref.alias).version)
     target = Path(downloads) / ref.name / version
-    if not (target / DOWNLOAD_DONE).is_file():  # a version's files never change: reuse a finished download
+    marker = target / DOWNLOAD_DONE  # holds the model folder, relative to target
+    if not marker.is_file():  # a version's files never change: reuse a finished download
         model_dir = tracking.download_model_version(ref.name, version, target)
-        (target / DOWNLOAD_DONE).write_text(str(model_dir))
-    return (target / DOWNLOAD_DONE).read_text(), version
+        marker.write_text(os.path.relpath(model_dir, target))
+    return str(target / marker.read_text()), version
 
 
 @task
@@ -135,39 +137,66 @@ def run_evaluation(cfg: EvaluateConfig, inputs: dict[str, str], out_dir: str) ->
 @flow(name="evaluate-model", log_prints=True)
 def evaluate_model(params: EvaluateModelParams) -> dict:
     """Evaluate a registered model version; returns its metrics, MLflow run id and report path."""
-    logger = get_run_logger()
-    for path in (params.eval_data, params.probe_data):
+    for path in (params.eval_data, params.probe_data):  # fail before any download
         if path is not None and not Path(path).is_file():
             raise DataError(f"dataset file not found: {path}")
     tracking.setup(params.tracking_uri, params.experiment, params.artifact_location)
     downloads = str(Path(params.out_dir) / "models")
     model_dir, version = fetch_model(params.target(), downloads)
+    label = f"{params.model_name} v{version}"
     work = Path(params.out_dir) / "runs" / f"{params.model_name}-v{version}-{_run_stamp()}"
 
+    inputs, results = prepare_inputs(params, model_dir, downloads, work)
+    result = run_evaluation(params.evaluate, inputs, str(work / "model"))
+    results[label] = result.metrics
+    curve = json.loads(Path(result.outputs["tts_curve"]).read_text())
+    report = eval_report.write_stage_report(results, work / "report", curve, title=label, facts=describe_run(params, version, result))
+
+    base_metrics = {f"base.{k}": v for k, v in results.get("base", {}).items()}
+    run_id = tracking.log_evaluation(
+        result, params.evaluate, f"evaluate {label}", run_tags(params, version), curve, report.parent, base_metrics
+    )
+    if params.tag_version:
+        tracking.tag_model_version(params.model_name, version, result.metrics, {"eval.run_id": run_id})
+    get_run_logger().info("%s: pass@1 %.3f, report %s, MLflow run %s", label, result.metrics["pass@1"], report, run_id)
+    return {
+        "model": {"name": params.model_name, "version": version, "alias": params.alias},
+        "metrics": result.metrics,
+        "mlflow_run_id": run_id,
+        "report": str(report),
+    }
+
+
+def prepare_inputs(params: EvaluateModelParams, model_dir: str, downloads: str, work: Path) -> tuple[dict[str, str], dict[str, dict]]:
+    """The evaluate stage's inputs; with evaluate_base, the base is evaluated first (its metrics come back too)."""
     inputs = {"model": model_dir, "eval": params.eval_data}
     if params.probe_data:
         inputs["probe"] = params.probe_data
     if params.reward_model is not None:
         inputs["reward_model"] = fetch_model(params.reward_model, downloads)[0]
-    results: dict[str, dict[str, float]] = {}
-    if params.base_model is not None:
-        base_dir = fetch_model(params.base_model, downloads)[0]
-        if params.evaluate_base:
-            base = run_evaluation.with_options(name="evaluate-base")(params.evaluate, {**inputs, "model": base_dir}, str(work / "base"))
-            results["base"] = base.metrics
-            inputs["base_metrics"] = base.outputs["metrics"]  # forgetting from the base's own probe run
-        else:
-            inputs["base_model"] = base_dir  # only the probe runs on it
-    result = run_evaluation(params.evaluate, inputs, str(work / "model"))
-    label = f"{params.model_name} v{version}"
-    results[label] = result.metrics
+    results: dict[str, dict] = {}
+    if params.base_model is None:
+        return inputs, results
+    base_dir = fetch_model(params.base_model, downloads)[0]
+    if not params.evaluate_base:
+        return {**inputs, "base_model": base_dir}, results  # only the probe runs on it
+    base = run_evaluation.with_options(name="evaluate-base")(params.evaluate, {**inputs, "model": base_dir}, str(work / "base"))
+    results["base"] = base.metrics
+    return {**inputs, "base_metrics": base.outputs["metrics"]}, results  # forgetting from the base's own probe run
 
-    curve = json.loads(Path(result.outputs["tts_curve"]).read_text())
+
+def describe_run(params: EvaluateModelParams, version: str, result: StageResult) -> dict[str, str]:
+    """The report's header: what was evaluated, with what, on what."""
     facts = {"model": f"models:/{params.model_name}/{version}" + (f" (alias {params.alias})" if params.alias else "")}
-    facts.update({k: v.label() for k, v in (("reward model", params.reward_model), ("base model", params.base_model)) if v is not None})
-    facts["eval data"] = f"{params.eval_data} ({int(result.metrics['n_problems'])} problems, n={params.evaluate.num_samples} samples)"
-    report = eval_report.write_stage_report(results, work / "report", curve, title=label, facts=facts)
+    for name, ref in (("reward model", params.reward_model), ("base model", params.base_model)):
+        if ref is not None:
+            facts[name] = ref.label()
+    problems = int(result.metrics["n_problems"])
+    facts["eval data"] = f"{params.eval_data} ({problems} problems, n={params.evaluate.num_samples} samples)"
+    return facts
 
+
+def run_tags(params: EvaluateModelParams, version: str) -> dict[str, str]:
     tags = {
         "model_name": params.model_name,
         "model_version": version,
@@ -177,17 +206,7 @@ def evaluate_model(params: EvaluateModelParams) -> dict:
     for name, ref in (("reward_model", params.reward_model), ("base_model", params.base_model)):
         if ref is not None:
             tags[name] = ref.label()
-    base_metrics = {f"base.{k}": v for k, v in results.get("base", {}).items()}
-    run_id = tracking.log_evaluation(result, params.evaluate, f"evaluate {label}", tags, curve, report.parent, base_metrics)
-    if params.tag_version:
-        tracking.tag_model_version(params.model_name, version, result.metrics, {"eval.run_id": run_id})
-    logger.info("%s: pass@1 %.3f, report %s, MLflow run %s", label, result.metrics["pass@1"], report, run_id)
-    return {
-        "model": {"name": params.model_name, "version": version, "alias": params.alias},
-        "metrics": result.metrics,
-        "mlflow_run_id": run_id,
-        "report": str(report),
-    }
+    return tags
 
 
 def explain(exc: ValidationError) -> str:
