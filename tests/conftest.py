@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # Isolate Prefect's home (its result cache lives there) and keep everything offline, before
 # anything imports prefect, mlflow or transformers.
@@ -35,6 +36,11 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Timings on shared 2-core machines are noisy (and math-verify's first call imports sympy):
+# property tests check behaviour, not speed.
+settings.register_profile("posttrain", deadline=None)
+settings.load_profile("posttrain")
+
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
@@ -48,6 +54,15 @@ def tiny_overrides() -> dict:
         "sft": {"max_steps": 12, "save_steps": 6, "batch_size": 8, "logging_steps": 2, "warmup_steps": 1, "learning_rate": 2e-3},
         "evaluate": {"num_samples": 2, "ks": [1, 2], "max_new_tokens": 48},
         "reward_model": {"max_steps": 4, "batch_size": 4, "logging_steps": 1, "warmup_steps": 0},
+        "rejection_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8},
+        "alignment": {"pairs": "dataset", "dpo": {"max_steps": 3, "batch_size": 4, "logging_steps": 1}},
+        "distill": {
+            "student_layers": 1,
+            "teacher_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8, "include_sft_data": True},
+            "student_sft": {"max_steps": 3, "batch_size": 8, "logging_steps": 1, "save_steps": 3},
+            "gkd": {"max_steps": 2, "max_new_tokens": 16},
+        },
+        "grpo": {"max_steps": 3, "batch_size": 8, "num_generations": 4, "max_completion_length": 32, "logging_steps": 1, "save_steps": 2},
     }
 
 

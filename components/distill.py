@@ -1,0 +1,204 @@
+"""Distillation stage: a smaller student learns from the final model's verified answers.
+
+The student is the base model with fewer layers (kept evenly spaced, embeddings shared), so
+it speaks the teacher's vocabulary and starts from pretrained weights, like the small dense
+models R1 distils into. Two students are trained from that same start with the same budget:
+
+- `distilled`: SFT on the teacher's verified generations (sequence-level distillation: the
+  teacher samples on the SFT and RL prompts and only verified-correct, well-formed answers
+  are kept); with `method: gkd`, TRL's GKD trainer then matches the teacher's token
+  distributions on those sequences and on the student's own samples (logit-level);
+- `baseline`: SFT on the original SFT data: the yardstick distillation has to beat.
+
+    python -m components.distill --params params.yaml --teacher artifacts/alignment/<key>/model \\
+        --base artifacts/base/<key>/model --out artifacts/distill/manual
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from components import sft
+from components.artifacts import DataError, read_records, write_json, write_records
+from components.config import StageResult, StrictModel, load_section
+from components.modeling import load_model, load_tokenizer, save_pretrained
+from components.rejection_sampling import RejectionSamplingConfig, sample_verified, to_sft_records
+
+
+class StudentTooLarge(ValueError):
+    """The student would not be smaller than its teacher."""
+
+
+def _teacher_sampling() -> RejectionSamplingConfig:
+    return RejectionSamplingConfig(num_samples=4, keep_per_prompt=2, temperature=0.7, include_sft_data=False)
+
+
+class GKDSettings(StrictModel):
+    max_steps: int = Field(60, ge=1)
+    lmbda: float = Field(0.5, ge=0, le=1, description="share of on-policy (student-generated) sequences")
+    beta: float = Field(0.5, ge=0, le=1, description="generalized JSD interpolation (0: forward KL, 1: reverse KL)")
+    temperature: float = Field(0.9, gt=0, le=2.0)
+    max_new_tokens: int = Field(80, ge=1)
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+
+
+class DistillConfig(StrictModel):
+    student_layers: int = Field(2, ge=1, description="decoder layers of the student (fewer than the teacher's)")
+    method: Literal["sequence", "gkd"] = Field("sequence", description="sequence-level SFT, or that plus GKD (logit-level)")
+    teacher_sampling: RejectionSamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
+    student_sft: sft.SFTConfig = Field(default_factory=lambda: sft.SFTConfig(max_steps=250), description="both students' SFT")
+    gkd: GKDSettings = Field(default_factory=GKDSettings)
+
+
+Config = DistillConfig  # the stage contract's name for it
+
+
+def layer_count(model_dir: str) -> int:
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return int(config.get("num_hidden_layers") or config.get("text_config", {}).get("num_hidden_layers"))
+
+
+def check_student_size(cfg: Config, teacher: str) -> int:
+    """The teacher's layer count; raises before any work if the student is not smaller."""
+    teacher_layers = layer_count(teacher)
+    if cfg.student_layers >= teacher_layers:
+        raise StudentTooLarge(
+            f"distill.student_layers is {cfg.student_layers} but the teacher {teacher} has {teacher_layers}: "
+            "the student must have fewer layers than its teacher"
+        )
+    return teacher_layers
+
+
+def kept_layers(total: int, keep: int) -> list[int]:
+    """`keep` evenly spaced layer indices of `total`, always including the first and the last."""
+    if keep == 1:
+        return [total - 1]
+    return sorted({round(i * (total - 1) / (keep - 1)) for i in range(keep)})
+
+
+def build_student(base_dir: str, n_layers: int, out_dir: Path) -> str:
+    """The base model cut down to `n_layers` decoder layers, saved as a normal HF model."""
+    import torch
+
+    model, tokenizer = load_model(base_dir), load_tokenizer(base_dir)
+    keep = kept_layers(model.config.num_hidden_layers, n_layers)
+    model.model.layers = torch.nn.ModuleList(model.model.layers[i] for i in keep)
+    for new_index, layer in enumerate(model.model.layers):
+        layer.self_attn.layer_idx = new_index  # the KV cache is indexed by position in the stack
+    model.config.num_hidden_layers = len(keep)
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = [model.config.layer_types[i] for i in keep]
+    save_pretrained(model, tokenizer, out_dir)
+    return str(out_dir)
+
+
+def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], out: Path) -> tuple[str, dict]:
+    """The teacher's verified answers on every prompt of `prompt_files`, as SFT messages."""
+    problems = []
+    for path in prompt_files:
+        for record in read_records(path):
+            if "messages" in record:  # SFT data: the prompt is every turn but the last
+                record = {"prompt": record["messages"][:-1], "answer": _reference(record["messages"][-1]["content"])}
+            problems.append(record)
+    candidates, stats = sample_verified(teacher, problems[: cfg.teacher_sampling.limit], cfg.teacher_sampling)
+    records = to_sft_records(candidates)
+    if cfg.teacher_sampling.include_sft_data:  # off by default: it blurs the comparison with the baseline
+        records += read_records(prompt_files[0])
+    if not records:
+        raise DataError(f"the teacher {teacher} produced no verified-correct answer on {len(problems)} prompts: nothing to distil")
+    path = write_records(out / "teacher_sft.jsonl", records)
+    return str(path), {f"teacher_{k}": v for k, v in stats.items()}
+
+
+def _reference(solution: str) -> str:
+    from components.answers import extract_answer
+
+    return extract_answer(solution) or ""
+
+
+def run_gkd(cfg: Config, student: str, teacher: str, data: str, out: Path) -> str:
+    from datasets import Dataset
+    from trl.experimental.gkd import GKDConfig, GKDTrainer
+
+    tokenizer = load_tokenizer(student)
+    s = cfg.student_sft
+    args = GKDConfig(
+        output_dir=str(out / "gkd-checkpoints"),
+        max_steps=cfg.gkd.max_steps,
+        per_device_train_batch_size=s.batch_size,
+        learning_rate=cfg.gkd.learning_rate,
+        lmbda=cfg.gkd.lmbda,
+        beta=cfg.gkd.beta,
+        temperature=cfg.gkd.temperature,
+        max_new_tokens=cfg.gkd.max_new_tokens,
+        max_length=s.max_length,
+        logging_steps=s.logging_steps,
+        save_strategy="no",
+        seed=s.seed,
+        use_cpu=s.use_cpu,
+        bf16=s.bf16,
+        report_to="none",
+    )
+    dataset = Dataset.from_list([{"messages": r["messages"]} for r in read_records(data)])
+    trainer = GKDTrainer(
+        model=load_model(student), teacher_model=load_model(teacher), args=args, train_dataset=dataset, processing_class=tokenizer
+    )
+    trainer.train()
+    save_pretrained(trainer.model, tokenizer, out / "model")
+    return str(out / "model")
+
+
+def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
+    """Distil `inputs["teacher"]` into a cut-down `inputs["base"]`; also train the SFT baseline student."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    teacher_layers = check_student_size(cfg, inputs["teacher"])
+    student_init = build_student(inputs["base"], cfg.student_layers, out / "student-init")
+    prompt_files = [inputs["sft"], *([inputs["rl"]] if inputs.get("rl") else [])]
+    data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, out)
+
+    distilled = sft.run(cfg.student_sft, {"model": student_init, "sft": data}, str(out / "distilled"))
+    model = distilled.outputs["model"]
+    if cfg.method == "gkd":
+        model = run_gkd(cfg, model, inputs["teacher"], data, out / "distilled-gkd")
+    baseline = sft.run(cfg.student_sft, {"model": student_init, "sft": inputs["sft"]}, str(out / "baseline"))
+    metrics = stats | {
+        "student_layers": float(cfg.student_layers),
+        "teacher_layers": float(teacher_layers),
+        "distilled_final_loss": distilled.metrics["final_loss"],
+        "baseline_final_loss": baseline.metrics["final_loss"],
+    }
+    write_json(out / "metrics.json", metrics)
+    return StageResult(
+        stage="distill",
+        outputs={"model": model, "baseline_model": baseline.outputs["model"], "teacher_data": data},
+        metrics=metrics,
+        curves={"distilled_train_loss": distilled.curves["train_loss"], "baseline_train_loss": baseline.curves["train_loss"]},
+        info={"method": cfg.method, "parent_model": inputs["teacher"], "student_init": student_init},
+        wall_seconds=time.perf_counter() - start,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--profile", default="local")
+    parser.add_argument("--teacher", required=True, help="the final model of the recipe")
+    parser.add_argument("--base", required=True, help="the base model the student is cut from")
+    parser.add_argument("--sft", default="data/sft.jsonl")
+    parser.add_argument("--rl", default="data/rl.jsonl")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    cfg = load_section(args.params, "distill", Config, args.profile)
+    inputs = {"teacher": args.teacher, "base": args.base, "sft": args.sft, "rl": args.rl}
+    print(run(cfg, inputs, args.out).model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""GRPO stage: reasoning RL from the cold-start SFT model with verifiable rewards.
+
+TRL's GRPOTrainer samples `num_generations` responses per prompt, scores them with the reward
+functions named in `rewards` (see components/rewards.py) and pushes the policy toward the
+better ones of each group, with a KL penalty (`beta`) to the SFT reference. The verified
+accuracy is always computed (weight 0 when not rewarded) so that the gap between the total
+reward and the verified accuracy can be watched: a policy that earns reward without getting
+answers right is hacking its reward.
+
+Rollouts use vLLM (TRL's colocate or server mode) when it is installed and a GPU is present,
+and plain `generate` otherwise; the choice and its reason are logged.
+
+    python -m components.grpo --params params.yaml --model artifacts/sft/<key>/model \\
+        --rl data/rl.jsonl --out artifacts/grpo/manual [--reward-model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components import rewards
+from components.artifacts import read_records
+from components.config import StageResult, StrictModel, load_section
+from components.modeling import load_model, load_tokenizer, set_generation_defaults
+
+
+class GRPOStageConfig(StrictModel):
+    max_steps: int = Field(100, ge=1, description="optimizer steps")
+    batch_size: int = Field(32, ge=2, description="completions per step (prompts x num_generations)")
+    num_generations: int = Field(8, ge=2, description="responses sampled per prompt (the group)")
+    max_completion_length: int = Field(80, ge=8, description="tokens per sampled response")
+    learning_rate: float = Field(3e-5, gt=0, le=1, description="tiny models collapse above ~3e-4")
+    warmup_steps: int = Field(0, ge=0)
+    beta: float = Field(0.02, ge=0, description="KL penalty to the SFT reference (0 drops the reference model)")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field("dapo", description="TRL's loss aggregation")
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage normalization (Dr. GRPO: none)")
+    epsilon: float = Field(0.2, gt=0, le=1, description="PPO-style clipping of the policy ratio")
+    temperature: float = Field(1.0, gt=0, le=2.0, description="rollout sampling temperature")
+    rewards: dict[str, float] = Field(
+        {"accuracy": 1.0, "format": 0.2, "language_consistency": 0.1},
+        description=f"reward function -> weight; known: {', '.join(rewards.REWARD_NAMES)}",
+    )
+    target_script: Literal["latin", "cyrillic", "greek", "cjk"] = Field("latin", description="for language_consistency")
+    length_buffer: int = Field(16, ge=1, description="the `length` penalty ramps over the last N tokens")
+    generation_backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM when installed with a GPU")
+    vllm_mode: Literal["colocate", "server"] = Field("colocate", description="TRL's vLLM mode")
+    logging_steps: int = Field(5, ge=1)
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
+    resume: bool = True
+    seed: int = 0
+    use_cpu: bool = True
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    deepspeed: str | None = Field(None, description="DeepSpeed config path (cluster profile)")
+
+    @model_validator(mode="after")
+    def _check(self) -> GRPOStageConfig:
+        rewards.check_reward_names(list(self.rewards))
+        if not self.rewards:
+            raise ValueError("rewards: name at least one reward function")
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations})")
+        if self.length_buffer >= self.max_completion_length:
+            raise ValueError("length_buffer must be smaller than max_completion_length")
+        return self
+
+
+Config = GRPOStageConfig  # the stage contract's name for it
+
+
+def choose_generation_backend(preference: str) -> tuple[str, str]:
+    """('vllm' | 'hf', why). Asking for vLLM where it cannot run is an error, not a silent fallback."""
+    import torch
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    has_gpu = torch.cuda.is_available()
+    if preference == "hf":
+        return "hf", "generation_backend: hf (configured)"
+    if has_vllm and has_gpu:
+        return "vllm", "vLLM is installed and a GPU is present"
+    if preference == "vllm":
+        raise RuntimeError(f"generation_backend: vllm, but vllm installed={has_vllm}, GPU present={has_gpu}")
+    return "hf", f"HF generate fallback (vllm installed={has_vllm}, GPU present={has_gpu})"
+
+
+def training_args(cfg: Config, checkpoint_dir: Path, backend: str, reward_names: list[str], weights: list[float]):
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(checkpoint_dir),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        epsilon=cfg.epsilon,
+        temperature=cfg.temperature,
+        reward_weights=weights,
+        use_vllm=backend == "vllm",
+        vllm_mode=cfg.vllm_mode,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        seed=cfg.seed,
+        use_cpu=cfg.use_cpu,
+        bf16=cfg.bf16,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        deepspeed=cfg.deepspeed,
+        report_to="none",
+    )
+
+
+def reward_plan(cfg: Config) -> tuple[list[str], list[float]]:
+    """Reward names and weights, with verified accuracy always computed (weight 0 if unrewarded)."""
+    names, weights = list(cfg.rewards), list(cfg.rewards.values())
+    if "accuracy" not in names:
+        names.append("accuracy")
+        weights.append(0.0)
+    return names, weights
+
+
+def reward_gap_curve(history: list[dict], weights: dict[str, float]) -> list[float]:
+    """Per logging step: total reward, normalized by the positive weights, minus verified accuracy.
+
+    0 when reward and correctness agree; it grows when the policy earns reward without being right.
+    """
+    scale = sum(w for w in weights.values() if w > 0) or 1.0
+    return [e["reward"] / scale - e["rewards/accuracy/mean"] for e in history if "reward" in e and "rewards/accuracy/mean" in e]
+
+
+def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | None = None) -> StageResult:
+    """RL-train `inputs["model"]` on the prompts of `inputs["rl"]`; the policy lands in `out_dir/model`."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from components.sft import last_checkpoint
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    checkpoint_dir = out / "checkpoints"
+    names, weights = reward_plan(cfg)
+    functions = rewards.build(
+        names,
+        max_completion_length=cfg.max_completion_length,
+        length_buffer=cfg.length_buffer,
+        target_script=cfg.target_script,
+        reward_model=inputs.get("reward_model"),
+    )
+    backend, why = choose_generation_backend(cfg.generation_backend)
+    print(f"[grpo] rollouts with {backend}: {why}")
+
+    tokenizer = load_tokenizer(inputs["model"])
+    tokenizer.padding_side = "left"
+    model = load_model(inputs["model"])
+    records = read_records(inputs["rl"])
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in records])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=functions,
+        args=training_args(cfg, checkpoint_dir, backend, names, weights),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
+    trainer.train(resume_from_checkpoint=resume_from)
+
+    set_generation_defaults(trainer.model, tokenizer)
+    trainer.save_model(str(out / "model"))
+    if trainer.is_world_process_zero():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    history = [e for e in trainer.state.log_history if "reward" in e]
+    curves = {key: [e[key] for e in history if key in e] for key in ("reward", "kl", "completions/mean_length")}
+    curves.update({f"reward/{n}": [e[f"rewards/{n}/mean"] for e in history if f"rewards/{n}/mean" in e] for n in names})
+    curves["reward_accuracy_gap"] = reward_gap_curve(history, dict(zip(names, weights, strict=True)))
+    return StageResult(
+        stage="grpo",
+        outputs={"model": str(out / "model")},
+        metrics={f"final_{_slug(k)}": _tail_mean(v) for k, v in curves.items() if v} | {"global_step": float(trainer.state.global_step)},
+        curves={_slug(k): v for k, v in curves.items()},
+        info={
+            "generation_backend": backend,
+            "generation_backend_reason": why,
+            "parent_model": inputs["model"],
+            "resumed_from": resume_from,
+        },
+        wall_seconds=time.perf_counter() - start,
+    )
+
+
+def _tail_mean(values: list[float], tail: int = 3) -> float:
+    """Mean of the last few logged values: single GRPO steps are noisy."""
+    last = values[-tail:]
+    return sum(last) / len(last)
+
+
+def _slug(key: str) -> str:
+    return key.replace("/", "_")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--profile", default="local")
+    parser.add_argument("--model", required=True, help="the policy to start from (the SFT model)")
+    parser.add_argument("--rl", default="data/rl.jsonl")
+    parser.add_argument("--reward-model", default=None, help="for the reward_model reward")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    cfg = load_section(args.params, "grpo", Config, args.profile)
+    inputs = {"model": args.model, "rl": args.rl} | ({"reward_model": args.reward_model} if args.reward_model else {})
+    print(run(cfg, inputs, args.out).model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Property tests of the GRPO reward functions: they cannot be gamed in the obvious ways."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components import rewards
+from components.answers import format_solution
+
+numbers = st.integers(min_value=-999, max_value=999).map(str)
+reasoning_lines = st.lists(st.from_regex(r"[0-9]{1,3}[+\-][0-9]{1,3}=[0-9]{1,4}", fullmatch=True), min_size=1, max_size=4)
+any_text = st.text(max_size=200)
+latin_words = st.lists(st.from_regex(r"[A-Za-z]{1,8}", fullmatch=True), min_size=1, max_size=12)
+cjk_words = st.lists(st.text(alphabet="数学答案问题计算", min_size=1, max_size=4), min_size=1, max_size=12)
+
+
+@given(reasoning_lines, numbers, numbers)
+def test_a_wrong_answer_never_earns_accuracy(steps, answer, reference):
+    if answer == reference:
+        answer = str(int(answer) + 1)
+    assert rewards.accuracy([format_solution(steps, answer)], [reference]) == [0.0]
+
+
+@given(reasoning_lines, numbers)
+def test_the_right_answer_in_format_earns_accuracy_and_format(steps, reference):
+    response = format_solution(steps, reference)
+    assert rewards.accuracy([response], [reference]) == [1.0]
+    assert rewards.format_reward([response]) == [1.0]
+
+
+@given(any_text, numbers)
+def test_a_response_without_a_boxed_answer_earns_nothing(text, reference):
+    text = text.replace("\\boxed", "")
+    assert rewards.accuracy([text], [reference]) == [0.0]
+    assert rewards.format_reward([text]) == [0.0]
+
+
+@given(st.sampled_from(["", " ", "\n", "\n\n  \n"]), numbers)
+def test_an_empty_reasoning_block_earns_no_format_reward(blank, answer):
+    assert rewards.format_reward([f"<think>{blank}</think>\nThe answer is \\boxed{{{answer}}}."]) == [0.0]
+    assert rewards.format_reward(["<think>\n1+1=2\n</think>\nThe answer is \\boxed{}."]) == [0.0]
+
+
+def test_format_needs_exactly_one_box_after_the_reasoning():
+    assert rewards.format_reward(["<think>\n1+1=2\n</think>\n\\boxed{2} or \\boxed{3}"]) == [0.0]
+    assert rewards.format_reward(["The answer is \\boxed{2}."]) == [0.0]
+    assert rewards.format_reward([[{"role": "assistant", "content": "<think>\n1+1=2\n</think>\n\\boxed{2}"}]]) == [1.0]
+
+
+@given(latin_words)
+def test_language_consistency_is_one_for_pure_target_script(words):
+    assert rewards.language_consistency([" ".join(words)]) == [1.0]
+
+
+@given(latin_words, cjk_words)
+def test_language_consistency_falls_with_mixed_text(latin, cjk):
+    pure = rewards.script_share(" ".join(latin))
+    mixed = rewards.script_share(" ".join(latin + cjk))
+    assert mixed < pure
+    assert mixed == pytest.approx(len(latin) / (len(latin) + len(cjk)))
+    assert rewards.script_share(" ".join(cjk), "cjk") == 1.0
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(any_text, st.builds(format_solution, reasoning_lines, numbers)), min_size=1, max_size=5), numbers)
+def test_every_reward_is_bounded(texts, reference):
+    ids = [[0] * len(t) for t in texts]
+    for value in rewards.accuracy(texts, [reference] * len(texts)) + rewards.format_reward(texts) + rewards.language_consistency(texts):
+        assert 0.0 <= value <= 1.0
+    for value in rewards.overlong_penalty(ids, max_length=64, buffer=16):
+        assert -1.0 <= value <= 0.0
+
+
+def test_overlong_penalty_is_zero_when_short_and_minus_one_at_the_limit():
+    assert rewards.overlong_penalty([[1] * 10, [1] * 56, [1] * 64, [1] * 100], max_length=64, buffer=16) == [0.0, -0.5, -1.0, -1.0]
+
+
+def test_unknown_reward_names_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown reward function\(s\) \['accurcy'\].*accuracy"):
+        rewards.build(["accurcy"], max_completion_length=64, length_buffer=16)
+
+
+def test_the_reward_model_reward_needs_a_reward_model():
+    with pytest.raises(ValueError, match="needs a trained reward model"):
+        rewards.build(["reward_model"], max_completion_length=64, length_buffer=16)
+
+
+def test_built_functions_carry_their_names_for_trl_logging():
+    built = rewards.build(["accuracy", "format", "language_consistency", "length"], max_completion_length=64, length_buffer=16)
+    assert [f.__name__ for f in built] == ["accuracy", "format", "language_consistency", "length"]
