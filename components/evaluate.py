@@ -293,9 +293,9 @@ def sample_completions(model, tokenizer, prompts: list[str], cfg: Config) -> tup
 
 def reward_samples(reward_model_dir: str, problems: list[dict], samples: list[list[str]], batch_size: int) -> list[list[float]]:
     """The reward of every sample, one batched forward pass each, grouped per problem."""
-    # The one import of another stage (stages otherwise meet through artifacts): the scorer lives
-    # with the stage that trains it, so the RM's held-out accuracy measures exactly this scorer.
-    # The module imports TRL only inside its training functions, so this stays light.
+    # The same scorer the reward-model stage measures and rejection sampling / GRPO use, so
+    # best-of-N here ranks exactly as they do. That module imports TRL only inside its training
+    # functions, so importing it stays light.
     from components.reward_model import RewardScorer
 
     scorer = RewardScorer(reward_model_dir, batch_size=batch_size)
