@@ -1,31 +1,65 @@
 """Evaluate stage: held-out accuracy of any model, greedy and with test-time sampling.
 
-Metrics on the eval set (answers checked with the strict extractor + math-verify):
-- pass@1: greedy decoding, one answer per problem;
-- pass@k: unbiased estimator (Chen et al. 2021) from n sampled completions per problem;
-- maj@k: self-consistency, the most frequent extracted answer among the first k samples;
-- sample_accuracy: mean correctness of single samples (pass@1 under sampling);
-- format_rate, mean_length (tokens of the greedy response);
-- probe_accuracy: bare arithmetic (`23+15=`), the base capability later stages must keep.
+One greedy and n sampled completions per problem (batched), plus the probe set. Answers are
+checked with the strict extractor + math-verify. Metrics (shares in [0, 1] unless said):
 
-    python -m components.evaluate --params params.yaml --model PATH --out reports/eval/manual
+- pass@1: greedy decoding, one answer per problem (the promotion gate's headline);
+- sample_accuracy: mean correctness of single samples (pass@1 under sampling);
+- pass@k (k > 1): unbiased estimator (Chen et al. 2021) from the n samples;
+- maj@k: self-consistency, the most frequent extracted answer among the first k samples;
+- ece: expected calibration error of self-consistency over the n samples: confidence is the
+  agreement (share of samples giving the majority answer), outcome is "majority answer right",
+  10 equal-width bins;
+- format_rate, mean_length (tokens of the greedy response);
+- probe_accuracy: bare arithmetic (`23+15=`), the base capability later stages must keep;
+- forgetting: the base model's probe_accuracy minus this model's (positive = capability lost),
+  when `inputs["base_metrics"]` (a base evaluation's metrics.json) or `inputs["base_model"]`
+  (then only the probe runs on it) is given.
+
+With a reward model (`inputs["reward_model"]`: one batched forward pass per sample, no extra
+generation); without one these metrics are absent, not zero:
+
+- bon@k: best-of-N, is the sample the reward model scores highest among the first k right?
+- wmaj@k: majority vote among the first k where each sample weighs exp(reward) (a softmax over
+  the k samples). exp(r) is the Bradley-Terry strength the reward model was trained to express,
+  so a confident RM tends to best-of-N and an indifferent one to plain maj@k;
+- mean_reward: mean raw reward of all samples;
+- reward_accuracy_gap: mean sigmoid(reward) minus sample_accuracy. sigmoid(r) is the RM's
+  Bradley-Terry probability that the sample beats a score-0 response (the RM is trained
+  centred on 0), so it reads as "how good the RM thinks the samples are" on accuracy's scale.
+  A gap growing across stages means the reward rises without correctness: reward hacking;
+- reward_auc: probability that a correct sample outscores a wrong sample of the same problem
+  (ties count half): how well the RM ranks what best-of-N ranks; absent when no problem has
+  both right and wrong samples.
+
+Also written: predictions.jsonl (one row per problem, in eval-set order), metrics.json, the
+test-time-scaling curve (accuracy against N for pass@N, maj@N, bon@N, wmaj@N) as JSON and PNG,
+and a markdown report.
+
+    python -m components.evaluate --params params.yaml --model PATH --out reports/eval/manual \\
+        [--reward-model PATH] [--base-model PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from math import comb
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from components.answers import extract_answer, is_correct
-from components.artifacts import read_records, write_json, write_records
+from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel, load_section
 from components.generation import chat_prompts, generate
 from components.modeling import load_model, load_tokenizer
+
+ECE_BINS = 10
 
 
 class EvaluateConfig(StrictModel):
@@ -59,38 +93,177 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def majority_answer(answers: list[str | None]) -> str | None:
+def majority_answer(answers: Sequence[str | None]) -> str | None:
     """Most frequent non-empty answer; ties go to the answer seen first."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
+    return weighted_majority_answer(answers, [1.0] * len(answers))
+
+
+def weighted_majority_answer(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
+    """The non-empty answer with the largest total weight; ties go to the answer seen first."""
+    totals: dict[str, float] = {}
+    for answer, weight in zip(answers, weights, strict=True):
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + weight
+    if not totals:
         return None
-    best = max(counts.values())
-    return next(a for a in answers if a is not None and counts[a] == best)
+    return max(totals, key=totals.__getitem__)  # dicts keep first-seen order; max keeps the first
 
 
-# ---------------------------------------------------------------- evaluation
+def bradley_terry_weights(rewards: Sequence[float]) -> list[float]:
+    """Softmax of the rewards: each sample's share of exp(reward), computed stably."""
+    top = max(rewards)
+    exps = [math.exp(r - top) for r in rewards]
+    total = sum(exps)
+    return [e / total for e in exps]
 
 
-def score_problems(greedy: list[str], samples: list[list[str]], references: list[str], ks: list[int]) -> tuple[dict, list[dict]]:
+def best_of_n_index(rewards: Sequence[float]) -> int:
+    """Index of the highest reward; ties go to the earlier sample."""
+    return max(range(len(rewards)), key=rewards.__getitem__)
+
+
+def chosen_is_correct(answers: Sequence[str | None], correct: Sequence[bool], chosen: str | None) -> bool:
+    """Correctness of a voted answer, read off the first sample that gave it (no re-checking)."""
+    return chosen is not None and correct[answers.index(chosen)]
+
+
+def agreement(answers: Sequence[str | None]) -> float:
+    """Share of samples that give the majority answer: self-consistency's confidence."""
+    majority = majority_answer(answers)
+    return 0.0 if majority is None else sum(a == majority for a in answers) / len(answers)
+
+
+def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool], n_bins: int = ECE_BINS) -> float:
+    """ECE with equal-width bins on [0, 1]: sum over bins of |accuracy - mean confidence|, weighted by bin size."""
+    if not confidences:
+        return 0.0
+    bins: dict[int, list[tuple[float, bool]]] = {}
+    for confidence, outcome in zip(confidences, outcomes, strict=True):
+        index = min(int(confidence * n_bins), n_bins - 1)  # confidence 1.0 belongs to the last bin
+        bins.setdefault(index, []).append((confidence, outcome))
+    error = 0.0
+    for members in bins.values():
+        mean_confidence = sum(c for c, _ in members) / len(members)
+        accuracy = sum(o for _, o in members) / len(members)
+        error += len(members) / len(confidences) * abs(accuracy - mean_confidence)
+    return error
+
+
+def reward_auc(rewards_per_problem: Sequence[Sequence[float]], correct_per_problem: Sequence[Sequence[bool]]) -> float | None:
+    """P(a correct sample outscores a wrong sample of the same problem), ties half; None without such pairs."""
+    wins = pairs = 0.0
+    for rewards, correct in zip(rewards_per_problem, correct_per_problem, strict=True):
+        right = [r for r, ok in zip(rewards, correct, strict=True) if ok]
+        wrong = [r for r, ok in zip(rewards, correct, strict=True) if not ok]
+        for r in right:
+            for w in wrong:
+                wins += 1.0 if r > w else 0.5 if r == w else 0.0
+        pairs += len(right) * len(wrong)
+    return wins / pairs if pairs else None
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def scaling_sizes(num_samples: int) -> list[int]:
+    """1, 2, 4, ... up to num_samples, and num_samples itself: the test-time-scaling x axis."""
+    sizes, size = [], 1
+    while size < num_samples:
+        sizes.append(size)
+        size *= 2
+    return sizes + [num_samples]
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_at_k(row: dict, k: int) -> dict[str, float]:
+    """pass@k, maj@k (and bon@k, wmaj@k when the samples have rewards) of one problem."""
+    answers, correct = row["sample_answers"][:k], row["sample_correct"][:k]
+    scores = {
+        f"pass@{k}": pass_at_k(len(row["sample_correct"]), sum(row["sample_correct"]), k),
+        f"maj@{k}": float(chosen_is_correct(answers, correct, majority_answer(answers))),
+    }
+    if "sample_rewards" in row:
+        rewards = row["sample_rewards"][:k]
+        scores[f"bon@{k}"] = float(correct[best_of_n_index(rewards)])
+        weighted = weighted_majority_answer(answers, bradley_terry_weights(rewards))
+        scores[f"wmaj@{k}"] = float(chosen_is_correct(answers, correct, weighted))
+    return scores
+
+
+def problem_row(response: str, sampled: list[str], reference: str, rewards: list[float] | None) -> dict:
+    """One predictions.jsonl row: the greedy answer and every sample's answer and correctness."""
+    answer = extract_answer(response)
+    sample_answers = [extract_answer(s) for s in sampled]
+    row = {
+        "reference": reference,
+        "greedy": response,
+        "greedy_answer": answer,
+        "greedy_correct": is_correct(answer, reference),
+        "sample_answers": sample_answers,
+        "sample_correct": [is_correct(a, reference) for a in sample_answers],
+    }
+    if rewards is not None:
+        row["sample_rewards"] = rewards
+    return row
+
+
+def score_problems(
+    greedy: list[str], samples: list[list[str]], references: list[str], ks: list[int], rewards: list[list[float]] | None = None
+) -> tuple[dict, list[dict]]:
     """Per-problem records and the aggregate metrics of the eval set."""
-    rows, totals = [], Counter()
-    for response, sampled, reference in zip(greedy, samples, references, strict=True):
-        answer = extract_answer(response)
-        sample_answers = [extract_answer(s) for s in sampled]
-        correct = [is_correct(a, reference) for a in sample_answers]
-        row = {"reference": reference, "greedy": response, "greedy_answer": answer, "greedy_correct": is_correct(answer, reference)}
-        row["sample_answers"], row["sample_correct"] = sample_answers, correct
-        rows.append(row)
-        totals["pass@1"] += row["greedy_correct"]
-        totals["format_rate"] += answer is not None
-        totals["sample_accuracy"] += sum(correct) / len(correct)
-        for k in ks:
-            # pass@1 is the greedy headline; its sampled estimate is sample_accuracy.
-            if k > 1:
-                totals[f"pass@{k}"] += pass_at_k(len(correct), sum(correct), k)
-            totals[f"maj@{k}"] += is_correct(majority_answer(sample_answers[:k]), reference)
+    per_problem_rewards = rewards if rewards is not None else [None] * len(greedy)
+    rows = [problem_row(*args) for args in zip(greedy, samples, references, per_problem_rewards, strict=True)]
     n = max(1, len(rows))
-    return {name: value / n for name, value in totals.items()}, rows
+    totals: Counter = Counter()
+    for row in rows:
+        totals["pass@1"] += row["greedy_correct"]
+        totals["format_rate"] += row["greedy_answer"] is not None
+        totals["sample_accuracy"] += sum(row["sample_correct"]) / len(row["sample_correct"])
+        for k in ks:
+            scores = score_at_k(row, k)
+            scores.pop("pass@1", None)  # pass@1 stays greedy; its sampled estimate is sample_accuracy
+            totals.update(scores)
+    metrics = {name: value / n for name, value in totals.items()}
+    metrics["ece"] = expected_calibration_error(
+        [agreement(row["sample_answers"]) for row in rows],
+        [chosen_is_correct(row["sample_answers"], row["sample_correct"], majority_answer(row["sample_answers"])) for row in rows],
+    )
+    if rewards is not None:
+        metrics.update(reward_metrics(rows, metrics["sample_accuracy"]))
+    return metrics, rows
+
+
+def reward_metrics(rows: list[dict], sample_accuracy: float) -> dict[str, float]:
+    """mean_reward, reward_accuracy_gap and (when defined) reward_auc of rewarded samples."""
+    flat = [r for row in rows for r in row["sample_rewards"]]
+    metrics = {
+        "mean_reward": sum(flat) / len(flat),
+        "reward_accuracy_gap": sum(sigmoid(r) for r in flat) / len(flat) - sample_accuracy,
+    }
+    auc = reward_auc([row["sample_rewards"] for row in rows], [row["sample_correct"] for row in rows])
+    if auc is not None:
+        metrics["reward_auc"] = auc
+    return metrics
+
+
+def scaling_curve(rows: list[dict], num_samples: int) -> dict[str, list[float]]:
+    """Accuracy against N (the test-time compute): {"n": [...], "pass@N": [...], "maj@N": [...], ...}."""
+    sizes = scaling_sizes(num_samples)
+    curve: dict[str, list[float]] = {"n": [float(s) for s in sizes]}
+    n = max(1, len(rows))
+    for size in sizes:
+        totals: Counter = Counter()
+        for row in rows:
+            totals.update(score_at_k(row, size))
+        for name, value in totals.items():
+            curve.setdefault(name.replace(f"@{size}", "@N"), []).append(value / n)
+    return curve
+
+
+# ---------------------------------------------------------------- model passes
 
 
 def probe_accuracy(model, tokenizer, probes: list[dict], cfg: Config) -> float:
@@ -100,14 +273,8 @@ def probe_accuracy(model, tokenizer, probes: list[dict], cfg: Config) -> float:
     return hits / max(1, len(probes))
 
 
-def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
-    """Evaluate `inputs["model"]` on `inputs["eval"]` (and `inputs["probe"]` when given)."""
-    start = time.perf_counter()
-    tokenizer, model = load_tokenizer(inputs["model"]), load_model(inputs["model"])
-    problems = read_records(inputs["eval"])[: cfg.limit]
-    prompts = chat_prompts(tokenizer, [p["prompt"] for p in problems])
-    references = [str(p["answer"]) for p in problems]
-
+def sample_completions(model, tokenizer, prompts: list[str], cfg: Config) -> tuple[list[str], list[list[str]]]:
+    """The greedy completion and cfg.num_samples sampled ones per prompt: the only generation passes."""
     greedy = [o[0] for o in generate(model, tokenizer, prompts, cfg.max_new_tokens, batch_size=cfg.batch_size, desc="greedy")]
     samples = generate(
         model,
@@ -121,20 +288,85 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         seed=cfg.seed,
         desc=f"sampling n={cfg.num_samples}",
     )
-    metrics, rows = score_problems(greedy, samples, references, cfg.ks)
+    return greedy, samples
+
+
+def reward_samples(reward_model_dir: str, problems: list[dict], samples: list[list[str]], batch_size: int) -> list[list[float]]:
+    """The reward of every sample, one batched forward pass each, grouped per problem."""
+    # The same scorer the reward-model stage measures and rejection sampling / GRPO use, so
+    # best-of-N here ranks exactly as they do. That module imports TRL only inside its training
+    # functions, so importing it stays light.
+    from components.reward_model import RewardScorer
+
+    scorer = RewardScorer(reward_model_dir, batch_size=batch_size)
+    prompts = [p["prompt"] for p, sampled in zip(problems, samples, strict=True) for _ in sampled]
+    flat = iter(scorer.score(prompts, [s for sampled in samples for s in sampled]))
+    return [[next(flat) for _ in sampled] for sampled in samples]
+
+
+def base_probe_accuracy(inputs: dict[str, str], probes: list[dict], cfg: Config) -> float | None:
+    """The base model's probe accuracy: read from its evaluation's metrics, or measured on its probe."""
+    if inputs.get("base_metrics"):
+        path = Path(inputs["base_metrics"])
+        if not path.is_file():
+            raise DataError(f"base_metrics: no such file {path}")
+        base = json.loads(path.read_text())
+        if "probe_accuracy" not in base:
+            raise DataError(f"base_metrics: {path} has no probe_accuracy (was the base evaluated with a probe set?)")
+        return float(base["probe_accuracy"])
+    if inputs.get("base_model"):
+        model = load_model(inputs["base_model"])
+        return probe_accuracy(model, load_tokenizer(inputs["base_model"]), probes, cfg)
+    return None
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
+    """Evaluate `inputs["model"]` on `inputs["eval"]`.
+
+    Optional inputs: `probe` (probe set), `reward_model` (RM dir: bon@k, wmaj@k, reward metrics),
+    `base_metrics` or `base_model` (forgetting; needs `probe`).
+    """
+    from components import eval_report
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    problems = read_records(inputs["eval"])[: cfg.limit]
+    probes = read_records(inputs["probe"]) if inputs.get("probe") else None
+    references = [str(p["answer"]) for p in problems]
+
+    tokenizer, model = load_tokenizer(inputs["model"]), load_model(inputs["model"])
+    greedy, samples = sample_completions(model, tokenizer, chat_prompts(tokenizer, [p["prompt"] for p in problems]), cfg)
+    probe_score = probe_accuracy(model, tokenizer, probes, cfg) if probes else None
+    del model  # the reward model and the base model come next: one model in memory at a time
+
+    rewards = reward_samples(inputs["reward_model"], problems, samples, cfg.batch_size) if inputs.get("reward_model") else None
+    metrics, rows = score_problems(greedy, samples, references, cfg.ks, rewards)
     metrics["mean_length"] = sum(len(tokenizer(g, add_special_tokens=False)["input_ids"]) for g in greedy) / max(1, len(greedy))
     metrics["n_problems"] = float(len(problems))
-    if inputs.get("probe"):
-        metrics["probe_accuracy"] = probe_accuracy(model, tokenizer, read_records(inputs["probe"]), cfg)
+    if probe_score is not None:
+        metrics["probe_accuracy"] = probe_score
+        base_probe = base_probe_accuracy(inputs, probes, cfg)
+        if base_probe is not None:
+            metrics["base_probe_accuracy"] = base_probe
+            metrics["forgetting"] = base_probe - probe_score
 
-    out = Path(out_dir)
-    write_records(out / "predictions.jsonl", rows)
-    write_json(out / "metrics.json", metrics)
+    curve = scaling_curve(rows, cfg.num_samples)
+    label = Path(inputs["model"]).name
+    outputs = {
+        "predictions": str(write_records(out / "predictions.jsonl", rows)),
+        "metrics": str(write_json(out / "metrics.json", metrics)),
+        "tts_curve": str(write_json(out / "tts_curve.json", curve)),
+        "report": str(eval_report.write_stage_report({label: metrics}, out, curve, title=inputs["model"])),
+        "tts_plot": str(out / "tts_curve.png"),
+    }
     return StageResult(
         stage="evaluate",
-        outputs={"predictions": str(out / "predictions.jsonl"), "metrics": str(out / "metrics.json")},
+        outputs=outputs,
         metrics=metrics,
-        info={"model": inputs["model"]},
+        info={"model": inputs["model"], "reward_model": inputs.get("reward_model")},
         wall_seconds=time.perf_counter() - start,
     )
 
@@ -146,10 +378,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--eval", default="data/eval.jsonl")
     parser.add_argument("--probe", default="data/probe.jsonl")
+    parser.add_argument("--reward-model", help="reward model dir: adds bon@k, wmaj@k and the reward metrics")
+    parser.add_argument("--base-model", help="base model dir: adds forgetting (its probe accuracy minus this model's)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     cfg = load_section(args.params, "evaluate", Config, args.profile)
-    result = run(cfg, {"model": args.model, "eval": args.eval, "probe": args.probe}, args.out)
+    inputs = {"model": args.model, "eval": args.eval, "probe": args.probe}
+    inputs.update({k: v for k, v in (("reward_model", args.reward_model), ("base_model", args.base_model)) if v})
+    result = run(cfg, inputs, args.out)
     print(result.model_dump_json(indent=2))
 
 

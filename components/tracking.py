@@ -224,6 +224,95 @@ def promote_if_better(name: str, version: str, metric: str, value: float, min_im
     return decision
 
 
+# ---------------------------------------------------------------- evaluating registered models
+
+
+class RegistryLookupError(LookupError):
+    """A registered model, version or alias does not exist; the message says what does."""
+
+
+def resolve_model_version(name: str, version: str | None = None, alias: str | None = None):
+    """The registry's ModelVersion for `name` at `version` or `alias` (exactly one), or a clear error."""
+    from mlflow.exceptions import MlflowException
+
+    if (version is None) == (alias is None):
+        raise ValueError(f"model {name!r}: give exactly one of version or alias")
+    client = _mlflow().MlflowClient()
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        known = ", ".join(sorted(m.name for m in client.search_registered_models())) or "none"
+        raise RegistryLookupError(f"no registered model named {name!r} at {_mlflow().get_registry_uri()} (registered: {known})") from None
+    try:
+        return client.get_model_version(name, version) if version is not None else client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        if version is not None:
+            versions = ", ".join(sorted((str(v.version) for v in client.search_model_versions(f"name = '{name}'")), key=int)) or "none"
+            raise RegistryLookupError(f"model {name!r} has no version {version!r} (versions: {versions})") from None
+        aliases = ", ".join(sorted(registered.aliases)) or "none"
+        raise RegistryLookupError(f"model {name!r} has no alias {alias!r} (aliases: {aliases})") from None
+
+
+def download_model_version(name: str, version: str, dst: str | Path) -> Path:
+    """Download a registered version and return a folder transformers can load model + tokenizer from.
+
+    `mlflow.transformers` stores the weights under `model/` and the tokenizer under
+    `components/tokenizer/` (per the MLmodel file); they are merged into `model/`. A version
+    logged as a plain HF folder is returned as is.
+    """
+    import shutil
+
+    import yaml
+
+    root = Path(_mlflow().artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
+    mlmodel = root / "MLmodel"
+    flavor = yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("transformers") if mlmodel.is_file() else None
+    if not flavor:
+        return root
+    model_dir = root / flavor.get("model_binary", "model")
+    for component in flavor.get("components", []):
+        for file in (root / "components" / component).iterdir():
+            if file.is_file() and not (model_dir / file.name).exists():
+                shutil.copy2(file, model_dir / file.name)
+    return model_dir
+
+
+def log_evaluation(
+    result,
+    cfg: BaseModel,
+    run_name: str,
+    tags: Mapping[str, str],
+    curve: Mapping[str, list[float]],
+    report_dir: str | Path,
+    extra_metrics: Mapping[str, float] | None = None,
+) -> str:
+    """One run for an evaluation: config, metrics, the scaling curve (step = N), the report folder, predictions."""
+    mlflow = _mlflow()
+    with mlflow.start_run(run_name=run_name, tags={"stage": "evaluate", **tags}) as run:
+        mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten("", cfg).items()})
+        metrics = {**result.metrics, **(extra_metrics or {}), "wall_seconds": result.wall_seconds}
+        mlflow.log_metrics({_metric_name(k): v for k, v in metrics.items() if _finite(v)})
+        for series, values in curve.items():
+            if series != "n":
+                for n, value in zip(curve["n"], values, strict=True):
+                    mlflow.log_metric(_metric_name(f"tts.{series.removesuffix('@N')}"), value, step=int(n))
+        log_report(report_dir, "report")
+        for name in ("predictions", "tts_curve", "metrics"):
+            if name in result.outputs:
+                log_report(result.outputs[name], "evaluation")
+        return run.info.run_id
+
+
+def tag_model_version(name: str, version: str, metrics: Mapping[str, float], extra: Mapping[str, str]) -> None:
+    """`eval.<metric>` tags (and `extra`) on a model version: the registry shows how it evaluated."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    tags = {f"eval.{_metric_name(k)}": f"{v:.6g}" for k, v in metrics.items() if _finite(v)} | dict(extra)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 # ---------------------------------------------------------------- plots
 
 
