@@ -15,6 +15,7 @@ from components.base import BaseConfig
 from components.config import StrictModel, read_params, validate_config
 from components.data import DataConfig
 from components.evaluate import EvaluateConfig
+from components.gate import GateConfig
 from components.sft import SFTConfig
 from components.validate import ValidationConfig
 
@@ -24,11 +25,6 @@ class TrackingConfig(StrictModel):
     artifact_location: str | None = Field("mlflow/artifacts", description="where a new experiment stores artifacts")
     experiment: str = Field("post-training", min_length=1)
     registered_model: str = Field("r1-tiny-math", min_length=1, description="MLflow registered model name")
-
-
-class PromotionConfig(StrictModel):
-    metric: str = Field("pass@1", description="held-out metric the champion must be beaten on")
-    min_improvement: float = Field(0.0, ge=0.0, le=1.0, description="required margin over the champion")
 
 
 class PathsConfig(StrictModel):
@@ -46,7 +42,7 @@ class PipelineParams(StrictModel):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    promotion: GateConfig = Field(default_factory=GateConfig, description="the gate the champion alias moves past")
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ Each stage is a Prefect task whose cache key is the stage's config, the digests 
 artifacts and its code version, so a re-run with unchanged data and params recomputes nothing
 (and, the model files being identical, registers nothing new). MLflow gets a parent run per
 pipeline run and a nested run per stage; the final model is registered with its lineage and
-the `champion` alias moves only when it beats the current champion.
+the `champion` alias moves only past the promotion gate (components.gate).
 
     python -m flows.post_training --params params.yaml [--profile local] [--force]
 """
@@ -123,9 +123,10 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
             parent_model=f"base:{_digest(base.outputs['model'])[:16]} ({base.outputs['model']})",
         )
         name = params.tracking.registered_model
-        version, created = tracking.register_model(sft.outputs["model"], name, lineage, final_eval.metrics)
-        metric = params.promotion.metric
-        decision = tracking.promote_if_better(name, version, metric, final_eval.metrics[metric], params.promotion.min_improvement)
+        # per-problem correctness on the eval set: what lets a later gate compare problem by problem
+        evidence = tracking.gate_evidence_tags(final_eval.outputs["predictions"], datasets["eval"])
+        version, created = tracking.register_model(sft.outputs["model"], name, {**lineage, **evidence}, final_eval.metrics)
+        decision = tracking.apply_gate(name, version, params.promotion)
         summary["model"] = {"name": name, "version": version, "newly_registered": created, "path": sft.outputs["model"]}
         summary["alias"] = decision.as_dict()
         logger.info("model %s v%s: %s", name, version, decision.reason)
