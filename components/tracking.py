@@ -41,11 +41,17 @@ def _mlflow():
     return mlflow
 
 
-def setup(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> str:
-    """Point MLflow at `tracking_uri` and make sure `experiment` exists; returns its id."""
+def connect(tracking_uri: str):
+    """Point MLflow's tracking and registry at `tracking_uri` (the registry flows need no experiment)."""
     mlflow = _mlflow()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    return mlflow
+
+
+def setup(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> str:
+    """Point MLflow at `tracking_uri` and make sure `experiment` exists; returns its id."""
+    mlflow = connect(tracking_uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         location = Path(artifact_location).resolve().as_uri() if artifact_location else None

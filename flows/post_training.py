@@ -80,7 +80,12 @@ def prepare_data(params: PipelineParams) -> tuple[StageResult, dict[str, str]]:
 
 @flow(name="post-training", log_prints=True)
 def post_training(params: PipelineParams = PipelineParams(), force: bool = False) -> dict:  # noqa: B008
-    """Run the post-training recipe; returns the summary (also written to reports/summary.json)."""
+    """Run the post-training recipe; returns the summary (also written to reports/summary.json).
+
+    Args:
+        params: every stage's knobs (the local profile by default), typed and bounded
+        force: recompute every stage, ignoring the cache
+    """
     logger = get_run_logger()
     started = time.perf_counter()
     tracking.setup(params.tracking.tracking_uri, params.tracking.experiment, params.tracking.artifact_location)
