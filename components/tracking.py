@@ -4,21 +4,29 @@ Stages return `StageResult`s and never log themselves; the orchestrating process
 helpers, so one process owns the runs, the registry and the aliases.
 
 Registry policy: every registered version gets the `challenger` alias; `champion` moves only
-when the new version beats the current champion on the gate metric (the first one wins). The
-decision and its reason are written as version tags, so the registry explains itself.
+when the new version passes the promotion gate (components.gate: a bootstrap CI over the
+per-problem scores, plus guard metrics; the first model wins), or by hand (`promote_version`,
+`rollback_champion`). Every decision and reason is written as version tags, so the registry
+explains itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from components import gate
+from components.artifacts import digest_path, read_records
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
@@ -33,11 +41,17 @@ def _mlflow():
     return mlflow
 
 
-def setup(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> str:
-    """Point MLflow at `tracking_uri` and make sure `experiment` exists; returns its id."""
+def connect(tracking_uri: str):
+    """Point MLflow's tracking and registry at `tracking_uri` (the registry flows need no experiment)."""
     mlflow = _mlflow()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    return mlflow
+
+
+def setup(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> str:
+    """Point MLflow at `tracking_uri` and make sure `experiment` exists; returns its id."""
+    mlflow = connect(tracking_uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         location = Path(artifact_location).resolve().as_uri() if artifact_location else None
@@ -170,6 +184,22 @@ def _serving_requirements() -> list[str]:
     return [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "transformers", "tokenizers", "accelerate")]
 
 
+# ---------------------------------------------------------------- the promotion gate and the champion alias
+#
+# Every champion move goes through one `set_registered_model_alias` call, made only after the
+# decision is computed and recorded, so no failure leaves a half-moved state. The version that
+# becomes champion through the gate or by hand records the one it replaced in
+# `champion.previous`: the chain a rollback walks back along.
+
+PER_PROBLEM_TAG = "eval.per_problem.{metric}"  # '0'/'1' per eval problem (components.gate.encode_correctness)
+EVAL_SET_TAG = "eval.set_digest"  # which problems those are: a paired gate needs the same ones
+PREVIOUS_CHAMPION_TAG = "champion.previous"
+
+
+class RegistryError(RuntimeError):
+    """A registry request names something that does not exist, or cannot be done; the message says which."""
+
+
 @dataclass
 class AliasDecision:
     version: str
@@ -177,9 +207,30 @@ class AliasDecision:
     reason: str
     champion_before: str | None
     champion_after: str | None
+    gate: dict[str, Any]  # the gate's details: method, CI, every reason
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+def gate_evidence_tags(predictions: str | Path, eval_file: str | Path, metric: str = "pass@1") -> dict[str, str]:
+    """Version tags that let a later gate compare this model problem by problem (paired).
+
+    `predictions` is the evaluate stage's predictions.jsonl (one row per problem, `greedy_correct`
+    is greedy pass@1); the eval set's identity is its file digest and how many problems were scored.
+    """
+    correct = [bool(row["greedy_correct"]) for row in read_records(predictions)]
+    eval_set = hashlib.sha256(f"{digest_path(eval_file)}:{len(correct)}".encode()).hexdigest()
+    return {PER_PROBLEM_TAG.format(metric=_metric_name(metric)): gate.encode_correctness(correct), EVAL_SET_TAG: eval_set}
+
+
+def version_evidence(version, cfg, label: str):
+    """What the gate needs to know about a registered version, read from its tags."""
+    names = [cfg.metric, *(guard.metric for guard in cfg.guards)]
+    values = {n: _float(version.tags.get(f"metric.{_metric_name(n)}")) for n in names}
+    metrics = {n: v for n, v in values.items() if v is not None and math.isfinite(v)}  # absent or NaN: not measured
+    per_problem = gate.decode_correctness(version.tags.get(PER_PROBLEM_TAG.format(metric=_metric_name(cfg.metric))))
+    return gate.Evidence(label, metrics, per_problem, version.tags.get(EVAL_SET_TAG))
 
 
 def current_champion(name: str):
@@ -191,37 +242,154 @@ def current_champion(name: str):
         return None
 
 
-def promote_if_better(name: str, version: str, metric: str, value: float, min_improvement: float = 0.0) -> AliasDecision:
-    """Set `challenger` on `version`; move `champion` to it only if it beats the champion."""
+def apply_gate(name: str, version: str, cfg) -> AliasDecision:
+    """Decide with the gate (`cfg`: components.gate.GateConfig), record why, then move the aliases.
+
+    `challenger` always moves to `version`; `champion` only when the gate passes. The decision and
+    each reason are `gate.*` version tags, written before any alias moves.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()
+    challenger = get_version(name, version)
+    champion = current_champion(name)
+    champion_before = str(champion.version) if champion else None  # MLflow returns int or str versions
+    if champion_before == str(version):
+        # A re-run of the champion's own pipeline: keep the tags of the decision that made it champion.
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        reason = f"version {version} is already the champion"
+        return AliasDecision(str(version), True, reason, champion_before, champion_before, {"reasons": [reason]})
+    champion_evidence = version_evidence(champion, cfg, f"champion v{champion_before}") if champion else None
+    decision = gate.decide(cfg, version_evidence(challenger, cfg, f"challenger v{version}"), champion_evidence)
+    _record_gate(client, name, str(version), decision, champion_before)
     client.set_registered_model_alias(name, CHALLENGER, version)
+    if decision.promoted:
+        try:
+            _move_champion(client, name, str(version), {PREVIOUS_CHAMPION_TAG: champion_before or "none"})
+        except Exception as exc:  # the recorded decision must not claim a move that did not happen
+            client.set_model_version_tag(name, str(version), "gate.decision", f"error: passed, but the champion alias did not move: {exc}")
+            raise
+    return AliasDecision(
+        version=str(version),
+        promoted=decision.promoted,
+        reason=decision.reason,
+        champion_before=champion_before,
+        champion_after=str(version) if decision.promoted else champion_before,
+        gate=decision.as_dict(),
+    )
+
+
+def _record_gate(client, name: str, version: str, decision, champion_before: str | None) -> None:
+    tags = {
+        "gate.decision": "promoted" if decision.promoted else "rejected",
+        "gate.reason": decision.reason,
+        "gate.reasons": json.dumps(decision.reasons),
+        "gate.method": decision.method,
+        "gate.metric": decision.metric,
+        "gate.champion": champion_before or "none",
+        "gate.guard_failures": ",".join(decision.guard_failures) or "none",
+        "gate.decided_at": _now(),
+    }
+    for key in ("difference", "ci_low", "ci_high", "confidence"):
+        value = getattr(decision, key)
+        if value is not None:
+            tags[f"gate.{key}"] = f"{value:.6f}"
+    _set_tags(client, name, version, tags)
+
+
+def promote_version(name: str, version: str, reason: str, record: Mapping[str, str] | None = None) -> AliasDecision:
+    """Make `version` the champion by hand, past the gate; `reason` (and `record`) become `promotion.*` tags."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    get_version(name, version)  # fails clearly when it does not exist
+    champion = current_champion(name)
+    before = str(champion.version) if champion else None
+    if before == str(version):
+        return AliasDecision(str(version), False, f"version {version} is already the champion: nothing moved", before, before, {})
+    tags = {"promotion.reason": reason, "promotion.previous_champion": before or "none", "promotion.at": _now()}
+    tags.update({f"promotion.{k}": str(v) for k, v in (record or {}).items()})
+    _set_tags(client, name, str(version), tags)
+    _move_champion(client, name, str(version), {PREVIOUS_CHAMPION_TAG: before or "none"})
+    return AliasDecision(str(version), True, f"promoted by hand: {reason}", before, str(version), {})
+
+
+def rollback_champion(name: str, reason: str, to_version: str | None = None, record: Mapping[str, str] | None = None) -> AliasDecision:
+    """Move `champion` back to the version the current champion replaced (or to `to_version`).
+
+    The restored version keeps its own `champion.previous`, so a second rollback walks further
+    back instead of bouncing between two versions. The demoted version gets `rollback.*` tags.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
     champion = current_champion(name)
     if champion is None:
-        promoted, reason = True, f"first model: no champion yet ({metric}={value:.4f})"
-    elif champion.version == version:
-        promoted, reason = True, f"version {version} is already the champion"
-    else:
-        best = float(champion.tags.get(f"metric.{_metric_name(metric)}", "nan"))
-        if math.isnan(best) or value > best + min_improvement:
-            promoted = True
-            reason = f"{metric} {value:.4f} beats champion v{champion.version} ({best:.4f}) by more than {min_improvement}"
-        else:
-            promoted = False
-            reason = f"{metric} {value:.4f} does not beat champion v{champion.version} ({best:.4f}) by more than {min_improvement}"
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    decision = AliasDecision(
-        version=version,
-        promoted=promoted,
-        reason=reason,
-        champion_before=champion.version if champion else None,
-        champion_after=version if promoted else (champion.version if champion else None),
-    )
-    client.set_model_version_tag(name, version, "gate.decision", "promoted" if promoted else "rejected")
-    client.set_model_version_tag(name, version, "gate.reason", reason)
-    return decision
+        raise RegistryError(f"model {name!r} has no champion: there is nothing to roll back")
+    current = str(champion.version)
+    target = str(to_version) if to_version is not None else champion.tags.get(PREVIOUS_CHAMPION_TAG, "none")
+    if target == "none":
+        raise RegistryError(
+            f"champion v{current} of {name!r} replaced no earlier champion ({PREVIOUS_CHAMPION_TAG} is unset): "
+            "give the version to roll back to"
+        )
+    if target == current:
+        raise RegistryError(f"version {target} of {name!r} is already the champion: nothing to roll back")
+    get_version(name, target)
+    stamp = {"at": _now(), "reason": reason, **{k: str(v) for k, v in (record or {}).items()}}
+    _set_tags(client, name, current, {"rollback.to": target, **{f"rollback.{k}": v for k, v in stamp.items()}})
+    _set_tags(client, name, target, {"restored.from": current, **{f"restored.{k}": v for k, v in stamp.items()}})
+    _move_champion(client, name, target, {})
+    return AliasDecision(target, True, f"rolled back from v{current}: {reason}", current, target, {})
+
+
+def champion_lineage(name: str) -> dict[str, str] | None:
+    """The current champion's version and lineage tags (data version, params hash), or None."""
+    champion = current_champion(name)
+    if champion is None:
+        return None
+    return {"version": str(champion.version), **{key: champion.tags.get(key, "") for key in ("data_md5", "params_hash")}}
+
+
+def get_version(name: str, version: str):
+    """The model version, or a RegistryError that names what exists."""
+    from mlflow.exceptions import MlflowException
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        pass
+    try:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    except MlflowException:
+        versions = []
+    if not versions:
+        raise RegistryError(f"no registered model named {name!r} (or it has no versions)") from None
+    raise RegistryError(f"model {name!r} has no version {version} (existing versions: {', '.join(map(str, versions))})") from None
+
+
+def _move_champion(client, name: str, version: str, tags: Mapping[str, str]) -> None:
+    _set_tags(client, name, version, tags)
+    client.set_registered_model_alias(name, CHAMPION, version)  # the one call that moves it
+
+
+def _set_tags(client, name: str, version: str, tags: Mapping[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------- evaluating registered models

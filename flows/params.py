@@ -18,6 +18,7 @@ from components.config import StrictModel, read_params, validate_config
 from components.data import DataConfig
 from components.distill import DistillConfig
 from components.evaluate import EvaluateConfig
+from components.gate import GateConfig
 from components.grpo import GRPOStageConfig
 from components.rejection_sampling import RejectionSamplingConfig
 from components.reward_model import RewardModelConfig
@@ -47,11 +48,6 @@ class TrackingConfig(StrictModel):
     registered_model: str = Field("r1-tiny-math", min_length=1, description="MLflow registered model name")
 
 
-class PromotionConfig(StrictModel):
-    metric: str = Field("pass@1", description="held-out metric the champion must be beaten on")
-    min_improvement: float = Field(0.0, ge=0.0, le=1.0, description="required margin over the champion")
-
-
 class PathsConfig(StrictModel):
     artifacts_dir: str = Field("artifacts", description="stage outputs, one folder per cache key")
     reports_dir: str = Field("reports", description="summary.json and validation reports")
@@ -74,7 +70,7 @@ class PipelineParams(StrictModel):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    promotion: GateConfig = Field(default_factory=GateConfig, description="the gate the champion alias moves past")
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
     @model_validator(mode="after")

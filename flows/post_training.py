@@ -4,7 +4,7 @@ Each stage is a Prefect task whose cache key is the stage's config, the digests 
 artifacts and its code version, so a re-run with unchanged data and params recomputes nothing
 (and, the model files being identical, registers nothing new). MLflow gets a parent run per
 pipeline run and a nested run per stage; the final model is registered with its lineage and
-the `champion` alias moves only when it beats the current champion.
+the `champion` alias moves only past the promotion gate (components.gate).
 
     python -m flows.post_training --params params.yaml [--profile local] [--force]
 """
@@ -81,7 +81,12 @@ def prepare_data(params: PipelineParams) -> tuple[StageResult, dict[str, str]]:
 
 @flow(name="post-training", log_prints=True)
 def post_training(params: PipelineParams = PipelineParams(), force: bool = False) -> dict:  # noqa: B008
-    """Run the post-training recipe; returns the summary (also written to reports/summary.json)."""
+    """Run the post-training recipe; returns the summary (also written to reports/summary.json).
+
+    Args:
+        params: every stage's knobs (the local profile by default), typed and bounded
+        force: recompute every stage, ignoring the cache
+    """
     logger = get_run_logger()
     started = time.perf_counter()
     tracking.setup(params.tracking.tracking_uri, params.tracking.experiment, params.tracking.artifact_location)
@@ -100,11 +105,10 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
 
         # ---- the final policy: registered under the main name, then the promotion gate
         name = params.tracking.registered_model
-        version, created = recipe.register(final, name)
-        metric = params.promotion.metric
-        final_metrics = summary["stages"][final.label]["metrics"]
-        value = final_metrics[f"eval.{metric}"]
-        decision = tracking.promote_if_better(name, version, metric, value, params.promotion.min_improvement)
+        # per-problem correctness on the eval set: what lets a later gate compare problem by problem
+        evidence = tracking.gate_evidence_tags(recipe.evaluations[final.label].outputs["predictions"], datasets["eval"])
+        version, created = recipe.register(final, name, extra_tags=evidence)
+        decision = tracking.apply_gate(name, version, params.promotion)
         summary["model"] = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
         summary["alias"] = decision.as_dict()
         logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
@@ -150,6 +154,7 @@ class Recipe:
     def __init__(self, summary: dict, lineage: dict, datasets: dict[str, str], params: PipelineParams, force: bool):
         self.summary, self.lineage, self.data, self.params, self.force = summary, lineage, datasets, params, force
         self.registered: dict[str, str] = {}  # label -> "name/version", the parents of later models
+        self.evaluations: dict[str, StageResult] = {}
         self.reward_model: str | None = None
         self.base: Model | None = None
         self.pairs: str | None = None
@@ -211,7 +216,12 @@ class Recipe:
         self.register_stage(student, name=f"{self.params.tracking.registered_model}-student")
 
     def evaluate(self, model: Model) -> StageResult:
-        return _evaluate(self.summary, model.label, model.path, self.data, self.params, self.force, extra=self._rm())
+        extra = self._rm()
+        if model.label != "base" and "base" in self.evaluations:
+            extra["base_metrics"] = self.evaluations["base"].outputs["metrics"]  # forgetting, at no extra cost
+        result = _evaluate(self.summary, model.label, model.path, self.data, self.params, self.force, extra=extra)
+        self.evaluations[model.label] = result
+        return result
 
     def register_stage(self, model: Model, name: str | None = None) -> None:
         """Intermediate models go to `<registered_model>-<stage>`: the lineage of the final one."""
@@ -219,8 +229,9 @@ class Recipe:
             return  # the final policy is registered under the main name, behind the gate
         self.register(model, name or f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}")
 
-    def register(self, model: Model, name: str) -> tuple[str, bool]:
+    def register(self, model: Model, name: str, extra_tags: dict[str, str] | None = None) -> tuple[str, bool]:
         tags = {**self.lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
+        tags.update(extra_tags or {})
         metrics = {k.removeprefix("eval."): v for k, v in self.summary["stages"][model.label]["metrics"].items() if k.startswith("eval.")}
         version, created = tracking.register_model(model.path, name, tags, metrics)
         self.registered[model.label] = f"{name}/{version}"
@@ -245,7 +256,8 @@ class Recipe:
 def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:
     inputs = {"model": model, "eval": datasets["eval"], "probe": datasets["probe"], **(extra or {})}
     result, cached = stage("evaluate", params.evaluate, inputs, params, force, name=f"evaluate-{label}")
-    tracking.log_stage(result, params.evaluate, cached, name=f"evaluate-{label}", artifacts={"predictions": result.outputs["predictions"]})
+    evaluation_dir = str(Path(result.outputs["metrics"]).parent)  # predictions, report, test-time-scaling curve
+    tracking.log_stage(result, params.evaluate, cached, name=f"evaluate-{label}", artifacts={"evaluation": evaluation_dir})
     row = summary["stages"][label]
     row["metrics"].update({f"eval.{k}": v for k, v in result.metrics.items()})
     row["wall_seconds"] += result.wall_seconds

@@ -62,6 +62,8 @@ def test_first_run_registers_the_model_with_every_lineage_tag(first_run, project
     assert version.tags["data_md5"] == yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
     assert version.tags["data_md5"].endswith(".dir")
     assert version.tags["gate.decision"] == "promoted"
+    # what lets the next gate compare problem by problem: greedy correctness on each eval problem
+    assert len(version.tags["eval.per_problem.pass_at_1"]) == 24 and version.tags["eval.set_digest"]
 
 
 def test_every_stage_model_is_registered_with_its_parent(first_run, mlflow_server):

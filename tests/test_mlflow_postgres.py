@@ -5,7 +5,7 @@
 A fresh database per run (`posttrain_test_<random>`, dropped at the end) and a real server
 process on 127.0.0.1 (stopped at the end, even on failure); then components.tracking does what
 the flow does: `setup`, a `pipeline_run` with a stage's nested run from `log_stage`, and the
-champion gate (`promote_if_better`) on model versions. Skipped when nothing accepts
+champion gate (`apply_gate`) and a rollback on model versions. Skipped when nothing accepts
 connections on 127.0.0.1:5432.
 
     .venv/bin/python -m pytest tests/test_mlflow_postgres.py -q
@@ -25,6 +25,7 @@ import yaml
 
 from components import tracking
 from components.config import StageResult
+from components.gate import GateConfig, encode_correctness
 from components.sft import SFTConfig
 from tests.conftest import start_mlflow_server, stop
 
@@ -157,33 +158,39 @@ def test_champion_moves_only_past_the_gate(server):
     name = f"r1-test-{uuid.uuid4().hex[:8]}"
     client.create_registered_model(name)
 
-    def register(pass_at_1: float) -> str:
-        # What tracking.register_model records, without training a model to log.
+    def register(solved: int) -> str:
+        # What tracking.register_model records, without training a model to log: 100 eval problems.
         with tracking.pipeline_run("register", {}) as run_id:
-            version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version
-        client.set_model_version_tag(name, version, "metric.pass_at_1", str(pass_at_1))
-        client.set_model_version_tag(name, version, "model_digest", f"digest-{version}")
-        return str(version)
+            version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
+        tags = {"metric.pass_at_1": solved / 100, "model_digest": f"digest-{version}", tracking.EVAL_SET_TAG: "eval-a"}
+        tags["eval.per_problem.pass_at_1"] = encode_correctness([i < solved for i in range(100)])
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
+        return version
 
-    first = register(0.40)
-    decision = tracking.promote_if_better(name, first, "pass@1", 0.40)
+    gate = GateConfig(min_improvement=0.05)
+    first = register(40)
+    decision = tracking.apply_gate(name, first, gate)
     assert decision.promoted and decision.champion_before is None and "first model" in decision.reason
 
-    worse = register(0.30)
-    decision = tracking.promote_if_better(name, worse, "pass@1", 0.30)
+    worse = register(30)
+    decision = tracking.apply_gate(name, worse, gate)
     assert not decision.promoted and decision.champion_after == first
 
-    within_margin = register(0.42)
-    decision = tracking.promote_if_better(name, within_margin, "pass@1", 0.42, min_improvement=0.05)
+    within_margin = register(42)
+    decision = tracking.apply_gate(name, within_margin, gate)
     assert not decision.promoted and decision.champion_after == first
 
-    better = register(0.55)
-    decision = tracking.promote_if_better(name, better, "pass@1", 0.55, min_improvement=0.05)
+    better = register(55)
+    decision = tracking.apply_gate(name, better, gate)
     assert decision.promoted and decision.champion_before == first and decision.champion_after == better
 
-    assert client.get_model_version_by_alias(name, tracking.CHAMPION).version == better
-    assert client.get_model_version_by_alias(name, tracking.CHALLENGER).version == better
+    assert str(client.get_model_version_by_alias(name, tracking.CHAMPION).version) == better
+    assert str(client.get_model_version_by_alias(name, tracking.CHALLENGER).version) == better
     tags = {v: client.get_model_version(name, v).tags for v in (first, worse, within_margin, better)}
     assert [tags[v]["gate.decision"] for v in (first, worse, within_margin, better)] == ["promoted", "rejected", "rejected", "promoted"]
-    assert "does not beat champion v1" in tags[worse]["gate.reason"]
+    assert "does not beat the champion" in tags[worse]["gate.reason"] and tags[worse]["gate.method"] == "paired-bootstrap"
+
+    tracking.rollback_champion(name, "postgres rollback")
+    assert str(client.get_model_version_by_alias(name, tracking.CHAMPION).version) == first
     assert tracking.find_version_by_digest(name, f"digest-{within_margin}").version == within_margin

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 from pydantic import BaseModel
 
@@ -46,3 +47,29 @@ def test_git_commit_outside_a_checkout_comes_from_the_image(tmp_path, monkeypatc
     monkeypatch.setenv("POSTTRAIN_GIT_COMMIT", "abc123")
     assert git_commit(tmp_path) == "abc123"
     assert git_commit(".") not in ("abc123", "unknown")
+
+
+def test_every_deployment_points_at_a_flow_whose_parameters_are_typed():
+    from prefect.utilities.callables import parameter_schema
+    from prefect.utilities.importtools import import_object
+
+    spec = yaml.safe_load(Path("prefect.yaml").read_text())
+    assert {d["name"] for d in spec["deployments"]} >= {"post-training", "promote-model", "retrain"}
+    for deployment in spec["deployments"]:
+        schema = parameter_schema(import_object(deployment["entrypoint"])).model_dump_for_openapi()
+        assert schema.get("definitions"), f"{deployment['name']}: no pydantic model in its parameters"
+        assert all(p.get("description") for p in schema["properties"].values()), deployment["name"]
+    retrain = next(d for d in spec["deployments"] if d["name"] == "retrain")
+    assert retrain["schedules"][0]["cron"] and retrain["schedules"][0]["active"]
+
+
+def test_a_promotion_request_needs_a_reason_and_a_version_to_promote():
+    from pydantic import ValidationError
+
+    from flows.promote import PromotionRequest
+
+    with pytest.raises(ValidationError, match="reason"):
+        PromotionRequest(version=2, reason=" ")
+    with pytest.raises(ValidationError, match="version is required when action is 'promote'"):
+        PromotionRequest(reason="better on the new benchmark")
+    assert PromotionRequest(action="rollback", reason="v3 regressed").version is None

@@ -1,0 +1,179 @@
+"""What the Prefect UI does, through the REST API of a real Prefect server, with a real worker.
+
+`prefect deploy --all` registers prefect.yaml's deployments; every one's parameter form is typed,
+described and bounded, and `retrain` carries its cron schedule. A flow run of `promote-model` is
+created with a plain HTTP POST (the UI's "Run"), a `process` worker subprocess runs it to
+completion, and the champion alias of a file-based MLflow registry moves. Invalid parameters are
+refused by the server with a message that names the field. The worker is always stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from components import tracking
+from tests.conftest import REPO, stop
+
+pytestmark = pytest.mark.slow
+
+POOL = "local-process"  # the pool prefect.yaml names
+MODEL = "ui-model"
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@pytest.fixture(scope="module")
+def api(prefect_server):
+    from prefect.settings import PREFECT_API_URL
+
+    with httpx.Client(base_url=PREFECT_API_URL.value().rstrip("/") + "/", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def deployments(api, tmp_path_factory) -> dict[str, dict]:
+    """prefect.yaml deployed to the test server, as `make deploy` does; name -> deployment."""
+    from prefect.workers.process import ProcessWorker
+
+    response = api.post(
+        "work_pools/", json={"name": POOL, "type": "process", "base_job_template": ProcessWorker.get_default_base_job_template()}
+    )
+    assert response.status_code == 201, response.text
+    env = {**os.environ, "PREFECT_API_URL": str(api.base_url).rstrip("/"), "PWD": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = api.post("deployments/filter", json={}).json()
+    by_name = {d["name"]: d for d in found}
+    # The weekly schedule is real: pause it here so no retrain of this checkout can start during the test.
+    assert api.patch(f"deployments/{by_name['retrain']['id']}", json={"paused": True}).status_code == 204
+    return by_name
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A file-based MLflow registry with two versions of a model; v1 is the champion."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("ui-mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracking.setup(uri, "ui-test", str(root / "artifacts"))
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(MODEL)
+    for _ in range(2):
+        client.create_model_version(MODEL, source=str(root), run_id=None)
+    tracking.promote_version(MODEL, "1", "the first one")
+    return uri, client
+
+
+def test_every_deployment_has_a_typed_described_bounded_form(deployments):
+    assert set(deployments) >= {"post-training", "promote-model", "retrain"}
+    for name, deployment in deployments.items():
+        schema = deployment["parameter_openapi_schema"]
+        assert deployment["enforce_parameter_schema"], name
+        for parameter, spec in schema["properties"].items():
+            assert spec.get("description"), f"{name}.{parameter} has no description"
+        models = schema.get("definitions", {})
+        assert models, f"{name}: no pydantic model in its parameters"
+        fields = [field for model in models.values() for field in model.get("properties", {}).values()]
+        assert any({"minimum", "exclusiveMinimum", "maximum", "minLength", "pattern", "enum"} & set(f) for f in fields), name
+    request = deployments["promote-model"]["parameter_openapi_schema"]["definitions"]["PromotionRequest"]["properties"]
+    assert request["version"]["anyOf"][0]["minimum"] == 1 and request["reason"]["minLength"] == 1
+    assert all(request[field]["description"] for field in request)
+
+
+def test_retrain_is_scheduled_weekly(deployments):
+    schedules = deployments["retrain"]["schedules"]
+    assert [s["schedule"]["cron"] for s in schedules] == ["0 3 * * 1"]
+
+
+@pytest.fixture
+def worker(api, deployments, tmp_path):
+    """A real `prefect worker start` on the pool (it runs flow runs as subprocesses of this checkout)."""
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "PREFECT_API_URL": str(api.base_url).rstrip("/"), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process", "--name", "ui-test-worker"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    yield process, log
+    if process.poll() is None:  # SIGINT first: the worker's own graceful shutdown
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop(process)
+
+
+def wait_for_terminal_state(api, flow_run_id: str, worker, timeout: float = 240) -> dict:
+    process, log = worker
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api.get(f"flow_runs/{flow_run_id}").json()
+        if run["state_type"] in TERMINAL:
+            return run
+        assert process.poll() is None, f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+        time.sleep(2)
+    raise AssertionError(f"flow run {flow_run_id} not finished after {timeout}s (state {run['state_type']}):\n{log.read_text()[-3000:]}")
+
+
+def create_run(api, deployment: dict, request: dict) -> httpx.Response:
+    """The UI's Run -> Custom run: POST /deployments/{id}/create_flow_run."""
+    return api.post(f"deployments/{deployment['id']}/create_flow_run", json={"parameters": {"request": request}})
+
+
+def test_a_run_created_through_the_api_is_executed_by_a_worker(api, deployments, registry, worker):
+    uri, client = registry
+    request = {
+        "model_name": MODEL,
+        "action": "promote",
+        "version": 2,
+        "reason": "approved in review",
+        "requested_by": "ui",
+        "tracking_uri": uri,
+    }
+    response = create_run(api, deployments["promote-model"], request)
+    assert response.status_code == 201, response.text
+    flow_run_id = response.json()["id"]
+
+    run = wait_for_terminal_state(api, flow_run_id, worker)
+    assert run["state_type"] == "COMPLETED", f"{run['state']}\n{worker[1].read_text()[-3000:]}"
+    assert str(client.get_model_version_by_alias(MODEL, tracking.CHAMPION).version) == "2"
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["promotion.reason"] == "approved in review" and tags["promotion.requested_by"] == "ui"
+    assert tags["promotion.flow_run_id"] == flow_run_id and tags["promotion.previous_champion"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param({"reason": None}, "field 'request'. Failure reason: 'reason' is a required property", id="missing reason"),
+        pytest.param({"reason": ""}, "field 'request.reason'. Failure reason: '' should be non-empty", id="empty reason"),
+        pytest.param({"reason": "  "}, "field 'request.reason'. Failure reason: '  ' does not match", id="blank reason"),
+        pytest.param(
+            {"version": 0}, "field 'request.version'. Failure reason: 0 is less than the minimum of 1", id="version out of bounds"
+        ),
+        pytest.param({"version": "two"}, "field 'request.version'. Failure reason: 'two' is not valid", id="version of the wrong type"),
+        pytest.param(
+            {"action": "delete"},
+            "field 'request.action'. Failure reason: 'delete' is not one of ['promote', 'rollback']",
+            id="unknown action",
+        ),
+        pytest.param(
+            {"extra": 1},
+            "field 'request'. Failure reason: Additional properties are not allowed ('extra' was unexpected)",
+            id="unknown field",
+        ),
+    ],
+)
+def test_invalid_parameters_are_refused_by_the_server_naming_the_field(api, deployments, change, message):
+    request = {"model_name": MODEL, "action": "promote", "version": 2, "reason": "ok", **change}
+    request = {key: value for key, value in request.items() if value is not None}
+    response = create_run(api, deployments["promote-model"], request)
+    assert response.status_code == 409, response.text
+    assert f"Error creating flow run: Validation failed for {message}" in response.json()["detail"]
