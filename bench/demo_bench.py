@@ -1,4 +1,4 @@
-"""Benchmark the walking skeleton's targets from a fresh clone, side by side in one run.
+"""Benchmark the whole R1 recipe from a fresh clone: its time and the paper's table in miniature.
 
     python bench/demo_bench.py [--repo .] [--out bench/results/demo.json] [--keep]
 
@@ -6,10 +6,14 @@
 2. `make demo` there: install + the whole pipeline; wall time and the peak RSS of the largest
    process (the pipeline), plus the pipeline's own wall time from reports/summary.json;
 3. `make demo` again: the no-op re-run, served from cache;
-4. the held-out pass@1 of the base model and of the SFT model, from the summary.
+4. every stage's held-out metrics, from the summary, checked against the recipe's claims:
+   GRPO's pass@1 above the cold-start SFT's; the final model's maj@k above its pass@1; round-2
+   SFT at least the cold-start SFT; the distilled student above the same-size student trained
+   by SFT on the original data.
 
-Results are written as JSON; targets: demo <= 600 s, pipeline <= 360 s, peak <= 4 GiB,
-no-op <= 30 s, SFT pass@1 > base pass@1. Timings on a shared 2-core machine are noisy.
+Results are written as JSON; time targets: the recipe (pipeline) <= 20 min, peak <= 4 GiB,
+no-op re-run <= 60 s. Timings on a shared 2-core machine are noisy; the claims are
+deterministic for the fixed seeds of params.yaml.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"demo_seconds": 600, "pipeline_seconds": 360, "peak_rss_gib": 4.0, "noop_seconds": 30}
+TARGETS = {"pipeline_seconds": 1200, "peak_rss_gib": 4.0, "noop_seconds": 60}
+EVALUATED = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
 
 
 def timed(command: list[str], cwd: Path, log: Path) -> float:
@@ -39,12 +44,51 @@ def timed(command: list[str], cwd: Path, log: Path) -> float:
     return elapsed
 
 
+def held_out(row: dict) -> dict:
+    """The summary columns the issue asks for: pass@1, maj@k, length, reward, seconds."""
+    metrics = row["metrics"]
+    keep = ("pass@1", "maj@8", "pass@8", "bon@8", "sample_accuracy", "mean_length", "mean_reward", "probe_accuracy", "forgetting")
+    return {k: round(metrics[f"eval.{k}"], 3) for k in keep if f"eval.{k}" in metrics} | {"seconds": round(row["wall_seconds"], 1)}
+
+
+def targets(results: dict) -> dict[str, bool]:
+    h = results["held_out"]
+    final = h[results["final_stage"]]
+    return {
+        "recipe (pipeline) <= 20 min": results["pipeline_seconds"] <= TARGETS["pipeline_seconds"],
+        "peak <= 4 GiB": results["peak_rss_gib"] <= TARGETS["peak_rss_gib"],
+        "no-op re-run <= 60 s": results["noop_seconds"] <= TARGETS["noop_seconds"],
+        "GRPO pass@1 > cold-start SFT pass@1": h["grpo"]["pass@1"] > h["sft"]["pass@1"],
+        "final maj@8 > final pass@1": final["maj@8"] > final["pass@1"],
+        "round-2 SFT pass@1 >= cold-start SFT pass@1": h["sft_round2"]["pass@1"] >= h["sft"]["pass@1"],
+        "distilled student pass@1 > SFT-only student pass@1": h["distill"]["pass@1"] > h["student_sft"]["pass@1"],
+    }
+
+
+def print_claims(path: Path) -> int:
+    """The claims of a pipeline run that already happened (no clone, no timing of ours)."""
+    summary = json.loads(path.read_text())
+    results = {
+        "pipeline_seconds": summary["pipeline_wall_seconds"],
+        "final_stage": summary["model"]["stage"],
+        "held_out": {name: held_out(summary["stages"][name]) for name in EVALUATED if name in summary["stages"]},
+        "peak_rss_gib": 0.0,
+        "noop_seconds": 0.0,
+    }
+    claims = {k: v for k, v in targets(results).items() if k not in ("peak <= 4 GiB", "no-op re-run <= 60 s")}
+    print(json.dumps({"held_out": results["held_out"], "pipeline_seconds": round(results["pipeline_seconds"]), "claims": claims}, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=".")
     parser.add_argument("--out", default="bench/results/demo.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--claims-of", metavar="SUMMARY", help="only print the recipe's table and claims from a summary.json")
     args = parser.parse_args()
+    if args.claims_of:
+        return print_claims(Path(args.claims_of))
 
     workdir = Path(tempfile.mkdtemp(prefix="demo-bench-"))
     clone = workdir / "repo"
@@ -66,18 +110,10 @@ def main() -> int:
         "noop_pipeline_seconds": round(noop["pipeline_wall_seconds"], 1),
         "noop_all_cached": all(row["cached"] for name, row in noop["stages"].items() if name != "data"),
         "noop_registered_new": noop["model"]["newly_registered"],
-        "base_pass@1": stages["base"]["metrics"]["eval.pass@1"],
-        "sft_pass@1": stages["sft"]["metrics"]["eval.pass@1"],
-        "sft_maj@8": stages["sft"]["metrics"].get("eval.maj@8"),
-        "sft_pass@8": stages["sft"]["metrics"].get("eval.pass@8"),
+        "final_stage": summary["model"]["stage"],
+        "held_out": {name: held_out(stages[name]) for name in EVALUATED if name in stages},
     }
-    results["targets"] = {
-        "demo <= 600 s": results["demo_seconds"] <= TARGETS["demo_seconds"],
-        "pipeline <= 360 s": results["pipeline_seconds"] <= TARGETS["pipeline_seconds"],
-        "peak <= 4 GiB": results["peak_rss_gib"] <= TARGETS["peak_rss_gib"],
-        "no-op re-run <= 30 s": results["noop_seconds"] <= TARGETS["noop_seconds"],
-        "SFT lifts pass@1 over base": results["sft_pass@1"] > results["base_pass@1"],
-    }
+    results["targets"] = targets(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

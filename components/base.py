@@ -34,9 +34,9 @@ class BaseConfig(StrictModel):
     kv_heads: int = Field(2, ge=1)
     intermediate_size: int = Field(512, ge=16)
     max_positions: int = Field(256, ge=64)
-    steps: int = Field(720, ge=0, description="pretraining optimizer steps")
+    steps: int = Field(1200, ge=0, description="pretraining optimizer steps")
     batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(1.5e-3, gt=0, le=1)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
     warmup_steps: int = Field(60, ge=0)
     seed: int = 0
 

@@ -23,7 +23,7 @@ from components.modeling import load_model, load_tokenizer, set_generation_defau
 
 
 class SFTConfig(StrictModel):
-    max_steps: int = Field(250, ge=1, description="optimizer steps")
+    max_steps: int = Field(300, ge=1, description="optimizer steps")
     batch_size: int = Field(32, ge=1, description="per-device batch size")
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(5e-4, gt=0, le=1)

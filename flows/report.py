@@ -11,9 +11,10 @@ COLUMNS = (
     ("eval.pass@1", "pass@1"),
     ("eval.maj@8", "maj@8"),
     ("eval.pass@8", "pass@8"),
+    ("eval.bon@8", "bon@8"),
     ("eval.probe_accuracy", "probe"),
     ("eval.mean_length", "length"),
-    ("final_loss", "loss"),
+    ("eval.mean_reward", "reward"),
     ("wall_seconds", "seconds"),
     ("cached", "cached"),
 )

@@ -595,6 +595,23 @@ def test_cluster_profile_trains_with_the_deepspeed_config(tmp_path, isolated_dee
     assert launcher["deepspeed_config"]["deepspeed_config_file"] == configured, "multi-node launches must shard as the profile says"
 
 
+def test_every_cluster_trainer_gets_the_deepspeed_config(tmp_path, isolated_deepspeed_state):
+    from components import alignment, grpo, reward_model
+
+    params = load_params(REPO / "params.yaml", "cluster")
+    off_gpu = {"use_cpu": True, "bf16": False}  # no GPU here: what is under test is the file reaching the trainer
+    built = {
+        "reward_model": reward_model.training_args(params.reward_model.model_copy(update=off_gpu), tmp_path),
+        "grpo": grpo.training_args(params.grpo.model_copy(update=off_gpu), tmp_path, "hf", ["accuracy"], [1.0]),
+        "sft_round2": sft.training_args(params.sft_round2.model_copy(update=off_gpu), tmp_path),
+        "alignment": alignment.dpo_args(params.alignment.model_copy(update=off_gpu), tmp_path),
+    }
+    for stage, args in built.items():
+        configured = getattr(params, stage).deepspeed
+        assert configured and (REPO / configured).is_file(), f"profiles.cluster.{stage}.deepspeed is not set"
+        assert args.deepspeed == configured, stage
+
+
 # Run in a child process: DeepSpeed's process group and accelerate's state are process-wide.
 _SFT_UNDER_DEEPSPEED = """
 import json, sys
