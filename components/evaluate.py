@@ -56,7 +56,7 @@ from pydantic import Field, model_validator
 from components.answers import extract_answer, is_correct
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel, load_section
-from components.generation import chat_prompts, generate
+from components.generation import Backend, chat_prompts, generate, load_for_generation
 from components.modeling import load_model, load_tokenizer
 
 ECE_BINS = 10
@@ -70,6 +70,7 @@ class EvaluateConfig(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1.0)
     batch_size: int = Field(64, ge=1, description="sequences per generate call")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
+    generation_backend: Backend = Field("auto", description="auto: vLLM when installed with a GPU, else HF generate")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -337,7 +338,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     probes = read_records(inputs["probe"]) if inputs.get("probe") else None
     references = [str(p["answer"]) for p in problems]
 
-    tokenizer, model = load_tokenizer(inputs["model"]), load_model(inputs["model"])
+    tokenizer, model, backend, why = load_for_generation(inputs["model"], cfg.generation_backend, cfg.seed)
+    print(f"[evaluate] generating with {backend}: {why}")
     greedy, samples = sample_completions(model, tokenizer, chat_prompts(tokenizer, [p["prompt"] for p in problems]), cfg)
     probe_score = probe_accuracy(model, tokenizer, probes, cfg) if probes else None
     del model  # the reward model and the base model come next: one model in memory at a time
@@ -366,7 +368,12 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         stage="evaluate",
         outputs=outputs,
         metrics=metrics,
-        info={"model": inputs["model"], "reward_model": inputs.get("reward_model")},
+        info={
+            "model": inputs["model"],
+            "reward_model": inputs.get("reward_model"),
+            "generation_backend": backend,
+            "generation_backend_reason": why,
+        },
         wall_seconds=time.perf_counter() - start,
     )
 

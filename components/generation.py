@@ -1,8 +1,60 @@
-"""Batched generation with a progress bar: the one place stages sample from a model."""
+"""Batched generation with a progress bar: the one place stages sample from a model.
+
+Two engines behind one `generate`: Hugging Face `generate` (everywhere) and vLLM (on GPU nodes
+whose image has it). `load_for_generation` picks one from a preference (`auto` | `vllm` |
+`hf`) and says why, so every stage can log which engine produced its samples.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
+from typing import Literal
+
+Backend = Literal["auto", "vllm", "hf"]
+
+
+def choose_backend(preference: str) -> tuple[str, str]:
+    """('vllm' | 'hf', why). Asking for vLLM where it cannot run is an error, not a silent fallback."""
+    import torch
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    has_gpu = torch.cuda.is_available()
+    if preference == "hf":
+        return "hf", "generation_backend: hf (configured)"
+    if has_vllm and has_gpu:
+        return "vllm", "vLLM is installed and a GPU is present"
+    if preference == "vllm":
+        raise RuntimeError(f"generation_backend: vllm, but vllm installed={has_vllm}, GPU present={has_gpu}")
+    return "hf", f"HF generate fallback (vllm installed={has_vllm}, GPU present={has_gpu})"
+
+
+class VLLMModel:
+    """A model served by vLLM in this process; `generate` hands it whole prompt lists."""
+
+    def __init__(self, model_dir: str, seed: int = 0, gpu_memory_utilization: float = 0.85):
+        from vllm import LLM
+
+        self.llm = LLM(model=model_dir, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+
+    def complete(self, prompts: Sequence[str], max_new_tokens: int, num_samples: int, temperature: float, top_p: float, seed: int):
+        from vllm import SamplingParams
+
+        sampling = SamplingParams(
+            n=num_samples, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=max_new_tokens, seed=seed
+        )
+        # vLLM schedules the whole list itself (continuous batching): no batches of ours.
+        outputs = self.llm.generate(list(prompts), sampling, use_tqdm=True)
+        return [[completion.text for completion in request.outputs] for request in outputs]
+
+
+def load_for_generation(model_dir: str, preference: str = "auto", seed: int = 0):
+    """(tokenizer, model or VLLMModel, backend, why) for `generate`."""
+    from components.modeling import load_model, load_tokenizer
+
+    backend, why = choose_backend(preference)
+    model = VLLMModel(model_dir, seed=seed) if backend == "vllm" else load_model(model_dir)
+    return load_tokenizer(model_dir), model, backend, why
 
 
 def chat_prompts(tokenizer, conversations: Sequence[list[dict]]) -> list[str]:
@@ -23,6 +75,8 @@ def generate(
     desc: str = "generating",
 ) -> list[list[str]]:
     """Completions for each prompt: `num_samples` of them, greedy when temperature is 0."""
+    if isinstance(model, VLLMModel):
+        return model.complete(prompts, max_new_tokens, num_samples, temperature, top_p, seed)
     import torch
     from tqdm.auto import tqdm
 

@@ -17,7 +17,6 @@ and plain `generate` otherwise; the choice and its reason are logged.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pydantic import Field, model_validator
 from components import rewards
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel, load_section
+from components.generation import choose_backend
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
 
@@ -73,21 +73,6 @@ class GRPOStageConfig(StrictModel):
 
 
 Config = GRPOStageConfig  # the stage contract's name for it
-
-
-def choose_generation_backend(preference: str) -> tuple[str, str]:
-    """('vllm' | 'hf', why). Asking for vLLM where it cannot run is an error, not a silent fallback."""
-    import torch
-
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    has_gpu = torch.cuda.is_available()
-    if preference == "hf":
-        return "hf", "generation_backend: hf (configured)"
-    if has_vllm and has_gpu:
-        return "vllm", "vLLM is installed and a GPU is present"
-    if preference == "vllm":
-        raise RuntimeError(f"generation_backend: vllm, but vllm installed={has_vllm}, GPU present={has_gpu}")
-    return "hf", f"HF generate fallback (vllm installed={has_vllm}, GPU present={has_gpu})"
 
 
 def training_args(cfg: Config, checkpoint_dir: Path, backend: str, reward_names: list[str], weights: list[float]):
@@ -158,7 +143,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
         target_script=cfg.target_script,
         reward_model=inputs.get("reward_model"),
     )
-    backend, why = choose_generation_backend(cfg.generation_backend)
+    backend, why = choose_backend(cfg.generation_backend)
     print(f"[grpo] rollouts with {backend}: {why}")
 
     tokenizer = load_tokenizer(inputs["model"])

@@ -23,8 +23,7 @@ from pydantic import Field
 from components.answers import extract_answer, is_correct
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel, load_section
-from components.generation import chat_prompts, generate
-from components.modeling import load_model, load_tokenizer
+from components.generation import Backend, chat_prompts, generate, load_for_generation
 from components.rewards import follows_format
 
 
@@ -38,6 +37,7 @@ class RejectionSamplingConfig(StrictModel):
     require_format: bool = Field(True, description="keep only responses in the reasoning + boxed-answer format")
     include_sft_data: bool = Field(True, description="append the original SFT data to the new dataset")
     limit: int | None = Field(None, ge=1, description="sample from the first N prompts only")
+    generation_backend: Backend = Field("auto", description="auto: vLLM when installed with a GPU, else HF generate")
     seed: int = 0
 
 
@@ -88,9 +88,10 @@ def rank(candidates: list[Candidates], keep_per_prompt: int, scorer=None) -> lis
     return all_scores
 
 
-def sample_verified(model_dir: str, problems: list[dict], cfg: Config, scorer=None) -> tuple[list[Candidates], dict]:
-    """Sample, verify, de-duplicate and rank; returns the candidates and acceptance statistics."""
-    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+def sample_verified(model_dir: str, problems: list[dict], cfg: Config, scorer=None) -> tuple[list[Candidates], dict, str]:
+    """Sample, verify, de-duplicate and rank; returns the candidates, acceptance statistics, engine used."""
+    tokenizer, model, backend, why = load_for_generation(model_dir, cfg.generation_backend, cfg.seed)
+    print(f"[rejection_sampling] generating with {backend}: {why}")
     prompts = chat_prompts(tokenizer, [p["prompt"] for p in problems])
     samples = generate(
         model,
@@ -121,7 +122,7 @@ def sample_verified(model_dir: str, problems: list[dict], cfg: Config, scorer=No
     }
     if scorer is not None and kept_scores:
         stats["mean_kept_reward"] = sum(kept_scores) / len(kept_scores)
-    return candidates, stats
+    return candidates, stats, f"{backend}: {why}"
 
 
 def to_sft_records(candidates: list[Candidates]) -> list[dict]:
@@ -151,7 +152,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         from components.reward_model import RewardScorer
 
         scorer = RewardScorer(inputs["reward_model"], batch_size=cfg.batch_size)
-    candidates, stats = sample_verified(inputs["model"], problems, cfg, scorer)
+    candidates, stats, engine = sample_verified(inputs["model"], problems, cfg, scorer)
     records = to_sft_records(candidates)
     if not records:
         message = f"rejection sampling kept no response of {inputs['model']}: no verified-correct sample in {len(problems)} prompts"
@@ -169,7 +170,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         stage="rejection_sampling",
         outputs={"sft": str(out / "sft.jsonl"), "pairs": str(out / "pairs.jsonl"), "stats": str(out / "stats.json")},
         metrics=stats,
-        info={"parent_model": inputs["model"], "ranked_by": "reward model" if scorer else "length (no reward model)"},
+        info={
+            "parent_model": inputs["model"],
+            "generation_backend": engine,
+            "ranked_by": "reward model" if scorer else "length (no reward model)",
+        },
         wall_seconds=time.perf_counter() - start,
     )
 

@@ -1,0 +1,58 @@
+"""The generation engines: vLLM when it can run, HF generate otherwise, and the choice is explained."""
+
+import sys
+import types
+
+import pytest
+
+from components import generation
+
+
+def test_without_a_gpu_auto_falls_back_to_hf_and_says_why():
+    backend, why = generation.choose_backend("auto")
+    assert backend == "hf" and "GPU present=False" in why
+
+
+def test_asking_for_vllm_where_it_cannot_run_is_an_error():
+    with pytest.raises(RuntimeError, match="generation_backend: vllm, but vllm installed=.*GPU present=False"):
+        generation.choose_backend("vllm")
+
+
+def fake_vllm(calls: list):
+    """A stand-in for vllm's LLM/SamplingParams API (LLM.generate -> RequestOutput.outputs[i].text)."""
+    module = types.ModuleType("vllm")
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    class LLM:
+        def __init__(self, model, seed, gpu_memory_utilization):
+            calls.append(("init", model, seed))
+
+        def generate(self, prompts, sampling, use_tqdm):
+            calls.append(("generate", prompts, sampling.kwargs))
+            n = sampling.kwargs["n"]
+            completion = types.SimpleNamespace
+            return [types.SimpleNamespace(outputs=[completion(text=f"{p}#{i}") for i in range(n)]) for p in prompts]
+
+    module.LLM, module.SamplingParams = LLM, SamplingParams
+    module.__spec__ = types.SimpleNamespace(name="vllm")
+    return module
+
+
+def test_with_vllm_and_a_gpu_generation_goes_through_vllm(monkeypatch, tiny_base_model):
+    calls: list = []
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(calls))
+    monkeypatch.setattr(generation.importlib.util, "find_spec", lambda name: object() if name == "vllm" else None)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+
+    tokenizer, model, backend, why = generation.load_for_generation(tiny_base_model, "auto", seed=3)
+    assert backend == "vllm" and why == "vLLM is installed and a GPU is present"
+    out = generation.generate(model, tokenizer, ["a", "b"], max_new_tokens=7, num_samples=2, temperature=0.6, top_p=0.9, seed=3)
+    assert out == [["a#0", "a#1"], ["b#0", "b#1"]]
+    greedy = generation.generate(model, tokenizer, ["c"], max_new_tokens=5)
+    assert greedy == [["c#0"]]
+    assert calls[0] == ("init", tiny_base_model, 3)
+    assert calls[1][2] == {"n": 2, "temperature": 0.6, "top_p": 0.9, "max_tokens": 7, "seed": 3}
+    assert calls[2][2]["temperature"] == 0.0 and calls[2][2]["top_p"] == 1.0
