@@ -41,7 +41,10 @@ def _stage_cache_key(context, parameters) -> str:
     return parameters["key"]
 
 
-@task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=True)
+# log_prints stays off: `datasets` fingerprints functions through dill, which disassembles them
+# into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
+# Stages report through their StageResult; `_record` logs a line per stage.
+@task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
 def run_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str) -> StageResult:
     """Run `components.<module>.run` and mark its output folder complete."""
     stage = importlib.import_module(f"components.{module}")
@@ -266,6 +269,8 @@ def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: Pip
 
 def _record(summary: dict, label: str, result: StageResult, cached: bool, cfg=None, artifacts=None) -> None:
     tracking.log_stage(result, cfg, cached, name=label, artifacts=artifacts)
+    notes = {k: v for k, v in result.info.items() if k in ("generation_backend", "generation_backend_reason", "resumed_from", "method") and v}
+    get_run_logger().info("%s: %.0f s%s %s", label, result.wall_seconds, " (cached)" if cached else "", notes or "")
     summary["stages"][label] = {
         "metrics": dict(result.metrics),
         "wall_seconds": result.wall_seconds,
