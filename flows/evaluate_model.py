@@ -136,7 +136,12 @@ def run_evaluation(cfg: EvaluateConfig, inputs: dict[str, str], out_dir: str) ->
 
 @flow(name="evaluate-model", log_prints=True)
 def evaluate_model(params: EvaluateModelParams) -> dict:
-    """Evaluate a registered model version; returns its metrics, MLflow run id and report path."""
+    """Evaluate a registered model version; returns its metrics, MLflow run id and report path.
+
+    Args:
+        params: which registered version (by version or alias), the evaluation settings, and the
+            optional reward model and base model for best-of-N and forgetting
+    """
     for path in (params.eval_data, params.probe_data):  # fail before any download
         if path is not None and not Path(path).is_file():
             raise DataError(f"dataset file not found: {path}")

@@ -269,7 +269,9 @@ def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: Pip
 
 def _record(summary: dict, label: str, result: StageResult, cached: bool, cfg=None, artifacts=None) -> None:
     tracking.log_stage(result, cfg, cached, name=label, artifacts=artifacts)
-    notes = {k: v for k, v in result.info.items() if k in ("generation_backend", "generation_backend_reason", "resumed_from", "method") and v}
+    notes = {
+        k: v for k, v in result.info.items() if k in ("generation_backend", "generation_backend_reason", "resumed_from", "method") and v
+    }
     get_run_logger().info("%s: %.0f s%s %s", label, result.wall_seconds, " (cached)" if cached else "", notes or "")
     summary["stages"][label] = {
         "metrics": dict(result.metrics),

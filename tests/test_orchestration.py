@@ -73,3 +73,33 @@ def test_a_promotion_request_needs_a_reason_and_a_version_to_promote():
     with pytest.raises(ValidationError, match="version is required when action is 'promote'"):
         PromotionRequest(reason="better on the new benchmark")
     assert PromotionRequest(action="rollback", reason="v3 regressed").version is None
+
+
+def test_a_stage_cache_key_follows_the_components_it_imports():
+    from components.artifacts import component_dependencies
+
+    # a change to the reward functions must re-run GRPO, rejection sampling and distillation
+    assert {"grpo", "rewards", "answers", "reward_model", "config", "artifacts"} <= component_dependencies("grpo")
+    assert "rewards" in component_dependencies("distill")
+    assert "rewards" not in component_dependencies("base")  # ...but not pretraining
+
+
+def test_switching_off_the_reward_model_refuses_the_stages_that_need_it():
+    from components.config import ParamsError, validate_config
+    from flows.params import PipelineParams
+
+    with pytest.raises(ParamsError, match="grpo.rewards uses reward_model, but recipe.reward_model is off"):
+        validate_config(PipelineParams, {"recipe": {"reward_model": False}, "grpo": {"rewards": {"reward_model": 1.0}}}, "params.yaml")
+    with pytest.raises(ParamsError, match=r"alignment.pairs is on_policy .*, but recipe.rejection_sampling is off"):
+        validate_config(PipelineParams, {"recipe": {"rejection_sampling": False}, "alignment": {"pairs": "on_policy"}}, "params.yaml")
+    # the defaults cope with any single stage off
+    for stage in ("reward_model", "grpo", "rejection_sampling", "alignment", "distill"):
+        validate_config(PipelineParams, {"recipe": {stage: False}}, "params.yaml")
+
+
+def test_an_unknown_reward_function_is_refused_naming_it():
+    from components.config import ParamsError, validate_config
+    from flows.params import PipelineParams
+
+    with pytest.raises(ParamsError, match=r"grpo.*unknown reward function\(s\) \['acuracy'\]"):
+        validate_config(PipelineParams, {"grpo": {"rewards": {"acuracy": 1.0}}}, "params.yaml")
