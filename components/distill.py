@@ -36,7 +36,7 @@ class StudentTooLarge(ValueError):
 
 
 def _teacher_sampling() -> RejectionSamplingConfig:
-    return RejectionSamplingConfig(num_samples=4, keep_per_prompt=2, temperature=0.7, include_sft_data=False)
+    return RejectionSamplingConfig(num_samples=4, keep_per_prompt=2, temperature=0.7, include_sft_data=False, limit=1600)
 
 
 class GKDSettings(StrictModel):
@@ -49,8 +49,8 @@ class GKDSettings(StrictModel):
 
 
 class DistillConfig(StrictModel):
-    student_layers: int = Field(2, ge=1, description="decoder layers of the student (fewer than the teacher's)")
-    method: Literal["sequence", "gkd"] = Field("sequence", description="sequence-level SFT, or that plus GKD (logit-level)")
+    student_layers: int = Field(3, ge=1, description="decoder layers of the student (fewer than the teacher's)")
+    method: Literal["sequence", "gkd"] = Field("gkd", description="sequence-level SFT, or that plus GKD (logit-level)")
     teacher_sampling: RejectionSamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
     student_sft: sft.SFTConfig = Field(default_factory=lambda: sft.SFTConfig(max_steps=250), description="both students' SFT")
     gkd: GKDSettings = Field(default_factory=GKDSettings)
@@ -98,8 +98,8 @@ def build_student(base_dir: str, n_layers: int, out_dir: Path) -> str:
     return str(out_dir)
 
 
-def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], out: Path) -> tuple[str, dict]:
-    """The teacher's verified answers on every prompt of `prompt_files`, as SFT messages."""
+def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], sft_file: str, out: Path) -> tuple[str, dict]:
+    """The teacher's verified answers on the prompts of `prompt_files` (the first `limit`), as SFT messages."""
     problems = []
     for path in prompt_files:
         for record in read_records(path):
@@ -109,7 +109,7 @@ def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], out: Pat
     candidates, stats, _ = sample_verified(teacher, problems[: cfg.teacher_sampling.limit], cfg.teacher_sampling)
     records = to_sft_records(candidates)
     if cfg.teacher_sampling.include_sft_data:  # off by default: it blurs the comparison with the baseline
-        records += read_records(prompt_files[0])
+        records += read_records(sft_file)
     if not records:
         raise DataError(f"the teacher {teacher} produced no verified-correct answer on {len(problems)} prompts: nothing to distil")
     path = write_records(out / "teacher_sft.jsonl", records)
@@ -160,8 +160,9 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     out = Path(out_dir)
     teacher_layers = check_student_size(cfg, inputs["teacher"])
     student_init = build_student(inputs["base"], cfg.student_layers, out / "student-init")
-    prompt_files = [inputs["sft"], *([inputs["rl"]] if inputs.get("rl") else [])]
-    data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, out)
+    # RL prompts first: with a `limit`, the teacher labels prompts the SFT data does not have.
+    prompt_files = [*([inputs["rl"]] if inputs.get("rl") else []), inputs["sft"]]
+    data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, inputs["sft"], out)
 
     distilled = sft.run(cfg.student_sft, {"model": student_init, "sft": data}, str(out / "distilled"))
     model = distilled.outputs["model"]

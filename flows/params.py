@@ -32,7 +32,9 @@ class RecipeConfig(StrictModel):
     reward_model: bool = Field(True, description="train a reward model on the preference pairs")
     grpo: bool = Field(True, description="reasoning RL from the SFT model")
     rejection_sampling: bool = Field(True, description="sample the RL model, keep verified answers, round-2 SFT on them")
-    round2_from: Literal["base", "policy"] = Field("base", description="round-2 SFT starts from the base (as R1) or the RL model")
+    round2_from: Literal["base", "policy"] = Field(
+        "policy", description="round-2 SFT continues from the RL model, or starts from the base (as R1)"
+    )
     alignment: bool = Field(True, description="the final DPO (or GRPO-on-reward-model) pass")
     distill: bool = Field(True, description="distil the final model into a smaller student")
 

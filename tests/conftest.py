@@ -63,7 +63,15 @@ def tiny_overrides() -> dict:
             "student_sft": {"max_steps": 3, "batch_size": 8, "logging_steps": 1, "save_steps": 3},
             "gkd": {"max_steps": 2, "max_new_tokens": 16},
         },
-        "grpo": {"max_steps": 3, "batch_size": 8, "num_generations": 4, "max_completion_length": 32, "logging_steps": 1, "save_steps": 2},
+        "grpo": {
+            "rewards": {"accuracy": 1.0, "format": 0.2, "language_consistency": 0.1},
+            "max_steps": 3,
+            "batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 32,
+            "logging_steps": 1,
+            "save_steps": 2,
+        },
     }
 
 

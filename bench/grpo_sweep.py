@@ -1,0 +1,50 @@
+"""GRPO settings against the cold-start SFT model: held-out accuracy after each, side by side.
+
+    python bench/grpo_sweep.py --sft artifacts/sft/<key>/model [--runs bench/grpo_sweep_runs.json]
+
+Each run trains GRPO from the same SFT model with the settings given (over the `grpo`
+defaults) and evaluates the result with the `evaluate` defaults; a run without `grpo` only
+evaluates (`model` or the SFT model, with its `eval` overrides). One JSON line per run.
+Results of the sweep behind the defaults: bench/results/grpo_sweep.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from components import evaluate, grpo
+
+HEADLINE = ("pass@1", "sample_accuracy", "maj@8", "pass@8", "ece")
+
+
+def run_one(name: str, spec: dict, sft: str, out: Path) -> dict:
+    started = time.perf_counter()
+    model, curve = spec.get("model", sft), []
+    if spec.get("grpo") is not None:
+        result = grpo.run(grpo.Config(**spec["grpo"]), {"model": sft, "rl": "data/rl.jsonl"}, str(out / name))
+        model, curve = result.outputs["model"], result.curves.get("reward_accuracy", [])
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate.run(
+        evaluate.Config(**spec.get("eval", {})), {"model": model, "eval": "data/eval.jsonl"}, str(out / name / "eval")
+    ).metrics
+    return {"run": name, "grpo_seconds": round(train_seconds), "train_accuracy": [round(x, 3) for x in curve]} | {
+        k: round(metrics[k], 3) for k in HEADLINE
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sft", required=True, help="the cold-start SFT model every run starts from")
+    parser.add_argument("--runs", default="bench/grpo_sweep_runs.json")
+    parser.add_argument("--out", default="/tmp/grpo-sweep")
+    args = parser.parse_args()
+    for name, spec in json.loads(Path(args.runs).read_text()).items():
+        print(json.dumps(run_one(name, spec, args.sft, Path(args.out))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
