@@ -1,7 +1,8 @@
 """`posttrain`: one command for the things users do by hand.
 
 posttrain validate PATH [--kind sft|prefs|rl|eval|probe|pretrain]   check a dataset file or folder
-posttrain data|base|sft|evaluate ...                                  run one stage (as a container would)
+posttrain data|base|sft|reward-model|grpo|rejection-sampling|alignment|distill|evaluate ...
+                                                                      run one stage (as a container would)
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ COMMANDS = {
     "base": "components.base",
     "sft": "components.sft",
     "reward-model": "components.reward_model",
+    "grpo": "components.grpo",
+    "rejection-sampling": "components.rejection_sampling",
+    "alignment": "components.alignment",
+    "distill": "components.distill",
     "evaluate": "components.evaluate",
 }
 

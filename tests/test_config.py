@@ -86,3 +86,14 @@ def test_posttrain_command_dispatches_and_rejects_unknown_commands(capsys):
     assert main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
     assert main(["validate", "/nonexistent/file.jsonl"]) == 2
+
+
+def test_every_stage_has_a_posttrain_command_with_a_main():
+    import importlib
+
+    from components.cli import COMMANDS
+
+    stages = {"data", "validate", "base", "sft", "reward_model", "grpo", "rejection_sampling", "alignment", "distill", "evaluate"}
+    assert {module.removeprefix("components.") for module in COMMANDS.values()} == stages
+    for module in COMMANDS.values():
+        assert callable(importlib.import_module(module).main), module
