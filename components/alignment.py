@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 
 from components import grpo as grpo_stage
 from components.artifacts import DataError, read_records
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel, load_section, placement_args
 from components.grpo import GRPOStageConfig
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
@@ -89,11 +89,7 @@ def dpo_args(cfg: Config, checkpoint_dir: Path):
         logging_steps=s.logging_steps,
         save_strategy="no",
         seed=cfg.seed,
-        use_cpu=cfg.use_cpu,
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed,
-        report_to="none",
+        **placement_args(cfg),
         dataset_num_proc=1,
     )
 

@@ -40,6 +40,18 @@ class StageResult(BaseModel):
     wall_seconds: float = 0.0
 
 
+def placement_args(cfg: Any) -> dict[str, Any]:
+    """The trainer arguments every training stage takes alike from its config: device, precision,
+    sharding. `report_to="none"`: the flow logs to MLflow; a stage never talks to the tracker."""
+    return {
+        "use_cpu": cfg.use_cpu,
+        "bf16": cfg.bf16,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "deepspeed": cfg.deepspeed,
+        "report_to": "none",
+    }
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """Return `base` with `override` merged in; nested mappings merge, everything else replaces."""
     merged = copy.deepcopy(base)

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from components import rewards
 from components.artifacts import read_records
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel, load_section, placement_args
 from components.generation import choose_backend
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
@@ -99,11 +99,7 @@ def training_args(cfg: Config, checkpoint_dir: Path, backend: str, reward_names:
         save_steps=cfg.save_steps,
         save_total_limit=2,
         seed=cfg.seed,
-        use_cpu=cfg.use_cpu,
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed,
-        report_to="none",
+        **placement_args(cfg),
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import Field
 
 from components.artifacts import DataError, read_records, write_json
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel, load_section, placement_args
 from components.modeling import load_tokenizer
 
 
@@ -108,11 +108,7 @@ def training_args(cfg: Config, checkpoint_dir: Path):
         logging_steps=cfg.logging_steps,
         save_strategy="no",
         seed=cfg.seed,
-        use_cpu=cfg.use_cpu,
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed,
-        report_to="none",
+        **placement_args(cfg),
         dataset_num_proc=1,
     )
 

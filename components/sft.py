@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import Field
 
 from components.artifacts import read_records
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel, load_section, placement_args
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
 
@@ -62,11 +62,7 @@ def training_args(cfg: Config, checkpoint_dir: Path):
         save_total_limit=2,
         logging_steps=cfg.logging_steps,
         seed=cfg.seed,
-        use_cpu=cfg.use_cpu,
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed,
-        report_to="none",  # the flow logs to MLflow; a stage never talks to the tracker itself
+        **placement_args(cfg),
         dataset_num_proc=1,
     )
 

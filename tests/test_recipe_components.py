@@ -116,3 +116,17 @@ def test_student_layers_are_spread_over_the_stack():
     assert distill.kept_layers(4, 2) == [0, 3]
     assert distill.kept_layers(12, 4) == [0, 4, 7, 11]
     assert distill.kept_layers(4, 1) == [3]
+
+
+def test_alignment_by_grpo_on_the_reward_model(tmp_path, tiny_sft_model, tiny_data):
+    rm_cfg = reward_model.Config(**tiny_overrides()["reward_model"])
+    scorer = reward_model.run(rm_cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / "rm")).outputs["model"]
+    grpo_cfg = {**tiny_overrides()["grpo"], "rewards": {"reward_model": 1.0, "accuracy": 1.0}, "max_steps": 2}
+    cfg = alignment.Config(method="grpo", grpo=grpo_cfg)
+    inputs = {"model": tiny_sft_model, "rl": tiny_data["rl"], "reward_model": scorer}
+    result = alignment.run(cfg, inputs, str(tmp_path / "aligned"))
+    assert result.stage == "alignment" and result.info["method"] == "grpo"
+    assert all(0.0 < v < 1.0 for v in result.curves["reward_reward_model"])  # a sigmoid of the scorer's output
+    assert load_model(result.outputs["model"]) is not None
+    with pytest.raises(ValueError, match="no reward model was given"):
+        alignment.run(cfg, {"model": tiny_sft_model, "rl": tiny_data["rl"]}, str(tmp_path / "no-rm"))
