@@ -50,6 +50,26 @@ class TrackingConfig(StrictModel):
     registered_model: str = Field("r1-tiny-math", min_length=1, description="MLflow registered model name")
 
 
+GPU_STAGES = ["base", "sft", "reward_model", "grpo", "rejection_sampling", "alignment", "distill", "evaluate"]
+
+
+class ExecutionConfig(StrictModel):
+    """Where the stages run: all in the flow's own process, or the GPU ones as child flow runs."""
+
+    mode: Literal["in_process", "deployments"] = Field(
+        "in_process", description="deployments: the stages in dispatched_stages run as child flow runs of stage_deployment"
+    )
+    stage_deployment: str = Field(
+        "run-stage/run-stage-gpu", pattern=r"^[^/]+/[^/]+$", description="<flow>/<deployment> of the run-stage flow (e.g. on the GPU pool)"
+    )
+    dispatched_stages: list[Literal["validate", *GPU_STAGES]] = Field(
+        GPU_STAGES, description="stage modules that run through stage_deployment; the rest run in the orchestrator"
+    )
+
+    def deployment_for(self, module: str) -> str | None:
+        return self.stage_deployment if self.mode == "deployments" and module in self.dispatched_stages else None
+
+
 class PathsConfig(StrictModel):
     artifacts_dir: str = Field("artifacts", description="stage outputs, one folder per cache key")
     reports_dir: str = Field("reports", description="summary.json and validation reports")
@@ -73,6 +93,7 @@ class PipelineParams(StrictModel):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: GateConfig = Field(default_factory=GateConfig, description="the gate the champion alias moves past")
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
     @model_validator(mode="after")

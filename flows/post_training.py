@@ -12,7 +12,6 @@ the `champion` alias moves only past the promotion gate (components.gate).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -28,6 +27,7 @@ from components.config import ParamsError, StageResult
 from components.versioning import git_commit, params_hash, track_data
 from flows.params import PipelineParams, load_params
 from flows.report import format_summary
+from flows.stage_runner import StageRequest, execute_stage
 
 
 class ValidationFailed(RuntimeError):
@@ -45,12 +45,34 @@ def _stage_cache_key(context, parameters) -> str:
 # into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
 # Stages report through their StageResult; `_record` logs a line per stage.
 @task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
-def run_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str) -> StageResult:
-    """Run `components.<module>.run` and mark its output folder complete."""
-    stage = importlib.import_module(f"components.{module}")
-    result = stage.run(cfg, inputs, out_dir)
-    write_json(Path(out_dir) / "result.json", {"key": key, **result.model_dump(mode="json")})
-    return result
+def run_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str, deployment: str | None = None) -> StageResult:
+    """Run `components.<module>.run` here, or as a child flow run of `deployment` (e.g. on the GPU pool)."""
+    if deployment is None:
+        return execute_stage(module, cfg, inputs, out_dir, key)
+    return dispatch_stage(
+        deployment, StageRequest(module=module, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key)
+    )
+
+
+class StageDispatchFailed(RuntimeError):
+    """A stage handed to a deployment did not complete (or left no result where the parent can read it)."""
+
+
+def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None = None) -> StageResult:
+    """Run the stage through `run_deployment` and wait; its result comes back through the shared `out_dir`."""
+    from prefect.deployments import run_deployment
+
+    child = run_deployment(name=deployment, parameters={"request": request.model_dump(mode="json")}, timeout=timeout)
+    if not child.state or not child.state.is_completed():
+        raise StageDispatchFailed(
+            f"{request.module}: flow run {child.name} of {deployment} ended {child.state.name if child.state else 'unknown'}"
+        )
+    result_file = Path(request.out_dir) / "result.json"
+    if not result_file.is_file():
+        raise StageDispatchFailed(
+            f"{request.module}: {deployment} completed but wrote no {result_file}: is out_dir on storage both can read?"
+        )
+    return StageResult.model_validate({k: v for k, v in json.loads(result_file.read_text()).items() if k != "key"})
 
 
 def stage(module: str, cfg, inputs: dict[str, str], params: PipelineParams, force: bool, name: str | None = None):
@@ -61,7 +83,7 @@ def stage(module: str, cfg, inputs: dict[str, str], params: PipelineParams, forc
     # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
     refresh = force or not (Path(out_dir) / "result.json").is_file()
     task_fn = run_stage.with_options(name=name or module, refresh_cache=refresh or None)
-    state = task_fn(module, cfg, inputs, out_dir, key, return_state=True)
+    state = task_fn(module, cfg, inputs, out_dir, key, deployment=params.execution.deployment_for(module), return_state=True)
     return state.result(), state.name == "Cached"
 
 

@@ -294,14 +294,26 @@ def test_cluster_deployments_use_only_what_their_pool_declares(monkeypatch):
         # Types, bounds and required keys, as the Prefect server checks them; then the real Job.
         job = render(pool, values, monkeypatch)
         strictly_valid(job)
-        assert deployment["entrypoint"] == "flows/post_training.py:post_training"
-    assert next(d for d in deployments if d["name"] == "post-training")["work_pool"]["name"] == "cpu-pool"
+        assert deployment["entrypoint"] in ("flows/post_training.py:post_training", "flows/stage_runner.py:run_stage_flow")
+    by_name = {d["name"]: d for d in deployments}
+    assert by_name["post-training"]["work_pool"]["name"] == "cpu-pool"
+    # The orchestrator dispatches the GPU stages to a deployment that exists, on the GPU pool.
+    params = load_params(REPO / "params.yaml", "cluster")
+    stage_flow, stage_deployment = params.execution.stage_deployment.split("/")
+    assert params.execution.mode == "deployments" and stage_flow == "run-stage"
+    assert by_name[stage_deployment]["work_pool"]["name"] == "gpu-pool"
+    assert by_name[stage_deployment]["work_pool"]["job_variables"]["gpu_count"] >= 1
 
 
 def test_cluster_deployments_run_the_cluster_profile(monkeypatch):
     expected = load_params(REPO / "params.yaml", "cluster").model_dump()
     for deployment in cluster_deployments(monkeypatch):
+        if deployment["entrypoint"] != "flows/post_training.py:post_training":
+            continue  # run-stage gets its parameters from the orchestrator, per stage
         got = PipelineParams.model_validate(deployment["parameters"]["params"]).model_dump()
+        if deployment["name"] == "post-training-gpu":  # the whole recipe in one Job: nothing dispatched
+            assert got["execution"]["mode"] == "in_process"
+            got["execution"] = expected["execution"]
         differs = sorted(
             f"{section}.{key}"
             for section in expected

@@ -177,3 +177,29 @@ def test_invalid_parameters_are_refused_by_the_server_naming_the_field(api, depl
     response = create_run(api, deployments["promote-model"], request)
     assert response.status_code == 409, response.text
     assert f"Error creating flow run: Validation failed for {message}" in response.json()["detail"]
+
+
+def test_a_stage_dispatched_with_run_deployment_runs_as_a_child_flow_run(api, deployments, worker, tmp_path, tiny_data):
+    """execution.mode: deployments, as on a cluster: the stage runs as a run-stage flow run on the worker."""
+    from prefect import flow
+
+    from flows.params import PipelineParams
+    from flows.post_training import stage
+
+    params = PipelineParams.model_validate(
+        {
+            "execution": {"mode": "deployments", "stage_deployment": "run-stage/run-stage", "dispatched_stages": ["validate"]},
+            "paths": {"artifacts_dir": str(tmp_path / "artifacts"), "reports_dir": str(tmp_path / "reports")},
+        }
+    )
+
+    @flow(name="dispatching-orchestrator")
+    def orchestrator():
+        return stage("validate", params.validation, tiny_data, params, force=True)
+
+    result, cached = orchestrator()
+    assert result.metrics["passed"] == 1.0 and not cached
+    assert (tmp_path / "artifacts" / "validate").is_dir()  # written by the child, read back by the parent
+    children = api.post("flow_runs/filter", json={"deployments": {"id": {"any_": [deployments["run-stage"]["id"]]}}}).json()
+    assert [c["state_type"] for c in children] == ["COMPLETED"]
+    assert children[0]["parent_task_run_id"], "the child run is linked to the orchestrator's task run"
