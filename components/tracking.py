@@ -502,26 +502,15 @@ def plot_curves(curves: Mapping[str, list[float]], title: str):
 
 
 def plot_accuracy_by_stage(stages: Mapping[str, Any]):
-    """Grouped bars: every held-out accuracy metric of every evaluated stage."""
-    import matplotlib
+    """The summary's evaluated stages as eval_report's grouped bars of held-out accuracy."""
+    from components.eval_report import plot_accuracy_by_stage as grouped_bars
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    evaluated = {name: row["metrics"] for name, row in stages.items() if "eval.pass@1" in row.get("metrics", {})}
-    keys = sorted({k for m in evaluated.values() for k in m if k.startswith(("eval.pass@", "eval.maj@"))})
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / max(1, len(keys))
-    for i, key in enumerate(keys):
-        xs = [j + i * width for j in range(len(evaluated))]
-        ax.bar(xs, [m.get(key, 0.0) for m in evaluated.values()], width, label=key.removeprefix("eval."))
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(evaluated))], list(evaluated))
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("held-out accuracy")
-    ax.legend(ncol=3, fontsize=8)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    evaluated = {
+        name: {k.removeprefix("eval."): v for k, v in row["metrics"].items() if k.startswith("eval.")}
+        for name, row in stages.items()
+        if "eval.pass@1" in row.get("metrics", {})
+    }
+    return grouped_bars(evaluated)
 
 
 def _finite(value: Any) -> bool:
