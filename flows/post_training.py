@@ -127,6 +127,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         datasets = _prepare_and_validate(summary, lineage, params, force, started)
         recipe = Recipe(summary, lineage, datasets, params, force)
         final = recipe.run()
+        recipe.register_intermediates()
 
         # ---- the final policy: registered under the main name, then the promotion gate
         name = params.tracking.registered_model
@@ -173,13 +174,15 @@ class Model:
 class Recipe:
     """The R1 stages in order; each trains from the previous policy, is evaluated and registered.
 
-    `run` goes up to the final policy; the flow registers it behind the gate, then `distill`s it.
+    `run` trains up to the final policy; `register_intermediates` registers the ones before it, the
+    flow registers the final one behind the gate, then `distill`s it.
     """
 
     def __init__(self, summary: dict, lineage: dict, datasets: dict[str, str], params: PipelineParams, force: bool):
         self.summary, self.lineage, self.data, self.params, self.force = summary, lineage, datasets, params, force
         self.registered: dict[str, str] = {}  # label -> "name/version", the parents of later models
         self.evaluations: dict[str, StageResult] = {}
+        self.trained: list[Model] = []  # the policies in training order; the last is the final one
         self.reward_model: str | None = None
         self.base: Model | None = None
         self.pairs: str | None = None
@@ -195,7 +198,7 @@ class Recipe:
         # Evaluated once the reward model exists, so every row of the summary carries its mean reward.
         for model in (base, policy):
             self.evaluate(model)
-            self.register_stage(model)
+            self.trained.append(model)
         if on.grpo:
             policy = self.step("grpo", "grpo", p.grpo, {"model": policy.path, "rl": self.data["rl"]} | self._rm(), policy)
         if on.rejection_sampling:
@@ -222,10 +225,10 @@ class Recipe:
         return Model(label, result.outputs["model"], parent)
 
     def step(self, label: str, module: str, cfg, inputs: dict[str, str], parent: Model) -> Model:
-        """Train, evaluate and register one stage's model."""
+        """Train and evaluate one stage's model."""
         model = self.train(label, module, cfg, inputs, parent)
         self.evaluate(model)
-        self.register_stage(model)
+        self.trained.append(model)
         return model
 
     def distill(self, teacher: Model) -> None:
@@ -248,10 +251,13 @@ class Recipe:
         self.evaluations[model.label] = result
         return result
 
+    def register_intermediates(self) -> None:
+        """Every policy before the final one, parents first: the registered lineage of the final one."""
+        for model in self.trained[:-1]:
+            self.register_stage(model)
+
     def register_stage(self, model: Model, name: str | None = None) -> None:
-        """Intermediate models go to `<registered_model>-<stage>`: the lineage of the final one."""
-        if model.label == self._final_label() and name is None:
-            return  # the final policy is registered under the main name, behind the gate
+        """An intermediate model goes to `<registered_model>-<stage>`."""
         self.register(model, name or f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}")
 
     def register(self, model: Model, name: str, extra_tags: dict[str, str] | None = None) -> tuple[str, bool]:
@@ -272,10 +278,6 @@ class Recipe:
 
     def _rm(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}
-
-    def _final_label(self) -> str:
-        on = self.params.recipe
-        return "alignment" if on.alignment else "sft_round2" if on.rejection_sampling else "grpo" if on.grpo else "sft"
 
 
 def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:
