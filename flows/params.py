@@ -65,6 +65,28 @@ class ExecutionConfig(StrictModel):
     dispatched_stages: list[Literal["validate", *GPU_STAGES]] = Field(
         GPU_STAGES, description="stage modules that run through stage_deployment; the rest run in the orchestrator"
     )
+    exchange_uri: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9+.-]*://\S+$",
+        description="object storage where dispatched stages and the orchestrator exchange artifacts, e.g. s3://bucket/prefix "
+        "(credentials and endpoint from AWS_* variables); unset: a volume both Jobs mount at the same path",
+    )
+
+    @model_validator(mode="after")
+    def _exchange_needs_dispatch(self) -> ExecutionConfig:
+        if self.exchange_uri is not None and self.mode != "deployments":
+            raise ValueError(
+                "execution.exchange_uri is set, but execution.mode is in_process: no stage is dispatched to exchange artifacts with"
+            )
+        if self.exchange_uri is not None:
+            from fsspec.registry import known_implementations
+
+            protocol = self.exchange_uri.split("://", 1)[0]
+            if protocol not in known_implementations:
+                raise ValueError(
+                    f"execution.exchange_uri {self.exchange_uri!r}: unknown storage protocol {protocol!r} (e.g. s3, gs, az, file)"
+                )
+        return self
 
     def deployment_for(self, module: str) -> str | None:
         return self.stage_deployment if self.mode == "deployments" and module in self.dispatched_stages else None

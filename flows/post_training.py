@@ -25,9 +25,10 @@ from components import tracking
 from components.artifacts import cache_key, digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.versioning import git_commit, params_hash, track_data
+from flows.artifact_exchange import RESULT_FILE, ArtifactExchange, read_result
 from flows.params import PipelineParams, load_params
 from flows.report import format_summary
-from flows.stage_runner import StageRequest, execute_stage
+from flows.stage_runner import ExchangeRefs, StageRequest, execute_stage
 
 
 class ValidationFailed(RuntimeError):
@@ -45,21 +46,35 @@ def _stage_cache_key(context, parameters) -> str:
 # into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
 # Stages report through their StageResult; `_record` logs a line per stage.
 @task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
-def run_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str, deployment: str | None = None) -> StageResult:
-    """Run `components.<module>.run` here, or as a child flow run of `deployment` (e.g. on the GPU pool)."""
-    if deployment is None:
+def run_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str, dispatch: Dispatch | None = None) -> StageResult:
+    """Run `components.<module>.run` here, or as a child flow run of a deployment (e.g. on the GPU pool)."""
+    if dispatch is None:
         return execute_stage(module, cfg, inputs, out_dir, key)
-    return dispatch_stage(
-        deployment, StageRequest(module=module, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key)
-    )
+    return dispatch.run(StageRequest(module=module, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key))
 
 
 class StageDispatchFailed(RuntimeError):
     """A stage handed to a deployment did not complete (or left no result where the parent can read it)."""
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """Where a dispatched stage runs, and how its artifacts cross over (see flows.stage_runner)."""
+
+    deployment: str
+    exchange: ArtifactExchange | None = None
+    digests: dict[str, str] | None = None  # of the inputs: their content address in the exchange
+    remote_out: str | None = None
+
+    def run(self, request: StageRequest, timeout: float | None = None) -> StageResult:
+        if self.exchange is not None:
+            published = self.exchange.publish_inputs(request.inputs, self.digests)
+            request = request.model_copy(update={"exchange": ExchangeRefs(uri=self.exchange.uri, inputs=published, out=self.remote_out)})
+        return dispatch_stage(self.deployment, request, timeout)
+
+
 def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None = None) -> StageResult:
-    """Run the stage through `run_deployment` and wait; its result comes back through the shared `out_dir`."""
+    """Run the stage through `run_deployment` and wait; its result comes back through `out_dir` or the exchange."""
     from prefect.deployments import run_deployment
 
     child = run_deployment(name=deployment, parameters={"request": request.model_dump(mode="json")}, timeout=timeout)
@@ -67,24 +82,48 @@ def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None
         raise StageDispatchFailed(
             f"{request.module}: flow run {child.name} of {deployment} ended {child.state.name if child.state else 'unknown'}"
         )
-    result_file = Path(request.out_dir) / "result.json"
-    if not result_file.is_file():
+    if request.exchange is not None:
+        return ArtifactExchange(request.exchange.uri).fetch_outputs(request.exchange.out, request.out_dir)
+    if not (Path(request.out_dir) / RESULT_FILE).is_file():
         raise StageDispatchFailed(
-            f"{request.module}: {deployment} completed but wrote no {result_file}: is out_dir on storage both can read?"
+            f"{request.module}: {deployment} completed but wrote no {Path(request.out_dir) / RESULT_FILE}: "
+            "is out_dir on storage both can read? (or set execution.exchange_uri)"
         )
-    return StageResult.model_validate({k: v for k, v in json.loads(result_file.read_text()).items() if k != "key"})
+    return read_result(request.out_dir)
 
 
 def stage(module: str, cfg, inputs: dict[str, str], params: PipelineParams, force: bool, name: str | None = None):
     """Run one stage as a cached task; returns (result, served_from_cache)."""
     digests = {k: _digest(v) for k, v in inputs.items()}
     key = cache_key(name or module, cfg, digests, module=module)
-    out_dir = str(Path(params.paths.artifacts_dir) / (name or module) / key[:16])
+    relative_out = f"{name or module}/{key[:16]}"
+    out_dir = str(Path(params.paths.artifacts_dir) / relative_out)
+    dispatch = _dispatch_for(module, params, digests, relative_out)
     # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
-    refresh = force or not (Path(out_dir) / "result.json").is_file()
+    refresh = force or not _outputs_present(out_dir, dispatch)
     task_fn = run_stage.with_options(name=name or module, refresh_cache=refresh or None)
-    state = task_fn(module, cfg, inputs, out_dir, key, deployment=params.execution.deployment_for(module), return_state=True)
+    state = task_fn(module, cfg, inputs, out_dir, key, dispatch=dispatch, return_state=True)
     return state.result(), state.name == "Cached"
+
+
+def _dispatch_for(module: str, params: PipelineParams, digests: dict[str, str], relative_out: str) -> Dispatch | None:
+    deployment = params.execution.deployment_for(module)
+    if deployment is None:
+        return None
+    if params.execution.exchange_uri is None:
+        return Dispatch(deployment)
+    exchange = ArtifactExchange(params.execution.exchange_uri)
+    return Dispatch(deployment, exchange, digests, exchange.output_uri(relative_out))
+
+
+def _outputs_present(out_dir: str, dispatch: Dispatch | None) -> bool:
+    """The outputs are here, or (a new orchestrator pod) in the exchange, fetched now."""
+    if (Path(out_dir) / RESULT_FILE).is_file():
+        return True
+    if dispatch is None or dispatch.exchange is None or not dispatch.exchange.has_outputs(dispatch.remote_out):
+        return False
+    dispatch.exchange.fetch_outputs(dispatch.remote_out, out_dir)
+    return True
 
 
 def _digest(path_or_id: str) -> str:

@@ -142,7 +142,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-def start_mlflow_server(workdir: Path, backend_uri: str | None = None) -> tuple[str, subprocess.Popen]:
+def start_mlflow_server(workdir: Path, backend_uri: str | None = None, artifacts: str | None = None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     log = workdir / "mlflow-server.log"
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
@@ -154,7 +154,7 @@ def start_mlflow_server(workdir: Path, backend_uri: str | None = None) -> tuple[
         "--backend-store-uri",
         backend,
         "--artifacts-destination",
-        str(workdir / "artifacts"),
+        artifacts or str(workdir / "artifacts"),
         "--host",
         "127.0.0.1",
         "--port",
@@ -179,6 +179,37 @@ def mlflow_server(tmp_path_factory):
     url, process = start_mlflow_server(workdir)
     yield url
     stop(process)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """An S3-compatible object store on 127.0.0.1 (moto's server, a separate process), with a
+    bucket; for the session the AWS_* variables point every S3 client (s3fs, boto3, the MLflow
+    server, a worker's flow runs) at it, as a pod's secret would at MinIO or S3."""
+    pytest.importorskip("moto", reason="moto is missing: pip install 'moto[server]' (the dev extras)")
+    import boto3
+
+    port, log = free_port(), tmp_path_factory.mktemp("s3") / "moto.log"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "posttrain-test",
+        "AWS_SECRET_ACCESS_KEY": "posttrain-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+    }
+    try:
+        wait_http(f"{endpoint}/moto-api/", 60, process, log)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            client = boto3.client("s3")
+            client.create_bucket(Bucket="posttrain-test")
+            yield {"endpoint": endpoint, "bucket": "posttrain-test", "client": client}
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="session")

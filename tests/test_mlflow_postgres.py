@@ -1,6 +1,7 @@
-"""MLflow on PostgreSQL, for real: the pipeline's tracking and registry operations against an
-`mlflow server` whose backend store is PostgreSQL, configured as the cluster runs it
-(infra/k8s/mlflow.yaml: its --allowed-hosts, proxied artifacts).
+"""MLflow on PostgreSQL and S3, for real: the pipeline's tracking and registry operations against
+an `mlflow server` whose backend store is PostgreSQL and whose artifacts go to an S3-compatible
+store (moto's server), configured as the cluster runs it (infra/k8s/mlflow.yaml: its
+--allowed-hosts, artifacts proxied to S3, so clients hold no S3 credentials).
 
 A fresh database per run (`posttrain_test_<random>`, dropped at the end) and a real server
 process on 127.0.0.1 (stopped at the end, even on failure); then components.tracking does what
@@ -75,18 +76,19 @@ def database():
 
 
 @pytest.fixture(scope="module")
-def server(database, tmp_path_factory):
-    """`mlflow server` on that database, with the Kubernetes manifest's allowed hosts."""
+def server(database, s3_server, tmp_path_factory):
+    """`mlflow server` on that database and that bucket, with the Kubernetes manifest's allowed hosts."""
     import mlflow
 
     workdir = tmp_path_factory.mktemp("mlflow-postgres")
+    artifacts = f"s3://{s3_server['bucket']}/mlflow-{database['name']}"
     with pytest.MonkeyPatch.context() as patch:
         # The server reads --allowed-hosts from this variable too; only the child process needs it.
         patch.setenv("MLFLOW_SERVER_ALLOWED_HOSTS", manifest_allowed_hosts())
-        url, process = start_mlflow_server(workdir, backend_uri=database["uri"])
+        url, process = start_mlflow_server(workdir, backend_uri=database["uri"], artifacts=artifacts)
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     try:
-        yield {"url": url, "artifacts": workdir / "artifacts"}
+        yield {"url": url, "s3": s3_server, "prefix": artifacts.removeprefix(f"s3://{s3_server['bucket']}/")}
     finally:
         stop(process)
         mlflow.set_tracking_uri(previous[0])
@@ -143,10 +145,12 @@ def test_pipeline_and_stage_runs_are_recorded(server, database):
     assert stage.data.tags["mlflow.parentRunId"] == parent_id and stage.data.tags["stage"] == "sft"
     assert stage.data.metrics["final_loss"] == 0.5 and stage.data.params["max_steps"] == str(SFTConfig().max_steps)
     assert [m.value for m in client.get_metric_history(stage_id, "train_loss")] == [1.0, 0.7, 0.5]
-    # Artifacts go through the server (proxied) to its artifacts destination.
+    # Artifacts go through the server (proxied) to its artifacts destination: the bucket.
     assert {a.path for a in client.list_artifacts(stage_id)} >= {"stage_result.json", "sft_curves.png"}
-    stored = list(server["artifacts"].rglob("stage_result.json"))
-    assert len(stored) == 1 and json.loads(stored[0].read_text())["outputs"] == result.outputs
+    s3, bucket = server["s3"]["client"], server["s3"]["bucket"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=server["prefix"]).get("Contents", [])
+    (stored,) = [o["Key"] for o in listed if o["Key"].endswith("/stage_result.json")]
+    assert json.loads(s3.get_object(Bucket=bucket, Key=stored)["Body"].read())["outputs"] == result.outputs
     assert query(database, f"SELECT count(*) FROM runs WHERE run_uuid IN ('{parent_id}', '{stage_id}')") == [(2,)]
 
 

@@ -9,11 +9,14 @@ refused by the server with a message that names the field. The worker is always 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -203,3 +206,60 @@ def test_a_stage_dispatched_with_run_deployment_runs_as_a_child_flow_run(api, de
     children = api.post("flow_runs/filter", json={"deployments": {"id": {"any_": [deployments["run-stage"]["id"]]}}}).json()
     assert [c["state_type"] for c in children] == ["COMPLETED"]
     assert children[0]["parent_task_run_id"], "the child run is linked to the orchestrator's task run"
+
+
+def test_through_s3_a_dispatched_stage_and_its_cached_result_outlive_the_orchestrators_disk(
+    api, deployments, s3_server, worker, tmp_path, tiny_data
+):
+    """The cluster setup without a shared volume: artifacts cross through an S3-compatible store
+    (execution.exchange_uri) and the task cache is a remote-file-system block on it. A second
+    orchestrator with an empty disk (a new pod) gets the stage from the cache, its outputs from S3."""
+    from prefect import flow
+    from prefect.settings import PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK, temporary_settings
+
+    from flows.params import PipelineParams
+    from flows.post_training import stage
+    from flows.result_storage import main as save_result_storage
+
+    bucket, client = s3_server["bucket"], s3_server["client"]
+    assert save_result_storage([f"s3://{bucket}/prefect-results"]) == 0
+
+    def orchestrate(disk: Path):
+        params = PipelineParams.model_validate(
+            {
+                "execution": {
+                    "mode": "deployments",
+                    "stage_deployment": "run-stage/run-stage",
+                    "dispatched_stages": ["validate"],
+                    "exchange_uri": f"s3://{bucket}/exchange",
+                },
+                "paths": {"artifacts_dir": str(disk / "artifacts"), "reports_dir": str(disk / "reports")},
+            }
+        )
+
+        @flow(name="s3-orchestrator")
+        def orchestrator():
+            return stage("validate", params.validation, tiny_data, params, force=False)
+
+        with temporary_settings({PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: "remote-file-system/posttrain-results"}):
+            return orchestrator()
+
+    def stage_runs() -> int:
+        found = api.post("flow_runs/filter", json={"deployments": {"id": {"any_": [deployments["run-stage"]["id"]]}}}).json()
+        return len(found)
+
+    before = stage_runs()
+    disk = tmp_path / "pod-disk"  # every orchestrator pod mounts its scratch at the same path
+    result, cached = orchestrate(disk)
+    assert result.metrics["passed"] == 1.0 and not cached and stage_runs() == before + 1
+    keys = {o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])}
+    (out_key,) = {k for k in keys if k.startswith("exchange/artifacts/validate/") and k.endswith("/result.json")}
+    assert {k for k in keys if k.startswith("exchange/inputs/")}, "the inputs were published for the stage Job"
+    assert any(k.startswith("prefect-results/") for k in keys), "the task result is in the bucket"
+    remote_result = json.loads(client.get_object(Bucket=bucket, Key=out_key)["Body"].read())
+    assert remote_result["outputs"]["report"].startswith(str(disk / "artifacts")), "paths are the orchestrator's"
+
+    shutil.rmtree(disk)  # the pod is gone
+    again, cached = orchestrate(disk)
+    assert cached and again == result and stage_runs() == before + 1, "served from the cache in S3: nothing dispatched"
+    assert Path(again.outputs["report"]).is_file(), "the outputs were fetched from S3"

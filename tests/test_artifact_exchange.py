@@ -1,0 +1,176 @@
+"""Dispatched stages exchanging artifacts through object storage (flows.artifact_exchange).
+
+Here the store is a local folder behind fsspec's `file://` (same code path as `s3://`, which
+tests/test_ui_api.py runs against an S3-compatible server). The child flow run is called in
+process in place of `run_deployment`, with its own scratch ($TMPDIR), so every input it reads
+came through the store.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pydantic import ValidationError
+
+from components import validate
+from components.artifacts import digest_path
+from components.config import StageResult
+from flows.artifact_exchange import ORIGIN_FILE, ArtifactExchange, ExchangeError, relocate
+from flows.params import ExecutionConfig
+from flows.post_training import Dispatch, _outputs_present
+from flows.stage_runner import StageRequest, run_stage_flow
+
+KEY = "a" * 64
+
+
+@pytest.fixture
+def store(tmp_path) -> ArtifactExchange:
+    return ArtifactExchange(f"file://{tmp_path / 'bucket'}/exchange")
+
+
+@pytest.fixture
+def child_runs(monkeypatch, tmp_path):
+    """`run_deployment` replaced by the run-stage flow's body, run with a scratch of its own."""
+    scratch = tmp_path / "child-scratch"
+    scratch.mkdir()
+    requests = []
+
+    def run_deployment(name, parameters, timeout=None):
+        monkeypatch.setenv("TMPDIR", str(scratch))
+        import tempfile
+
+        monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+        request = StageRequest.model_validate(json.loads(json.dumps(parameters["request"])))  # as the API carries it
+        requests.append(request)
+        run_stage_flow.fn(request)
+        return SimpleNamespace(name="child", state=SimpleNamespace(is_completed=lambda: True, name="Completed"))
+
+    monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
+    return SimpleNamespace(requests=requests, scratch=scratch)
+
+
+def test_a_dispatched_stage_runs_on_inputs_fetched_from_the_store(store, child_runs, tiny_data, tmp_path):
+    inputs = dict(tiny_data)
+    digests = {name: digest_path(path) for name, path in inputs.items()}
+    out_dir = tmp_path / "orchestrator" / "artifacts" / "validate" / KEY[:16]
+    dispatch = Dispatch("run-stage/run-stage-gpu", store, digests, store.output_uri(f"validate/{KEY[:16]}"))
+    request = StageRequest(
+        module="validate", config=validate.Config().model_dump(mode="json"), inputs=inputs, out_dir=str(out_dir), key=KEY
+    )
+
+    result = dispatch.run(request)
+
+    (sent,) = child_runs.requests
+    assert sent.inputs == inputs, "the request still names the orchestrator's paths"
+    assert all(url.startswith("file://") and "/exchange/inputs/" in url for url in sent.exchange.inputs.values())
+    assert result.metrics["passed"] == 1.0
+    # The result names the orchestrator's paths, and they hold the files the child wrote.
+    assert Path(result.outputs["report"]).is_relative_to(out_dir) and Path(result.outputs["report"]).is_file()
+    assert json.loads((out_dir / "result.json").read_text())["key"] == KEY
+    assert (out_dir / ORIGIN_FILE).read_text() == sent.exchange.out
+    assert list(child_runs.scratch.iterdir()) == [], "the child cleans its scratch up"
+
+
+def test_inputs_are_uploaded_once_and_fetched_outputs_are_referenced_where_they_are(store, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sft.jsonl").write_text('{"x": 1}\n')
+    uploads = []
+    real_put = store.fs.put
+    monkeypatch.setattr(store.fs, "put", lambda *args, **kwargs: uploads.append(args[0]) or real_put(*args, **kwargs))
+
+    first = store.publish_inputs({"data": str(data), "base": "Qwen/Qwen2.5-0.5B-Instruct"}, {"data": "d" * 64, "base": "id:Qwen"})
+    second = store.publish_inputs({"data": str(data)}, {"data": "d" * 64})
+    assert uploads == [str(data)], "an unchanged input is not uploaded again"
+    assert first["data"] == second["data"] and first["data"].endswith("/inputs/" + "d" * 32 + "/data")
+    assert first["base"] == "Qwen/Qwen2.5-0.5B-Instruct", "a hub id passes through"
+
+    # A stage output fetched from the store is referenced in place, not uploaded again.
+    remote_out = store.output_uri("sft/0123")
+    folder = store.fs._strip_protocol(remote_out)
+    store.write_bytes(f"{folder}/model/config.json", b"{}")
+    store.write_bytes(f"{folder}/result.json", json.dumps({"key": KEY, "stage": "sft", "outputs": {}}).encode())
+    local_out = tmp_path / "artifacts" / "sft" / "0123"
+    store.fetch_outputs(remote_out, str(local_out))
+    published = store.publish_inputs({"model": str(local_out / "model")}, {"model": "m" * 64})
+    assert published == {"model": f"{remote_out}/model"} and len(uploads) == 1
+
+
+def test_an_unfinished_publish_is_never_taken_for_outputs(store, tmp_path):
+    remote_out = store.output_uri("grpo/0123")
+    store.write_bytes(f"{store.fs._strip_protocol(remote_out)}/model/config.json", b"{}")  # the Job died before result.json
+    local_out = tmp_path / "artifacts" / "grpo" / "0123"
+    local_out.mkdir(parents=True)
+    (local_out / "keep.txt").write_text("earlier")
+
+    assert not store.has_outputs(remote_out)
+    with pytest.raises(ExchangeError, match=r"grpo/0123: no result.json, so the stage did not finish publishing"):
+        store.fetch_outputs(remote_out, str(local_out))
+    assert (local_out / "keep.txt").read_text() == "earlier", "what was there is untouched"
+    dispatch = Dispatch("run-stage/run-stage-gpu", store, {}, remote_out)
+    assert not _outputs_present(str(tmp_path / "elsewhere"), dispatch), "so the stage runs again"
+
+
+def test_a_new_orchestrator_finds_published_outputs_in_the_store(store, tmp_path):
+    remote_out = store.output_uri("sft/4567")
+    folder = store.fs._strip_protocol(remote_out)
+    store.write_bytes(f"{folder}/model/config.json", b"{}")
+    outputs = {"model": str(tmp_path / "artifacts" / "sft" / "4567" / "model")}
+    store.write_bytes(f"{folder}/result.json", json.dumps({"key": KEY, "stage": "sft", "outputs": outputs}).encode())
+
+    out_dir = tmp_path / "artifacts" / "sft" / "4567"  # an empty disk: a new pod
+    assert _outputs_present(str(out_dir), Dispatch("run-stage/run-stage-gpu", store, {}, remote_out))
+    assert (out_dir / "model" / "config.json").is_file() and (out_dir / "result.json").is_file()
+    assert not (out_dir.with_name("4567.partial")).exists()
+
+
+def test_a_missing_input_is_named(store, tmp_path):
+    url = store.url(f"{store.root}/inputs/nothing/sft.jsonl")
+    with pytest.raises(ExchangeError, match=r"input 'sft': .*inputs/nothing/sft.jsonl does not exist"):
+        store.fetch_inputs({"sft": url}, tmp_path)
+
+
+def test_relocate_maps_scratch_paths_to_the_orchestrators_longest_prefix_first():
+    result = StageResult(
+        stage="distill",
+        outputs={
+            "model": "/tmp/s/out/distilled/model",
+            "teacher": "/tmp/s/inputs/ab/model",
+            "base": "Qwen/Qwen2.5-0.5B",
+            "odd": "/tmp/s/outer",
+        },
+    )
+    moved = relocate(result, {"/tmp/s/out": "/ckpt/distill/k", "/tmp/s/inputs/ab/model": "/ckpt/grpo/k/model"})
+    assert moved.outputs == {
+        "model": "/ckpt/distill/k/distilled/model",
+        "teacher": "/ckpt/grpo/k/model",
+        "base": "Qwen/Qwen2.5-0.5B",
+        "odd": "/tmp/s/outer",  # a sibling that merely shares the prefix's letters
+    }
+
+
+@pytest.mark.parametrize(
+    ("execution", "message"),
+    [
+        ({"exchange_uri": "s3://bucket/x"}, "execution.exchange_uri is set, but execution.mode is in_process"),
+        ({"mode": "deployments", "exchange_uri": "s4://bucket/x"}, "unknown storage protocol 's4'"),
+        ({"mode": "deployments", "exchange_uri": "bucket/x"}, "String should match pattern"),
+    ],
+)
+def test_a_bad_exchange_uri_is_refused_naming_it(execution, message):
+    with pytest.raises(ValidationError, match=message):
+        ExecutionConfig.model_validate(execution)
+
+
+@pytest.mark.parametrize(
+    ("basepath", "message"),
+    [("file:///tmp/results", "must be a shared store URL"), ("posttrain/results", "protocol ''"), ("s4://b/results", "protocol 's4'")],
+)
+def test_result_storage_refuses_a_store_other_pods_cannot_reach(basepath, message, capsys):
+    from flows.result_storage import main
+
+    assert main([basepath]) == 2
+    assert message in capsys.readouterr().err
