@@ -16,14 +16,14 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: install demo test test-fast lint format ui-prefect ui-mlflow deploy worker bench clean
+.PHONY: install demo test test-fast lint format ui-prefect ui-mlflow deploy deploy-cluster worker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first: the pinned version is a CPU build on this machine's disk (no CUDA download)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -69,6 +69,13 @@ ui-prefect: $(STAMP)
 deploy: $(STAMP)
 	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect work-pool create local-process --type process --overwrite
 	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect --no-prompt deploy --all
+
+## The cluster deployments (docs/cluster.md): params checked as the flow will check them, then
+## deployed to $PREFECT_API_URL with the image $POSTTRAIN_IMAGE.
+deploy-cluster: $(STAMP)
+	@test -n "$$POSTTRAIN_IMAGE" || { echo "set POSTTRAIN_IMAGE (the pushed components image) and PREFECT_API_URL"; exit 2; }
+	$(PY) -m flows.params infra/prefect/prefect.cluster.yaml
+	$(VENV)/bin/prefect --no-prompt deploy --prefect-file infra/prefect/prefect.cluster.yaml --all
 
 ## A worker that runs flow runs triggered from the UI.
 worker: $(STAMP)

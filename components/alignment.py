@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 
 from components import grpo as grpo_stage
 from components.artifacts import DataError, read_records
-from components.config import StageResult, StrictModel, load_section, placement_args
+from components.config import DeepSpeedFile, StageResult, StrictModel, load_section, placement_args
 from components.grpo import GRPOStageConfig
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
@@ -67,7 +67,7 @@ class AlignmentConfig(StrictModel):
     use_cpu: bool = True
     bf16: bool = False
     gradient_checkpointing: bool = False
-    deepspeed: str | None = Field(None, description="DeepSpeed config path (cluster profile)")
+    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
 
 
 Config = AlignmentConfig  # the stage contract's name for it

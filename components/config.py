@@ -8,11 +8,13 @@ the file and the dotted key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 PROFILES_KEY = "profiles"
 
@@ -38,6 +40,57 @@ class StageResult(BaseModel):
     curves: dict[str, list[float]] = Field(default_factory=dict, description="per-step histories")
     info: dict[str, Any] = Field(default_factory=dict, description="non-numeric facts worth logging")
     wall_seconds: float = 0.0
+
+
+def check_deepspeed_file(path: str | None) -> str | None:
+    """A DeepSpeed config must exist, be JSON and pass DeepSpeed's own parser when the params
+    load (on a laptop, at deploy, at flow start), not when a GPU Job reaches the trainer.
+
+    HF's "auto" values are only known once the trainer has its arguments and model, so here they
+    stand in as 1 (True for `enabled`, False for fp16's): what is checked is the file's keys,
+    types and structure. Without DeepSpeed installed (the local profile) the parser is skipped.
+    """
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"DeepSpeed config {path} does not exist (relative paths start at {Path.cwd()}; the image has infra/deepspeed/)")
+    problem = _deepspeed_file_problem(str(file.resolve()), file.stat().st_mtime_ns)
+    if problem:
+        raise ValueError(f"DeepSpeed config {path} {problem}")
+    return path
+
+
+@functools.lru_cache(maxsize=16)
+def _deepspeed_file_problem(path: str, _mtime_ns: int) -> str | None:
+    try:
+        config = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        return f"is not valid JSON: {error}"
+    if not isinstance(config, dict):
+        return f"must be a JSON object, not {type(config).__name__}"
+    try:
+        from deepspeed.runtime.config import DeepSpeedConfig
+    except ImportError:
+        return None
+    try:
+        DeepSpeedConfig(_stand_in_auto_values(config))
+    except Exception as error:  # DeepSpeed raises pydantic errors, assertions and ValueErrors alike
+        return f"does not parse with DeepSpeed: {type(error).__name__}: {error}"
+    return None
+
+
+def _stand_in_auto_values(node: Any, path: tuple[str, ...] = ()) -> Any:
+    if isinstance(node, dict):
+        return {key: _stand_in_auto_values(value, (*path, key)) for key, value in node.items()}
+    if node != "auto":
+        return node
+    if path and path[-1] == "enabled":
+        return path[0] != "fp16"  # HF turns on one precision at most
+    return 1
+
+
+DeepSpeedFile = Annotated[str | None, AfterValidator(check_deepspeed_file)]
 
 
 def placement_args(cfg: Any) -> dict[str, Any]:

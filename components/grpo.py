@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from components import rewards
 from components.artifacts import read_records
-from components.config import StageResult, StrictModel, load_section, placement_args
+from components.config import DeepSpeedFile, StageResult, StrictModel, load_section, placement_args
 from components.generation import choose_backend
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
@@ -58,7 +58,7 @@ class GRPOStageConfig(StrictModel):
     use_cpu: bool = True
     bf16: bool = False
     gradient_checkpointing: bool = False
-    deepspeed: str | None = Field(None, description="DeepSpeed config path (cluster profile)")
+    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
 
     @model_validator(mode="after")
     def _check(self) -> GRPOStageConfig:

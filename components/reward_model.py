@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import Field
 
 from components.artifacts import DataError, read_records, write_json
-from components.config import StageResult, StrictModel, load_section, placement_args
+from components.config import DeepSpeedFile, StageResult, StrictModel, load_section, placement_args
 from components.modeling import load_tokenizer
 
 
@@ -39,7 +39,7 @@ class RewardModelConfig(StrictModel):
     use_cpu: bool = True
     bf16: bool = False
     gradient_checkpointing: bool = False
-    deepspeed: str | None = Field(None, description="DeepSpeed config path (cluster profile)")
+    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
 
 
 Config = RewardModelConfig  # the stage contract's name for it

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import Field
 
 from components.artifacts import read_records
-from components.config import StageResult, StrictModel, load_section, placement_args
+from components.config import DeepSpeedFile, StageResult, StrictModel, load_section, placement_args
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
 
 
@@ -37,7 +37,7 @@ class SFTConfig(StrictModel):
     use_cpu: bool = Field(True, description="False on GPU nodes")
     bf16: bool = False
     gradient_checkpointing: bool = False
-    deepspeed: str | None = Field(None, description="DeepSpeed config path (cluster profile)")
+    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
 
 
 Config = SFTConfig  # the stage contract's name for it

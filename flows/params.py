@@ -7,14 +7,17 @@ profile; `params.yaml` spells them out (a test keeps the two equal) and adds pro
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import Field, model_validator
 
 from components.alignment import AlignmentConfig
 from components.base import BaseConfig
-from components.config import StrictModel, read_params, validate_config
+from components.config import ParamsError, StrictModel, read_params, validate_config
 from components.data import DataConfig
 from components.distill import DistillConfig
 from components.evaluate import EvaluateConfig
@@ -152,3 +155,39 @@ def load_params(path: str | Path = "params.yaml", profile: str = "local") -> Pip
     values = read_params(path, profile)
     values["profile"] = profile
     return validate_config(PipelineParams, values, str(path))
+
+
+def check_deployments(prefect_file: str | Path) -> list[str]:
+    """Validate every post-training deployment's `params` in a prefect.yaml the way the flow will.
+
+    The Prefect server checks parameters against the JSON schema only; what pydantic checks
+    beyond it (DeepSpeed files that parse, recipe switches that fit together) would otherwise
+    surface when a run starts. Returns one message per bad deployment (empty: all good)."""
+    path = Path(prefect_file)
+    document = yaml.safe_load(path.read_text()) or {}
+    problems = []
+    for deployment in document.get("deployments") or []:
+        if not str(deployment.get("entrypoint", "")).endswith(":post_training"):
+            continue
+        params = (deployment.get("parameters") or {}).get("params", {})
+        try:
+            validate_config(PipelineParams, params, f"{path} deployment {deployment.get('name')!r} parameters.params")
+        except ParamsError as error:
+            problems.append(str(error))
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check the params of every post-training deployment in a prefect.yaml.")
+    parser.add_argument("prefect_file", help="e.g. infra/prefect/prefect.cluster.yaml")
+    args = parser.parse_args(argv)
+    problems = check_deployments(args.prefect_file)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{args.prefect_file}: every post-training deployment's params are valid")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

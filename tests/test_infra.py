@@ -40,7 +40,7 @@ import pytest
 import yaml
 
 from components import sft
-from components.config import StageResult
+from components.config import StageResult, validate_config
 from flows.params import PipelineParams, load_params
 from tests.conftest import free_port
 
@@ -129,6 +129,9 @@ def test_components_image_contract():
     pyproject = (REPO / "pyproject.toml").read_text()
     assert re.search(r'^posttrain = "components\.cli:main"$', pyproject, re.M), "the console script the image runs is gone"
     assert [rest for op, rest in instructions if op == "USER"] == ["10001:10001"], "the image must not run as root"
+    # The cluster profile's trainers run DeepSpeed: the image installs the extra that pins it.
+    assert any(op == "RUN" and 'pip install "./[cluster]"' in rest for op, rest in instructions), "the image lacks the cluster extra"
+    assert re.search(r'^cluster = \[\s*"deepspeed==[\d.]+",', pyproject, re.M), "the cluster extra must pin deepspeed"
 
     # torch is installed first from the CUDA index; `pip install .` must find it satisfied.
     from packaging.specifiers import SpecifierSet
@@ -578,7 +581,7 @@ def ds_training_args(config: str, tmp_path):
 
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_config_resolves_and_parses(stage, tmp_path, isolated_deepspeed_state):
-    pytest.importorskip("deepspeed", reason="deepspeed is not installed (pip install deepspeed==0.19.8 with DS_BUILD_OPS=0)")
+    pytest.importorskip("deepspeed", reason="deepspeed is not installed (DS_BUILD_OPS=0 pip install -e '.[cluster]')")
     from deepspeed.runtime.config import DeepSpeedConfig
 
     path = f"infra/deepspeed/zero{stage}.json"
@@ -624,6 +627,55 @@ def test_every_cluster_trainer_gets_the_deepspeed_config(tmp_path, isolated_deep
         assert args.deepspeed == configured, stage
 
 
+_ZERO3 = json.loads((INFRA / "deepspeed" / "zero3.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param(None, "does not exist", id="missing file"),
+        pytest.param('{"zero_optimization": {"stage": 3,}', "is not valid JSON", id="not JSON"),
+        pytest.param(["zero3"], "must be a JSON object", id="not an object"),
+        pytest.param(
+            {**_ZERO3, "zero_optimization": {**_ZERO3["zero_optimization"], "stage3_prefetch_bucket_sise": 5}},
+            "stage3_prefetch_bucket_sise\n  Extra inputs are not permitted",
+            id="misspelt key",
+        ),
+        pytest.param({**_ZERO3, "zero_optimization": {"stage": "three"}}, "Input should be 0, 1, 2, 3", id="bad stage"),
+        pytest.param(
+            {**_ZERO3, "train_batch_size": 3, "train_micro_batch_size_per_gpu": 2}, "train_batch_size is not equal", id="bad batch"
+        ),
+    ],
+)
+def test_a_deepspeed_config_that_does_not_parse_is_refused_when_the_params_load(content, reason, tmp_path, monkeypatch):
+    pytest.importorskip("deepspeed", reason="deepspeed is not installed (DS_BUILD_OPS=0 pip install -e '.[cluster]')")
+    from components.config import ParamsError
+
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        Path("ds.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    values = {"profile": "cluster", "grpo": {"deepspeed": "ds.json"}}
+    with pytest.raises(ParamsError) as refused:
+        validate_config(PipelineParams, values, "params.yaml")
+    message = str(refused.value)
+    assert "grpo.deepspeed: Value error, DeepSpeed config ds.json" in message and reason in message, message
+
+
+def test_deployments_with_a_bad_deepspeed_config_fail_the_deploy_check(tmp_path, monkeypatch, capsys):
+    """`make deploy-cluster` runs this check before `prefect deploy`: the server's JSON schema
+    cannot see that a DeepSpeed file does not parse."""
+    from flows.params import main as check_deployments
+
+    monkeypatch.chdir(REPO)
+    assert check_deployments(["infra/prefect/prefect.cluster.yaml"]) == 0
+    broken = tmp_path / "prefect.cluster.yaml"
+    broken.write_text((INFRA / "prefect" / "prefect.cluster.yaml").read_text().replace("zero2.json}", "zero9.json}", 1))
+    assert check_deployments([str(broken)]) == 1
+    errors = capsys.readouterr().err
+    assert "deployment 'post-training' parameters.params: invalid configuration" in errors
+    assert "sft.deepspeed: Value error, DeepSpeed config infra/deepspeed/zero9.json does not exist" in errors
+
+
 # Run in a child process: DeepSpeed's process group and accelerate's state are process-wide.
 _SFT_UNDER_DEEPSPEED = """
 import json, sys
@@ -658,7 +710,7 @@ def test_sft_stage_trains_under_deepspeed(stage, tiny_base_model, tiny_data, tmp
     """The SFT stage with each DeepSpeed file, on CPU, in one process: the environment the
     post-training-gpu deployment gives its Job is what DeepSpeed needs without a launcher.
     The first run JIT-compiles one DeepSpeed op (~1 min, needs a C++ compiler)."""
-    pytest.importorskip("deepspeed", reason="deepspeed is not installed (pip install deepspeed==0.19.8 with DS_BUILD_OPS=0)")
+    pytest.importorskip("deepspeed", reason="deepspeed is not installed (DS_BUILD_OPS=0 pip install -e '.[cluster]')")
     from safetensors import safe_open
 
     gpu_deployment = next(d for d in cluster_deployments(monkeypatch) if d["work_pool"]["name"] == "gpu-pool")
