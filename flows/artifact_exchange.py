@@ -45,7 +45,8 @@ class ArtifactExchange:
     def __init__(self, uri: str):
         self.uri = uri.rstrip("/")
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.uri)
+            # A fresh client: credentials and endpoint are read from the environment now.
+            self.fs, self.root = fsspec.core.url_to_fs(self.uri, skip_instance_cache=True)
         except (ImportError, ValueError) as error:
             raise ExchangeError(f"execution.exchange_uri {uri!r}: {error}") from error
 
@@ -71,7 +72,7 @@ class ArtifactExchange:
             return already_there
         folder = f"{self.root}/inputs/{digest.removeprefix('id:')[:32]}"
         target = f"{folder}/{local.name}"
-        if not self.fs.exists(f"{folder}/{INPUT_MARKER}"):
+        if not self._call(self.fs.exists, f"{folder}/{INPUT_MARKER}"):
             self._call(self.fs.makedirs, folder, exist_ok=True)  # object stores have no folders; file:// does
             self._call(self.fs.put, str(local), target, recursive=local.is_dir())
             self.write_bytes(f"{folder}/{INPUT_MARKER}", b"")
@@ -113,7 +114,7 @@ class ArtifactExchange:
                 if not self._call(self.fs.exists, fs_path):
                     raise ExchangeError(f"input {name!r}: {url} does not exist")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self._call(self.fs.get, fs_path, str(target), recursive=self.fs.isdir(fs_path))
+                self._call(self.fs.get, fs_path, str(target), recursive=self._call(self.fs.isdir, fs_path))
             local_inputs[name] = str(target)
         return local_inputs
 
@@ -132,9 +133,11 @@ class ArtifactExchange:
         self._call(self.fs.pipe_file, fs_path, data)
 
     def _call(self, operation, *args, **kwargs):
+        """Every storage call: whatever the client raises (no credentials, no endpoint, no bucket)
+        comes out as an ExchangeError naming the exchange."""
         try:
             return operation(*args, **kwargs)
-        except (OSError, PermissionError) as error:
+        except Exception as error:
             raise ExchangeError(f"{self.uri}: {type(error).__name__}: {error}") from error
 
 

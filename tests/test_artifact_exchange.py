@@ -174,3 +174,19 @@ def test_result_storage_refuses_a_store_other_pods_cannot_reach(basepath, messag
 
     assert main([basepath]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_unreachable_store_is_named(monkeypatch):
+    pytest.importorskip("s3fs", reason="s3fs is missing: pip install -e . (it is a dependency)")
+    from tests.conftest import free_port
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "AWS_ACCESS_KEY_ID": "posttrain-test",
+        "AWS_SECRET_ACCESS_KEY": "posttrain-test-secret",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    store = ArtifactExchange("s3://posttrain-missing/exchange")
+    with pytest.raises(ExchangeError, match=r"^s3://posttrain-missing/exchange: EndpointConnectionError: Could not connect"):
+        store.has_outputs(store.output_uri("sft/0123"))
