@@ -190,3 +190,31 @@ def test_an_unreachable_store_is_named(monkeypatch):
     store = ArtifactExchange("s3://posttrain-missing/exchange")
     with pytest.raises(ExchangeError, match=r"^s3://posttrain-missing/exchange: EndpointConnectionError: Could not connect"):
         store.has_outputs(store.output_uri("sft/0123"))
+
+
+@pytest.mark.slow
+def test_a_chain_of_stages_passes_models_through_the_store(store, child_runs, tiny_base_model, tiny_data, tmp_path):
+    """SFT then evaluate, each dispatched: the SFT model comes back as a loadable folder, and
+    evaluate is handed it where SFT published it (not uploaded a second time)."""
+    from components import evaluate, sft
+    from components.modeling import load_model
+    from tests.conftest import tiny_overrides
+
+    def dispatched(module, cfg, inputs: dict[str, str], key: str):
+        digests = {name: digest_path(path) for name, path in inputs.items()}
+        relative = f"{module}/{key[:16]}"
+        request = StageRequest(
+            module=module, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=str(tmp_path / "artifacts" / relative), key=key
+        )
+        return Dispatch("run-stage/run-stage-gpu", store, digests, store.output_uri(relative)).run(request)
+
+    sft_cfg = sft.Config(**{**tiny_overrides()["sft"], "max_steps": 2, "save_steps": 2})
+    trained = dispatched("sft", sft_cfg, {"model": tiny_base_model, "sft": tiny_data["sft"]}, "b" * 64)
+    assert Path(trained.outputs["model"]).is_relative_to(tmp_path / "artifacts" / "sft")
+    load_model(trained.outputs["model"])  # a whole HF model folder came back
+
+    eval_cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 4})
+    scored = dispatched("evaluate", eval_cfg, {"model": trained.outputs["model"], "eval": tiny_data["eval"]}, "c" * 64)
+    assert 0.0 <= scored.metrics["pass@1"] <= 1.0 and scored.metrics["n_problems"] == 4 and Path(scored.outputs["predictions"]).is_file()
+    sent = child_runs.requests[-1].exchange.inputs
+    assert sent["model"] == f"{store.output_uri('sft/' + 'b' * 16)}/model", "referenced where SFT published it"
