@@ -83,7 +83,7 @@ class ArtifactExchange:
         return bool(self._call(self.fs.exists, f"{fs_path}/{RESULT_FILE}"))
 
     def fetch_outputs(self, remote_out: str, out_dir: str) -> StageResult:
-        """Download a stage's published outputs into `out_dir` (result.json last) and read the result."""
+        """Download a stage's published outputs into `out_dir` (whole, through a staging folder); its result."""
         fs_path = self.fs._strip_protocol(remote_out)
         if not self.has_outputs(remote_out):
             raise ExchangeError(f"{remote_out}: no {RESULT_FILE}, so the stage did not finish publishing its outputs")
