@@ -72,15 +72,15 @@ class ArtifactExchange:
             return already_there
         folder = f"{self.root}/inputs/{digest.removeprefix('id:')[:32]}"
         target = f"{folder}/{local.name}"
-        if not self._call(self.fs.exists, f"{folder}/{INPUT_MARKER}"):
-            self._call(self.fs.makedirs, folder, exist_ok=True)  # object stores have no folders; file:// does
-            self._call(self.fs.put, str(local), target, recursive=local.is_dir())
+        if not self.call(self.fs.exists, f"{folder}/{INPUT_MARKER}"):
+            self.call(self.fs.makedirs, folder, exist_ok=True)  # object stores have no folders; file:// does
+            self.call(self.fs.put, str(local), target, recursive=local.is_dir())
             self.write_bytes(f"{folder}/{INPUT_MARKER}", b"")
         return self.url(target)
 
     def has_outputs(self, remote_out: str) -> bool:
         fs_path = self.fs._strip_protocol(remote_out)
-        return bool(self._call(self.fs.exists, f"{fs_path}/{RESULT_FILE}"))
+        return bool(self.call(self.fs.exists, f"{fs_path}/{RESULT_FILE}"))
 
     def fetch_outputs(self, remote_out: str, out_dir: str) -> StageResult:
         """Download a stage's published outputs into `out_dir` (whole, through a staging folder); its result."""
@@ -91,7 +91,7 @@ class ArtifactExchange:
         staging = local.with_name(local.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        self._call(self.fs.get, f"{fs_path}/", f"{staging}/", recursive=True)
+        self.call(self.fs.get, f"{fs_path}/", f"{staging}/", recursive=True)
         (staging / ORIGIN_FILE).write_text(self.url(fs_path))
         # Swap in whole: a crash mid-download leaves `.partial`, never a half-filled out_dir.
         shutil.rmtree(local, ignore_errors=True)
@@ -111,28 +111,28 @@ class ArtifactExchange:
             fs_path = self.fs._strip_protocol(url)
             target = scratch / "inputs" / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(fs_path).name
             if not target.exists():
-                if not self._call(self.fs.exists, fs_path):
+                if not self.call(self.fs.exists, fs_path):
                     raise ExchangeError(f"input {name!r}: {url} does not exist")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self._call(self.fs.get, fs_path, str(target), recursive=self._call(self.fs.isdir, fs_path))
+                self.call(self.fs.get, fs_path, str(target), recursive=self.call(self.fs.isdir, fs_path))
             local_inputs[name] = str(target)
         return local_inputs
 
     def publish_outputs(self, local_out: Path, remote_out: str, key: str, result: StageResult, path_map: dict[str, str]) -> None:
         """Upload the stage's outputs, then its result with the orchestrator's paths, last."""
         fs_path = self.fs._strip_protocol(remote_out)
-        if self._call(self.fs.exists, fs_path):
-            self._call(self.fs.rm, fs_path, recursive=True)  # a crashed earlier attempt's leftovers
-        self._call(self.fs.makedirs, fs_path, exist_ok=True)
-        self._call(self.fs.put, f"{local_out}/", f"{fs_path}/", recursive=True)
+        if self.call(self.fs.exists, fs_path):
+            self.call(self.fs.rm, fs_path, recursive=True)  # a crashed earlier attempt's leftovers
+        self.call(self.fs.makedirs, fs_path, exist_ok=True)
+        self.call(self.fs.put, f"{local_out}/", f"{fs_path}/", recursive=True)
         relocated = relocate(result, path_map).model_dump(mode="json")
         self.write_bytes(f"{fs_path}/{RESULT_FILE}", json.dumps({"key": key, **relocated}, indent=2).encode())
 
     def write_bytes(self, fs_path: str, data: bytes) -> None:
-        self._call(self.fs.makedirs, fs_path.rsplit("/", 1)[0], exist_ok=True)
-        self._call(self.fs.pipe_file, fs_path, data)
+        self.call(self.fs.makedirs, fs_path.rsplit("/", 1)[0], exist_ok=True)
+        self.call(self.fs.pipe_file, fs_path, data)
 
-    def _call(self, operation, *args, **kwargs):
+    def call(self, operation, *args, **kwargs):
         """Every storage call: whatever the client raises (no credentials, no endpoint, no bucket)
         comes out as an ExchangeError naming the exchange."""
         try:

@@ -75,6 +75,10 @@ class ExecutionConfig(StrictModel):
         "(credentials and endpoint from AWS_* variables); unset: a volume both Jobs mount at the same path",
     )
 
+    checkpoint_sync_seconds: int = Field(
+        300, ge=10, description="with exchange_uri: how often a dispatched stage mirrors its newest checkpoint to the store"
+    )
+
     @model_validator(mode="after")
     def _exchange_needs_dispatch(self) -> ExecutionConfig:
         if self.exchange_uri is not None and self.mode != "deployments":

@@ -65,11 +65,15 @@ class Dispatch:
     exchange: ArtifactExchange | None = None
     digests: dict[str, str] | None = None  # of the inputs: their content address in the exchange
     remote_out: str | None = None
+    checkpoint_sync_seconds: float = 300
 
     def run(self, request: StageRequest, timeout: float | None = None) -> StageResult:
         if self.exchange is not None:
             published = self.exchange.publish_inputs(request.inputs, self.digests)
-            request = request.model_copy(update={"exchange": ExchangeRefs(uri=self.exchange.uri, inputs=published, out=self.remote_out)})
+            refs = ExchangeRefs(
+                uri=self.exchange.uri, inputs=published, out=self.remote_out, checkpoint_sync_seconds=self.checkpoint_sync_seconds
+            )
+            request = request.model_copy(update={"exchange": refs})
         return dispatch_stage(self.deployment, request, timeout)
 
 
@@ -113,7 +117,7 @@ def _dispatch_for(module: str, params: PipelineParams, digests: dict[str, str], 
     if params.execution.exchange_uri is None:
         return Dispatch(deployment)
     exchange = ArtifactExchange(params.execution.exchange_uri)
-    return Dispatch(deployment, exchange, digests, exchange.output_uri(relative_out))
+    return Dispatch(deployment, exchange, digests, exchange.output_uri(relative_out), params.execution.checkpoint_sync_seconds)
 
 
 def _outputs_present(out_dir: str, dispatch: Dispatch | None) -> bool:

@@ -6,7 +6,8 @@ linked to the parent's task run) and waits. Artifacts cross between the two Jobs
 - a shared volume (no `execution.exchange_uri`): the stage reads its inputs where the parent
   has them and writes its outputs and `result.json` under `out_dir`, which both Jobs mount;
 - object storage (`execution.exchange_uri`, e.g. S3): the stage fetches its inputs into local
-  scratch, runs there and publishes its outputs for the parent to fetch (flows.artifact_exchange).
+  scratch, runs there (its checkpoints mirrored to the store: flows.checkpoint_mirror) and
+  publishes its outputs for the parent to fetch (flows.artifact_exchange).
 Everything else (caching, lineage, MLflow) stays in the parent, so a dispatched stage behaves
 exactly like an in-process one.
 """
@@ -24,6 +25,7 @@ from pydantic import Field
 
 from components.config import StageResult, StrictModel
 from flows.artifact_exchange import ArtifactExchange, relocate, write_result
+from flows.checkpoint_mirror import CheckpointMirror
 
 STAGE_MODULES = ("validate", "base", "sft", "reward_model", "grpo", "rejection_sampling", "alignment", "distill", "evaluate")
 
@@ -34,6 +36,7 @@ class ExchangeRefs(StrictModel):
     uri: str = Field(min_length=1, description="execution.exchange_uri")
     inputs: dict[str, str] = Field(description="input name -> URL of its published copy (or a hub id)")
     out: str = Field(min_length=1, description="URL of the folder the stage publishes its outputs to")
+    checkpoint_sync_seconds: float = Field(300, gt=0, description="how often training checkpoints are mirrored to the store")
 
 
 class StageRequest(StrictModel):
@@ -62,11 +65,17 @@ def execute_through_exchange(request: StageRequest, cfg) -> StageResult:
     try:
         local_inputs = exchange.fetch_inputs(request.exchange.inputs, scratch)
         local_out = scratch / "out"
-        result = importlib.import_module(f"components.{request.module}").run(cfg, local_inputs, str(local_out))
+        # An earlier Job of this stage that died left its checkpoints in the store: resume there.
+        mirror = CheckpointMirror(exchange, local_out, request.exchange.out)
+        restored = mirror.restore()
+        with mirror.running(request.exchange.checkpoint_sync_seconds):
+            result = importlib.import_module(f"components.{request.module}").run(cfg, local_inputs, str(local_out))
+        result.info["restored_checkpoints"] = restored
         # Report paths as the parent will have them: its out_dir, its own input paths.
         path_map = {str(local_out): request.out_dir}
         path_map |= {local: request.inputs[name] for name, local in local_inputs.items() if local != request.inputs[name]}
         exchange.publish_outputs(local_out, request.exchange.out, request.key, result, path_map)
+        mirror.clear()  # the published model supersedes them
         return relocate(result, path_map)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
