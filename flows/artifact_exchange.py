@@ -30,7 +30,7 @@ import fsspec
 from components.artifacts import write_json
 from components.config import StageResult
 
-INPUT_MARKER = "_COMPLETE"
+COMPLETE_MARKER = "_COMPLETE"  # written last into an uploaded folder (inputs, checkpoints)
 RESULT_FILE = "result.json"
 ORIGIN_FILE = ".exchange-origin"  # in a fetched output folder: the URI it came from
 
@@ -54,6 +54,10 @@ class ArtifactExchange:
         """A full URL (with protocol) for a path on this file system."""
         return self.fs.unstrip_protocol(path)
 
+    def fs_path(self, url: str) -> str:
+        """A URL as the file system's own path (no protocol), as its calls take it."""
+        return self.fs._strip_protocol(url)
+
     def output_uri(self, relative_out_dir: str) -> str:
         return f"{self.uri}/artifacts/{relative_out_dir.strip('/')}"
 
@@ -72,19 +76,19 @@ class ArtifactExchange:
             return already_there
         folder = f"{self.root}/inputs/{digest.removeprefix('id:')[:32]}"
         target = f"{folder}/{local.name}"
-        if not self.call(self.fs.exists, f"{folder}/{INPUT_MARKER}"):
+        if not self.call(self.fs.exists, f"{folder}/{COMPLETE_MARKER}"):
             self.call(self.fs.makedirs, folder, exist_ok=True)  # object stores have no folders; file:// does
             self.call(self.fs.put, str(local), target, recursive=local.is_dir())
-            self.write_bytes(f"{folder}/{INPUT_MARKER}", b"")
+            self.write_bytes(f"{folder}/{COMPLETE_MARKER}", b"")
         return self.url(target)
 
     def has_outputs(self, remote_out: str) -> bool:
-        fs_path = self.fs._strip_protocol(remote_out)
+        fs_path = self.fs_path(remote_out)
         return bool(self.call(self.fs.exists, f"{fs_path}/{RESULT_FILE}"))
 
     def fetch_outputs(self, remote_out: str, out_dir: str) -> StageResult:
         """Download a stage's published outputs into `out_dir` (whole, through a staging folder); its result."""
-        fs_path = self.fs._strip_protocol(remote_out)
+        fs_path = self.fs_path(remote_out)
         if not self.has_outputs(remote_out):
             raise ExchangeError(f"{remote_out}: no {RESULT_FILE}, so the stage did not finish publishing its outputs")
         local = Path(out_dir)
@@ -108,7 +112,7 @@ class ArtifactExchange:
             if protocol not in _protocols(self.fs):
                 local_inputs[name] = url
                 continue
-            fs_path = self.fs._strip_protocol(url)
+            fs_path = self.fs_path(url)
             target = scratch / "inputs" / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(fs_path).name
             if not target.exists():
                 if not self.call(self.fs.exists, fs_path):
@@ -120,13 +124,13 @@ class ArtifactExchange:
 
     def publish_outputs(self, local_out: Path, remote_out: str, key: str, result: StageResult, path_map: dict[str, str]) -> None:
         """Upload the stage's outputs, then its result with the orchestrator's paths, last."""
-        fs_path = self.fs._strip_protocol(remote_out)
+        fs_path = self.fs_path(remote_out)
         if self.call(self.fs.exists, fs_path):
             self.call(self.fs.rm, fs_path, recursive=True)  # a crashed earlier attempt's leftovers
         self.call(self.fs.makedirs, fs_path, exist_ok=True)
         self.call(self.fs.put, f"{local_out}/", f"{fs_path}/", recursive=True)
-        relocated = relocate(result, path_map).model_dump(mode="json")
-        self.write_bytes(f"{fs_path}/{RESULT_FILE}", json.dumps({"key": key, **relocated}, indent=2).encode())
+        record = result_record(key, relocate(result, path_map))
+        self.write_bytes(f"{fs_path}/{RESULT_FILE}", json.dumps(record, indent=2).encode())
 
     def write_bytes(self, fs_path: str, data: bytes) -> None:
         self.call(self.fs.makedirs, fs_path.rsplit("/", 1)[0], exist_ok=True)
@@ -175,4 +179,9 @@ def read_result(out_dir: str | Path) -> StageResult:
 
 
 def write_result(out_dir: str | Path, key: str, result: StageResult) -> None:
-    write_json(Path(out_dir) / RESULT_FILE, {"key": key, **result.model_dump(mode="json")})
+    write_json(Path(out_dir) / RESULT_FILE, result_record(key, result))
+
+
+def result_record(key: str, result: StageResult) -> dict:
+    """What `result.json` holds: the stage's result and the cache key it was computed for."""
+    return {"key": key, **result.model_dump(mode="json")}

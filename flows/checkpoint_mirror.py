@@ -18,9 +18,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.artifact_exchange import ArtifactExchange, ExchangeError
+from flows.artifact_exchange import COMPLETE_MARKER, ArtifactExchange, ExchangeError
 
-COMPLETE_MARKER = "_COMPLETE"
 STATE_FILE = "trainer_state.json"  # the last file HF's Trainer writes into a checkpoint
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ class CheckpointMirror:
     def __init__(self, exchange: ArtifactExchange, local_out: Path, remote_out: str):
         self.exchange, self.fs = exchange, exchange.fs
         self.local_out = local_out
-        self.remote = self.fs._strip_protocol(remote_out).rstrip("/") + ".checkpoints"
+        self.remote = exchange.fs_path(remote_out).rstrip("/") + ".checkpoints"
         self.uploaded: dict[str, str] = {}  # checkpoints folder (relative) -> newest checkpoint uploaded
 
     def restore(self) -> list[str]:

@@ -90,7 +90,7 @@ def test_inputs_are_uploaded_once_and_fetched_outputs_are_referenced_where_they_
 
     # A stage output fetched from the store is referenced in place, not uploaded again.
     remote_out = store.output_uri("sft/0123")
-    folder = store.fs._strip_protocol(remote_out)
+    folder = store.fs_path(remote_out)
     store.write_bytes(f"{folder}/model/config.json", b"{}")
     store.write_bytes(f"{folder}/result.json", json.dumps({"key": KEY, "stage": "sft", "outputs": {}}).encode())
     local_out = tmp_path / "artifacts" / "sft" / "0123"
@@ -101,7 +101,7 @@ def test_inputs_are_uploaded_once_and_fetched_outputs_are_referenced_where_they_
 
 def test_an_unfinished_publish_is_never_taken_for_outputs(store, tmp_path):
     remote_out = store.output_uri("grpo/0123")
-    store.write_bytes(f"{store.fs._strip_protocol(remote_out)}/model/config.json", b"{}")  # the Job died before result.json
+    store.write_bytes(f"{store.fs_path(remote_out)}/model/config.json", b"{}")  # the Job died before result.json
     local_out = tmp_path / "artifacts" / "grpo" / "0123"
     local_out.mkdir(parents=True)
     (local_out / "keep.txt").write_text("earlier")
@@ -116,7 +116,7 @@ def test_an_unfinished_publish_is_never_taken_for_outputs(store, tmp_path):
 
 def test_a_new_orchestrator_finds_published_outputs_in_the_store(store, tmp_path):
     remote_out = store.output_uri("sft/4567")
-    folder = store.fs._strip_protocol(remote_out)
+    folder = store.fs_path(remote_out)
     store.write_bytes(f"{folder}/model/config.json", b"{}")
     outputs = {"model": str(tmp_path / "artifacts" / "sft" / "4567" / "model")}
     store.write_bytes(f"{folder}/result.json", json.dumps({"key": KEY, "stage": "sft", "outputs": outputs}).encode())
@@ -293,4 +293,4 @@ def test_a_dispatched_sft_resumes_from_the_checkpoint_a_dead_job_mirrored(store,
 
     assert result.info["restored_checkpoints"] == ["checkpoints/checkpoint-4"]
     assert result.info["resumed_from"].endswith("checkpoint-4") and result.metrics["global_step"] == 8
-    assert not store.fs.exists(store.fs._strip_protocol(remote_out) + ".checkpoints"), "cleared once the model is published"
+    assert not store.fs.exists(store.fs_path(remote_out) + ".checkpoints"), "cleared once the model is published"
