@@ -9,7 +9,10 @@ A solution is a reasoning block followed by one boxed final answer:
     The answer is \\boxed{31}.
 
 `extract_answer` is strict: exactly the last `\\boxed{...}` after the reasoning block counts.
-`is_correct` compares with math-verify, which also accepts equivalent forms (e.g. `31.0`).
+The box's braces are matched, so LaTeX answers such as `\\boxed{\\frac{1}{2}}` come out whole;
+a last box that never closes (a truncated response) gives no answer.
+`is_correct` compares with math-verify, which also accepts equivalent forms (e.g. `31.0`,
+`\\frac{1}{2}` for `1/2`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import re
 from functools import lru_cache
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+BOXED = re.compile(r"\\boxed\s*\{")  # where a box opens; `find_boxed` reads up to its matching brace
+_BRACE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character (`\\{` is text, not grouping) or a brace
 
 
 def format_solution(steps: list[str], answer: str) -> str:
@@ -27,13 +31,37 @@ def format_solution(steps: list[str], answer: str) -> str:
     return f"{THINK_OPEN}\n{body}\n{THINK_CLOSE}\nThe answer is \\boxed{{{answer}}}."
 
 
+def find_boxed(text: str) -> list[str | None]:
+    """The contents of the `\\boxed{...}` in `text`, in order, honouring nested braces.
+
+    A box inside another is part of the outer one's content. A box that never closes runs to
+    the end of the text, so it is the last entry and reads None.
+    """
+    found: list[str | None] = []
+    position = 0
+    while (opening := BOXED.search(text, position)) is not None:
+        start, depth = opening.end(), 1
+        for token in _BRACE.finditer(text, start):
+            if token[0] == "{":
+                depth += 1
+            elif token[0] == "}":
+                depth -= 1
+                if depth == 0:
+                    found.append(text[start : token.start()])
+                    position = token.end()
+                    break
+        else:
+            found.append(None)
+            break
+    return found
+
+
 def extract_answer(text: str) -> str | None:
-    """The content of the last `\\boxed{}` after `</think>` (or anywhere if no block), or None."""
+    """The content of the last `\\boxed{}` after `</think>` (or anywhere if no block), or None
+    when there is none, it is empty, or it never closes."""
     tail = text.split(THINK_CLOSE, 1)[1] if THINK_CLOSE in text else text
-    found = BOXED.findall(tail)
-    if not found:
-        return None
-    answer = found[-1].strip()
+    found = find_boxed(tail)
+    answer = found[-1].strip() if found and found[-1] is not None else None
     return answer or None
 
 

@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from components.answers import BOXED, THINK_CLOSE, THINK_OPEN, extract_answer, is_correct
+from components.answers import THINK_CLOSE, THINK_OPEN, extract_answer, find_boxed, is_correct
 
 RewardFunction = Callable[..., list[float]]
 
@@ -49,8 +49,8 @@ def follows_format(text: str) -> bool:
     match = _FORMAT.match(text)
     if not match or not match["reasoning"].strip() or THINK_OPEN in match["final"]:
         return False
-    boxes = BOXED.findall(match["final"])
-    return len(boxes) == 1 and bool(boxes[0].strip())
+    boxes = find_boxed(match["final"])
+    return len(boxes) == 1 and boxes[0] is not None and bool(boxes[0].strip())
 
 
 def language_consistency(completions: Sequence, target_script: str = "latin", **_) -> list[float]:

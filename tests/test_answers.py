@@ -1,5 +1,6 @@
 """Unit tests of answer extraction and checking (property-based where it matters)."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,3 +36,62 @@ def test_math_verify_accepts_equivalent_forms():
 def test_only_the_right_number_is_correct(answer, other):
     text = format_solution(["x"], str(other))
     assert score(text, str(answer)) == (answer == other)
+
+
+NESTED = [
+    ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+    ("\\boxed{\\sqrt{2}}", "\\sqrt{2}"),
+    ("\\boxed{{5}}", "{5}"),
+    ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),
+    ("\\boxed {7}", "7"),  # a space before the brace is still a box
+    ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),  # escaped braces are text, not grouping
+    ("\\boxed{3}, no: \\boxed{\\frac{5}{2}}.", "\\frac{5}{2}"),  # the last box wins
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NESTED, ids=[t for t, _ in NESTED])
+def test_nested_braces_are_extracted_whole(text, expected):
+    assert extract_answer(f"<think>\nx\n</think>\nThe answer is {text}") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\boxed{\\frac{1}{2}",  # cut off before the box closes
+        "\\boxed{3} then \\boxed{\\frac{1",  # the last box is unfinished: no answer, not the earlier one
+        "\\boxed{",
+        "\\boxed 5",
+    ],
+)
+def test_unbalanced_or_empty_boxes_give_no_answer(text):
+    assert extract_answer(text) is None
+
+
+@pytest.mark.parametrize(
+    ("boxed", "reference"),
+    [("\\frac{1}{2}", "1/2"), ("\\dfrac{3}{4}", "0.75"), ("{5}", "5"), ("\\sqrt{4}", "2"), ("-\\frac{1}{2}", "-1/2")],
+)
+def test_a_correct_nested_answer_scores(boxed, reference):
+    text = format_solution(["x"], boxed)
+    assert is_correct(extract_answer(text), reference)
+    assert score(text, reference)
+
+
+def test_a_wrong_nested_answer_does_not_score():
+    assert not score(format_solution(["x"], "\\frac{1}{3}"), "1/2")
+    assert not score(format_solution(["x"], "\\sqrt{2}"), "2")
+
+
+latex_atoms = st.one_of(
+    st.integers(min_value=0, max_value=999).map(str),
+    st.builds(lambda a, b: f"\\frac{{{a}}}{{{b}}}", st.integers(1, 99), st.integers(1, 99)),
+    st.integers(min_value=0, max_value=99).map(lambda n: f"\\sqrt{{{n}}}"),
+    st.integers(min_value=0, max_value=99).map(lambda n: f"{{{n}}}"),
+)
+
+
+@given(st.lists(latex_atoms, min_size=1, max_size=3).map("+".join), st.text(alphabet="abc ,.{}", max_size=20))
+def test_extraction_returns_any_balanced_answer_verbatim(answer, noise):
+    # Text before the reasoning block's end may hold anything, braces included.
+    text = f"<think>\n{noise}\n</think>\nThe answer is \\boxed{{{answer}}}."
+    assert extract_answer(text) == answer

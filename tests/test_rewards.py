@@ -88,3 +88,15 @@ def test_the_reward_model_reward_needs_a_reward_model():
 def test_built_functions_carry_their_names_for_trl_logging():
     built = rewards.build(["accuracy", "format", "language_consistency", "length"], max_completion_length=64, length_buffer=16)
     assert [f.__name__ for f in built] == ["accuracy", "format", "language_consistency", "length"]
+
+
+@pytest.mark.parametrize(("boxed", "reference"), [("\\frac{1}{2}", "1/2"), ("\\sqrt{4}", "2"), ("{5}", "5")])
+def test_a_nested_boxed_answer_earns_accuracy_and_format(boxed, reference):
+    response = format_solution(["1/2=0.5"], boxed)
+    assert rewards.accuracy([response], [reference]) == [1.0]
+    assert rewards.format_reward([response]) == [1.0]
+
+
+def test_format_counts_nested_boxes_as_one_box_each():
+    assert rewards.format_reward(["<think>\nx\n</think>\n\\boxed{\\frac{1}{2}} or \\boxed{\\frac{1}{3}}"]) == [0.0]
+    assert rewards.format_reward(["<think>\nx\n</think>\n\\boxed{\\frac{1}{2}"]) == [0.0]  # never closed

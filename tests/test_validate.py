@@ -217,3 +217,31 @@ def test_max_duplicate_fraction_tolerates_a_few_repeats(good_dir, tmp_path):
     # Both copies count as duplicated: 2 of 30 rows.
     lenient = run(Config(report_dir=str(tmp_path / "b"), max_duplicate_fraction=0.1), {"rl": str(target)})
     assert lenient.metrics["passed"] == 1.0
+
+
+FRACTION_SOLUTION = "<think>\n1/4+1/4=1/2\n</think>\nThe answer is \\boxed{\\frac{1}{2}}."
+
+
+def _fraction_rows(good_dir: Path) -> dict[str, list[str]]:
+    """sft and rl files whose first row answers with a nested LaTeX fraction (rl: reference `1/2`)."""
+    sft = _edit_line(0, lambda r: r["messages"][-1].update(content=FRACTION_SOLUTION))(lines_of(good_dir, "sft"), [])
+    rl = _edit_line(0, lambda r: r.update(answer="1/2", solution=FRACTION_SOLUTION))(lines_of(good_dir, "rl"), [])
+    return {"sft": sft, "rl": rl}
+
+
+def test_a_nested_latex_boxed_answer_passes_validation(good_dir, tmp_path):
+    inputs = {}
+    for kind, lines in _fraction_rows(good_dir).items():
+        path = tmp_path / f"{kind}.jsonl"
+        path.write_text("".join(line + "\n" for line in lines))
+        inputs[kind] = str(path)
+    result = run(Config(report_dir=str(tmp_path / "report")), inputs)
+    assert result.info["failures"] == []
+
+
+def test_the_answer_column_stays_plain_numbers(good_dir, tmp_path, capsys):
+    # The dataset contract: a reference answer is an integer, decimal or a/b fraction, never LaTeX.
+    rl = _edit_line(0, lambda r: r.update(answer="\\frac{1}{2}", solution=FRACTION_SOLUTION))(lines_of(good_dir, "rl"), [])
+    (tmp_path / "rl.jsonl").write_text("".join(line + "\n" for line in rl))
+    assert main([str(tmp_path / "rl.jsonl"), "--report-dir", str(tmp_path / "report")]) == 1
+    assert "FAIL rl.jsonl: [answer format]" in capsys.readouterr().out
