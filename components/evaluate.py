@@ -58,6 +58,7 @@ from components.artifacts import DataError, read_records, write_json, write_reco
 from components.config import StageResult, StrictModel, load_section
 from components.generation import Backend, chat_prompts, generate, load_for_generation
 from components.modeling import load_model, load_tokenizer
+from components.rewards import sigmoid  # the reward_model reward's squashing, so the gap reads on its scale
 
 ECE_BINS = 10
 
@@ -161,10 +162,6 @@ def reward_auc(rewards_per_problem: Sequence[Sequence[float]], correct_per_probl
                 wins += 1.0 if r > w else 0.5 if r == w else 0.0
         pairs += len(right) * len(wrong)
     return wins / pairs if pairs else None
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 def scaling_sizes(num_samples: int) -> list[int]:

@@ -73,8 +73,16 @@ def overlong_penalty(completion_ids: Sequence[Sequence[int]], max_length: int, b
     return [max(-1.0, min(0.0, (start - len(ids)) / buffer)) for ids in completion_ids]
 
 
+def sigmoid(x: float) -> float:
+    """1 / (1 + e^-x) without overflow: e^-x is only taken for x >= 0, e^x only for x < 0."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
 class RewardModelReward:
-    """A trained reward model's score squashed to (0, 1), loaded once and reused every step."""
+    """A trained reward model's score squashed to [0, 1] by `sigmoid`, loaded once and reused every step."""
 
     __name__ = "reward_model"
 
@@ -85,7 +93,7 @@ class RewardModelReward:
 
     def __call__(self, prompts: Sequence, completions: Sequence, **_) -> list[float]:
         scores = self.scorer.score(prompts, [response_text(c) for c in completions])
-        return [1.0 / (1.0 + math.exp(-s)) for s in scores]
+        return [sigmoid(s) for s in scores]
 
 
 class NamedReward:

@@ -100,3 +100,35 @@ def test_a_nested_boxed_answer_earns_accuracy_and_format(boxed, reference):
 def test_format_counts_nested_boxes_as_one_box_each():
     assert rewards.format_reward(["<think>\nx\n</think>\n\\boxed{\\frac{1}{2}} or \\boxed{\\frac{1}{3}}"]) == [0.0]
     assert rewards.format_reward(["<think>\nx\n</think>\n\\boxed{\\frac{1}{2}"]) == [0.0]  # never closed
+
+
+class _FixedScorer:
+    def __init__(self, scores):
+        self.scores = scores
+
+    def score(self, prompts, responses):
+        assert len(prompts) == len(responses) == len(self.scores)
+        return list(self.scores)
+
+
+EXTREME_SCORES = [-1000.0, -710.0, -1.0, 0.0, 1.0, 710.0, 1000.0]
+
+
+def test_reward_model_reward_is_finite_bounded_and_monotone_at_extreme_scores(monkeypatch):
+    import math
+
+    from components import reward_model
+
+    monkeypatch.setattr(reward_model, "RewardScorer", lambda model_dir, batch_size: _FixedScorer(EXTREME_SCORES))
+    reward = rewards.RewardModelReward("unused")
+    values = reward(["p"] * len(EXTREME_SCORES), ["c"] * len(EXTREME_SCORES))
+    assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), values
+    assert values == sorted(values), values
+    assert values[0] == 0.0 and values[-1] == 1.0 and values[3] == 0.5
+
+
+@given(st.floats(allow_nan=False), st.floats(allow_nan=False))
+def test_sigmoid_is_bounded_and_monotone_everywhere(a, b):
+    low, high = sorted((a, b))
+    assert 0.0 <= rewards.sigmoid(low) <= rewards.sigmoid(high) <= 1.0
+    assert rewards.sigmoid(-high) == pytest.approx(1.0 - rewards.sigmoid(high), abs=1e-12)
