@@ -76,7 +76,7 @@ deploy: $(STAMP)
 ## deployed to $PREFECT_API_URL with the image $POSTTRAIN_IMAGE.
 deploy-cluster: $(STAMP)
 	@test -n "$$POSTTRAIN_IMAGE" || { echo "set POSTTRAIN_IMAGE (the pushed components image) and PREFECT_API_URL"; exit 2; }
-	$(PY) -m flows.params infra/prefect/prefect.cluster.yaml
+	$(PY) -m flows.params --sync infra/prefect/prefect.cluster.yaml
 	$(VENV)/bin/prefect --no-prompt deploy --prefect-file infra/prefect/prefect.cluster.yaml --all
 
 ## A worker that runs flow runs triggered from the UI.

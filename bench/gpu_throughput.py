@@ -76,7 +76,7 @@ SIZES = {
     },
 }
 # A CPU run of GRPO at the cluster's 64 completions of 1024 tokens would take hours.
-TINY_GRPO = {"batch_size": 8, "num_generations": 4, "max_completion_length": 32, "length_buffer": 8}
+TINY_GRPO = {"per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 32, "length_buffer": 8}
 WARMUP_STEPS = 1
 VERSIONED = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "pyarrow", "huggingface_hub", "pydantic")
 
@@ -197,8 +197,8 @@ def wrapped(cls, name: str, wrap: Callable) -> Iterator[None]:
 
 def prepare(work: Path, size: str, params: str, profile: str, sft_cfg, grpo_cfg) -> tuple[dict[str, str], int]:
     """Synthetic data for the steps to run, the project's tokenizer, the model with random weights (and its size)."""
-    sequences = sft_cfg.max_steps * sft_cfg.batch_size * sft_cfg.gradient_accumulation_steps
-    prompts = grpo_cfg.max_steps * grpo_cfg.batch_size // grpo_cfg.num_generations
+    sequences = sft_cfg.max_steps * sft_cfg.per_device_train_batch_size * sft_cfg.gradient_accumulation_steps
+    prompts = grpo_cfg.max_steps * grpo_cfg.per_device_train_batch_size // grpo_cfg.num_generations
     data_cfg = load_section(params, "data", data.Config, profile)
     counts = {"n_pretrain": 2000, "n_sft": max(64, sequences), "n_rl": max(16, prompts), "n_prefs": 1, "n_eval": 1, "n_probe": 1}
     data_cfg = data.Config.model_validate(data_cfg.model_dump() | counts | {"source": "synthetic", "out_dir": str(work / "data")})
@@ -487,7 +487,7 @@ def table_row(name: str, stage: dict, setup: Callable[[dict], str]) -> str:
 def sft_setup(stage: dict) -> str:
     c = stage["settings"]
     return (
-        f"batch {c['batch_size']} x accumulation {c['gradient_accumulation_steps']}, max_length {c['max_length']}, "
+        f"batch {c['per_device_train_batch_size']} x accumulation {c['gradient_accumulation_steps']}, max_length {c['max_length']}, "
         f"{stage['mean_sequence_tokens']:.0f} tokens/sequence, gradient checkpointing {c['gradient_checkpointing']}"
     )
 
@@ -495,7 +495,7 @@ def sft_setup(stage: dict) -> str:
 def grpo_setup(stage: dict) -> str:
     c = stage["settings"]
     return (
-        f"{c['batch_size']} completions ({c['batch_size'] // c['num_generations']} prompts x {c['num_generations']}), "
+        f"{c['per_device_train_batch_size']} completions ({c['per_device_train_batch_size'] // c['num_generations']} prompts x {c['num_generations']}), "
         f"max {c['max_completion_length']} new tokens, prompts {stage['mean_prompt_tokens']:.0f} tokens, beta {c['beta']}"
     )
 

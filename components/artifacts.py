@@ -97,22 +97,38 @@ def code_version(stage_module: str) -> str:
     hasher = hashlib.sha256()
     for name in sorted(component_dependencies(stage_module)):
         hasher.update(name.encode())
-        hasher.update((COMPONENTS_DIR / f"{name}.py").read_bytes())
+        hasher.update(module_source(name).read_bytes())
     return hasher.hexdigest()
 
 
+def module_source(module: str) -> Path:
+    """The source file of a dotted module name; a bare name means `components.<name>`."""
+    import importlib.util
+
+    dotted = module if "." in module else f"components.{module}"
+    if dotted.startswith("components."):
+        return COMPONENTS_DIR / f"{dotted.removeprefix('components.')}.py"
+    spec = importlib.util.find_spec(dotted)
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError(f"no source for stage module {dotted!r}")
+    return Path(spec.origin)
+
+
 def component_dependencies(module: str, found: set[str] | None = None) -> set[str]:
-    """`module` and the `components.*` modules it imports (lazily inside functions too)."""
+    """`module` and the `components.*` modules it imports (lazily inside functions too), as dotted names."""
     found = set() if found is None else found
-    source = COMPONENTS_DIR / f"{module}.py"
-    if module in found or not source.exists():
+    dotted = module if "." in module else f"components.{module}"
+    source = module_source(dotted)
+    if dotted in found or not source.exists():
         return found
-    found.add(module)
+    found.add(dotted)
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module == "components":
-            names = [alias.name for alias in node.names]
+            names = [f"components.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components."):
-            names = [node.module.split(".", 1)[1]]
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.startswith("components.")]
         else:
             continue
         for name in names:

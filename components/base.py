@@ -6,12 +6,11 @@ small Llama-style model from the config and pretrain it briefly on the plain-tex
 which is what makes a 1M-parameter model learn to read and to carry in minutes. Cluster
 profile (`source: pretrained`): load a Hugging Face model id or path and use it as is.
 
-    python -m components.base --params params.yaml --out artifacts/base/manual
+    posttrain base --params params.yaml --out artifacts/base/manual
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components.artifacts import read_records
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
 
 
@@ -173,19 +172,3 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         info={"source": "scratch", "vocab_size": len(tokenizer)},
         wall_seconds=time.perf_counter() - start,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--pretrain", default="data/pretrain.jsonl")
-    parser.add_argument("--sft", default="data/sft.jsonl")
-    parser.add_argument("--out", required=True, help="output directory")
-    args = parser.parse_args(argv)
-    cfg = load_section(args.params, "base", Config, args.profile)
-    print(run(cfg, {"pretrain": args.pretrain, "sft": args.sft}, args.out).model_dump_json(indent=2))
-
-
-if __name__ == "__main__":
-    main()

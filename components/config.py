@@ -93,18 +93,6 @@ def _stand_in_auto_values(node: Any, path: tuple[str, ...] = ()) -> Any:
 DeepSpeedFile = Annotated[str | None, AfterValidator(check_deepspeed_file)]
 
 
-def placement_args(cfg: Any) -> dict[str, Any]:
-    """The trainer arguments every training stage takes alike from its config: device, precision,
-    sharding. `report_to="none"`: the flow logs to MLflow; a stage never talks to the tracker."""
-    return {
-        "use_cpu": cfg.use_cpu,
-        "bf16": cfg.bf16,
-        "gradient_checkpointing": cfg.gradient_checkpointing,
-        "deepspeed": cfg.deepspeed,
-        "report_to": "none",
-    }
-
-
 def deep_merge(base: dict, override: dict) -> dict:
     """Return `base` with `override` merged in; nested mappings merge, everything else replaces."""
     merged = copy.deepcopy(base)
@@ -148,8 +136,12 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "section_key":  # raised by a section's own validator about one of its keys
+            lines.append(f"  - {'.'.join([*map(str, err['loc']), err['ctx']['key']])}: {err['ctx']['message']}")
+        elif err["type"] == "extra_forbidden":
             lines.append(f"  - {key}: unknown key (check the spelling; see params.yaml for the known keys)")
+        elif err["type"] == "value_error":  # our validators' messages name the key and the value themselves
+            lines.append(f"  - {key}: {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  - {key}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)

@@ -10,13 +10,12 @@ models R1 distils into. Two students are trained from that same start with the s
   distributions on those sequences and on the student's own samples (logit-level);
 - `baseline`: SFT on the original SFT data: the yardstick distillation has to beat.
 
-    python -m components.distill --params params.yaml --teacher artifacts/alignment/<key>/model \\
+    posttrain distill --params params.yaml --teacher artifacts/alignment/<key>/model \\
         --base artifacts/base/<key>/model --out artifacts/distill/manual
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -24,19 +23,20 @@ from typing import Literal
 
 from pydantic import Field
 
-from components import sft
+from components.answers import extract_answer
 from components.artifacts import DataError, read_records, write_json, write_records
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel
 from components.modeling import load_model, load_tokenizer, save_pretrained
-from components.rejection_sampling import RejectionSamplingConfig, sample_verified, to_sft_records
+from components.sampling import SamplingConfig, sample_verified, to_sft_records
+from components.supervised import SFTConfig, train_sft
 
 
 class StudentTooLarge(ValueError):
     """The student would not be smaller than its teacher."""
 
 
-def _teacher_sampling() -> RejectionSamplingConfig:
-    return RejectionSamplingConfig(num_samples=4, keep_per_prompt=2, temperature=0.7, include_sft_data=False, limit=1600)
+def _teacher_sampling() -> SamplingConfig:
+    return SamplingConfig(num_samples=4, keep_per_prompt=2, temperature=0.7, include_sft_data=False, limit=1600)
 
 
 class GKDSettings(StrictModel):
@@ -51,8 +51,8 @@ class GKDSettings(StrictModel):
 class DistillConfig(StrictModel):
     student_layers: int = Field(3, ge=1, description="decoder layers of the student (fewer than the teacher's)")
     method: Literal["sequence", "gkd"] = Field("gkd", description="sequence-level SFT, or that plus GKD (logit-level)")
-    teacher_sampling: RejectionSamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
-    student_sft: sft.SFTConfig = Field(default_factory=lambda: sft.SFTConfig(max_steps=250), description="both students' SFT")
+    teacher_sampling: SamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
+    student_sft: SFTConfig = Field(default_factory=lambda: SFTConfig(max_steps=250), description="both students' SFT")
     gkd: GKDSettings = Field(default_factory=GKDSettings)
 
 
@@ -117,8 +117,6 @@ def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], sft_file
 
 
 def _reference(solution: str) -> str:
-    from components.answers import extract_answer
-
     return extract_answer(solution) or ""
 
 
@@ -131,7 +129,7 @@ def run_gkd(cfg: Config, student: str, teacher: str, data: str, out: Path) -> st
     args = GKDConfig(
         output_dir=str(out / "gkd-checkpoints"),
         max_steps=cfg.gkd.max_steps,
-        per_device_train_batch_size=s.batch_size,
+        per_device_train_batch_size=s.per_device_train_batch_size,
         learning_rate=cfg.gkd.learning_rate,
         lmbda=cfg.gkd.lmbda,
         beta=cfg.gkd.beta,
@@ -164,11 +162,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     prompt_files = [*([inputs["rl"]] if inputs.get("rl") else []), inputs["sft"]]
     data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, inputs["sft"], out)
 
-    distilled = sft.run(cfg.student_sft, {"model": student_init, "sft": data}, str(out / "distilled"))
+    distilled = train_sft(cfg.student_sft, student_init, data, str(out / "distilled"), stage="distill")
     model = distilled.outputs["model"]
     if cfg.method == "gkd":
         model = run_gkd(cfg, model, inputs["teacher"], data, out / "distilled-gkd")
-    baseline = sft.run(cfg.student_sft, {"model": student_init, "sft": inputs["sft"]}, str(out / "baseline"))
+    baseline = train_sft(cfg.student_sft, student_init, inputs["sft"], str(out / "baseline"), stage="distill")
     metrics = stats | {
         "student_layers": float(cfg.student_layers),
         "teacher_layers": float(teacher_layers),
@@ -184,22 +182,3 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         info={"method": cfg.method, "parent_model": inputs["teacher"], "student_init": student_init},
         wall_seconds=time.perf_counter() - start,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--teacher", required=True, help="the final model of the recipe")
-    parser.add_argument("--base", required=True, help="the base model the student is cut from")
-    parser.add_argument("--sft", default="data/sft.jsonl")
-    parser.add_argument("--rl", default="data/rl.jsonl")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    cfg = load_section(args.params, "distill", Config, args.profile)
-    inputs = {"teacher": args.teacher, "base": args.base, "sft": args.sft, "rl": args.rl}
-    print(run(cfg, inputs, args.out).model_dump_json(indent=2))
-
-
-if __name__ == "__main__":
-    main()

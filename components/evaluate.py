@@ -36,13 +36,12 @@ Also written: predictions.jsonl (one row per problem, in eval-set order), metric
 test-time-scaling curve (accuracy against N for pass@N, maj@N, bon@N, wmaj@N) as JSON and PNG,
 and a markdown report.
 
-    python -m components.evaluate --params params.yaml --model PATH --out reports/eval/manual \\
+    posttrain evaluate --params params.yaml --model PATH --out reports/eval/manual \\
         [--reward-model PATH] [--base-model PATH]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -55,7 +54,7 @@ from pydantic import Field, model_validator
 
 from components.answers import extract_answer, is_correct
 from components.artifacts import DataError, read_records, write_json, write_records
-from components.config import StageResult, StrictModel, load_section
+from components.config import StageResult, StrictModel
 from components.generation import Backend, chat_prompts, generate, load_for_generation
 from components.modeling import load_model, load_tokenizer
 from components.rewards import sigmoid  # the reward_model reward's squashing, so the gap reads on its scale
@@ -294,7 +293,7 @@ def reward_samples(reward_model_dir: str, problems: list[dict], samples: list[li
     # The same scorer the reward-model stage measures and rejection sampling / GRPO use, so
     # best-of-N here ranks exactly as they do. That module imports TRL only inside its training
     # functions, so importing it stays light.
-    from components.reward_model import RewardScorer
+    from components.scoring import RewardScorer
 
     scorer = RewardScorer(reward_model_dir, batch_size=batch_size)
     prompts = [p["prompt"] for p, sampled in zip(problems, samples, strict=True) for _ in sampled]
@@ -373,25 +372,3 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         },
         wall_seconds=time.perf_counter() - start,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--eval", default="data/eval.jsonl")
-    parser.add_argument("--probe", default="data/probe.jsonl")
-    parser.add_argument("--reward-model", help="reward model dir: adds bon@k, wmaj@k and the reward metrics")
-    parser.add_argument("--base-model", help="base model dir: adds forgetting (its probe accuracy minus this model's)")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    cfg = load_section(args.params, "evaluate", Config, args.profile)
-    inputs = {"model": args.model, "eval": args.eval, "probe": args.probe}
-    inputs.update({k: v for k, v in (("reward_model", args.reward_model), ("base_model", args.base_model)) if v})
-    result = run(cfg, inputs, args.out)
-    print(result.model_dump_json(indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,13 +10,12 @@ answers right is hacking its reward.
 Rollouts use vLLM (TRL's colocate or server mode) when it is installed and a GPU is present,
 and plain `generate` otherwise; the choice and its reason are logged.
 
-    python -m components.grpo --params params.yaml --model artifacts/sft/<key>/model \\
+    posttrain grpo --params params.yaml --model artifacts/sft/<key>/model \\
         --rl data/rl.jsonl --out artifacts/grpo/manual [--reward-model PATH]
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from pathlib import Path
@@ -26,14 +25,20 @@ from pydantic import Field, model_validator
 
 from components import rewards
 from components.artifacts import read_records
-from components.config import DeepSpeedFile, StageResult, StrictModel, load_section, placement_args
+from components.config import StageResult
 from components.generation import choose_backend
 from components.modeling import load_model, load_tokenizer, set_generation_defaults
+from components.trainer_args import TrainerConfig, last_checkpoint, trl_config
 
 
-class GRPOStageConfig(StrictModel):
+class GRPOStageConfig(TrainerConfig):
+    """`trl.GRPOConfig`: any of its fields may be set here; the reward plan and the backend are ours."""
+
+    TRL_CLASS = "trl.GRPOConfig"
+    OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend", "resume"})
+
     max_steps: int = Field(100, ge=1, description="optimizer steps")
-    batch_size: int = Field(128, ge=2, description="completions per step (prompts x num_generations)")
+    per_device_train_batch_size: int = Field(128, ge=2, description="completions per step (prompts x num_generations)")
     num_generations: int = Field(8, ge=2, description="responses sampled per prompt (the group)")
     max_completion_length: int = Field(80, ge=8, description="tokens per sampled response")
     learning_rate: float = Field(1e-5, gt=0, le=1, description="the tiny model degrades from ~5e-5 (see README)")
@@ -45,7 +50,7 @@ class GRPOStageConfig(StrictModel):
     temperature: float = Field(0.8, gt=0, le=2.0, description="rollout sampling temperature")
     rewards: dict[str, float] = Field(
         {"accuracy": 1.0, "language_consistency": 0.1},
-        description=f"reward function -> weight; known: {', '.join(rewards.REWARD_NAMES)}",
+        description=f"reward function -> weight (TRL's reward_funcs + reward_weights); known: {', '.join(rewards.REWARD_NAMES)}",
     )
     target_script: Literal["latin", "cyrillic", "greek", "cjk"] = Field("latin", description="for language_consistency")
     length_buffer: int = Field(16, ge=1, description="the `length` penalty ramps over the last N tokens")
@@ -54,19 +59,16 @@ class GRPOStageConfig(StrictModel):
     logging_steps: int = Field(5, ge=1)
     save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
     resume: bool = True
-    seed: int = 0
-    use_cpu: bool = True
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
 
     @model_validator(mode="after")
     def _check(self) -> GRPOStageConfig:
         rewards.check_reward_names(list(self.rewards))
         if not self.rewards:
             raise ValueError("rewards: name at least one reward function")
-        if self.batch_size % self.num_generations:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations})")
+        if self.per_device_train_batch_size % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size ({self.per_device_train_batch_size}) must be a multiple of num_generations ({self.num_generations})"
+            )
         if self.length_buffer >= self.max_completion_length:
             raise ValueError("length_buffer must be smaller than max_completion_length")
         return self
@@ -75,32 +77,9 @@ class GRPOStageConfig(StrictModel):
 Config = GRPOStageConfig  # the stage contract's name for it
 
 
-def training_args(cfg: Config, checkpoint_dir: Path, backend: str, reward_names: list[str], weights: list[float]):
-    from trl import GRPOConfig
-
-    return GRPOConfig(
-        output_dir=str(checkpoint_dir),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        num_generations=cfg.num_generations,
-        max_completion_length=cfg.max_completion_length,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_steps,
-        beta=cfg.beta,
-        loss_type=cfg.loss_type,
-        scale_rewards=cfg.scale_rewards,
-        epsilon=cfg.epsilon,
-        temperature=cfg.temperature,
-        reward_weights=weights,
-        use_vllm=backend == "vllm",
-        vllm_mode=cfg.vllm_mode,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        seed=cfg.seed,
-        **placement_args(cfg),
-    )
+def training_args(cfg: Config, checkpoint_dir: Path, backend: str, weights: list[float]):
+    stage_set = {"reward_weights": weights, "use_vllm": backend == "vllm"}
+    return trl_config(cfg, checkpoint_dir, defaults={"save_strategy": "steps", "save_total_limit": 2}, **stage_set)
 
 
 def reward_plan(cfg: Config) -> tuple[list[str], list[float]]:
@@ -126,8 +105,6 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from components.sft import last_checkpoint
-
     start = time.perf_counter()
     out = Path(out_dir)
     checkpoint_dir = out / "checkpoints"
@@ -150,7 +127,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=functions,
-        args=training_args(cfg, checkpoint_dir, backend, names, weights),
+        args=training_args(cfg, checkpoint_dir, backend, weights),
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=callbacks,
@@ -189,21 +166,3 @@ def _tail_mean(values: list[float], tail: int = 3) -> float:
 
 def _slug(key: str) -> str:
     return key.replace("/", "_")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--model", required=True, help="the policy to start from (the SFT model)")
-    parser.add_argument("--rl", default="data/rl.jsonl")
-    parser.add_argument("--reward-model", default=None, help="for the reward_model reward")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    cfg = load_section(args.params, "grpo", Config, args.profile)
-    inputs = {"model": args.model, "rl": args.rl} | ({"reward_model": args.reward_model} if args.reward_model else {})
-    print(run(cfg, inputs, args.out).model_dump_json(indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -6,75 +6,43 @@ A slice of the pairs is held out; the stage reports pairwise accuracy on it, sco
 same `RewardScorer` that best-of-N evaluation, GRPO's optional `reward_model` reward and
 rejection sampling use, so the number measures the scorer the later stages actually get.
 
-    python -m components.reward_model --params params.yaml --model artifacts/sft/<key>/model \\
+    posttrain reward-model --params params.yaml --model artifacts/sft/<key>/model \\
         --prefs data/prefs.jsonl --out artifacts/reward_model/manual
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import shutil
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import Field
 
 from components.artifacts import DataError, read_records, write_json
-from components.config import DeepSpeedFile, StageResult, StrictModel, load_section, placement_args
+from components.config import StageResult
 from components.modeling import load_tokenizer
+from components.scoring import RewardScorer
+from components.trainer_args import TrainerConfig, trl_config
 
 
-class RewardModelConfig(StrictModel):
+class RewardModelConfig(TrainerConfig):
+    """`trl.RewardConfig`: any of its fields may be set here; the held-out split is ours."""
+
+    TRL_CLASS = "trl.RewardConfig"
+    OWN_FIELDS = frozenset({"held_out_fraction"})
+
     max_steps: int = Field(150, ge=1, description="optimizer steps")
-    batch_size: int = Field(16, ge=1, description="preference pairs per step")
+    per_device_train_batch_size: int = Field(16, ge=1, description="preference pairs per step")
     learning_rate: float = Field(5e-4, gt=0, le=1)
     warmup_steps: int = Field(10, ge=0)
     max_length: int = Field(256, ge=16, description="tokens of prompt + response")
     held_out_fraction: float = Field(0.1, gt=0, lt=1, description="pairs kept aside for pairwise accuracy")
     center_rewards_coefficient: float | None = Field(0.01, ge=0, description="keeps scores near 0 (TRL's option)")
     logging_steps: int = Field(10, ge=1)
-    seed: int = 0
-    use_cpu: bool = True
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
 
 
 Config = RewardModelConfig  # the stage contract's name for it
-
-
-class RewardScorer:
-    """Scores (prompt, response) pairs with a trained reward model; higher is better."""
-
-    def __init__(self, model_dir: str, batch_size: int = 64):
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        self.tokenizer = load_tokenizer(model_dir)
-        self.tokenizer.padding_side = "right"
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
-        self.batch_size = batch_size
-
-    def texts(self, prompts: Sequence[list[dict] | str], responses: Sequence[str]) -> list[str]:
-        """Chat-render each exchange exactly as the reward model saw its training pairs."""
-        rendered = []
-        for prompt, response in zip(prompts, responses, strict=True):
-            turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-            rendered.append(self.tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": response}], tokenize=False))
-        return rendered
-
-    def score(self, prompts: Sequence[list[dict] | str], responses: Sequence[str]) -> list[float]:
-        import torch
-
-        texts = self.texts(prompts, responses)
-        scores: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.inference_mode():
-                scores.extend(self.model(**batch).logits.squeeze(-1).tolist())
-        return scores
 
 
 def split_pairs(records: list[dict], held_out_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -94,25 +62,6 @@ def pairwise_accuracy(scorer: RewardScorer, pairs: list[dict]) -> tuple[float, f
     return sum(m > 0 for m in margins) / len(margins), sum(margins) / len(margins)
 
 
-def training_args(cfg: Config, checkpoint_dir: Path):
-    from trl import RewardConfig
-
-    return RewardConfig(
-        output_dir=str(checkpoint_dir),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_steps,
-        max_length=cfg.max_length,
-        center_rewards_coefficient=cfg.center_rewards_coefficient,
-        logging_steps=cfg.logging_steps,
-        save_strategy="no",
-        seed=cfg.seed,
-        **placement_args(cfg),
-        dataset_num_proc=1,
-    )
-
-
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     """Train a reward model from `inputs["model"]` on `inputs["prefs"]`; it lands in `out_dir/model`."""
     from datasets import Dataset
@@ -130,7 +79,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in train])
     trainer = RewardTrainer(
         model=inputs["model"],  # a path: TRL builds the sequence-classification head on it
-        args=training_args(cfg, out / "checkpoints"),
+        args=trl_config(cfg, out / "checkpoints", save_strategy="no", dataset_num_proc=1),
         train_dataset=dataset,
         processing_class=tokenizer,
     )
@@ -157,19 +106,3 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         info={"parent_model": inputs["model"]},
         wall_seconds=time.perf_counter() - start,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--model", required=True, help="the SFT model the scorer starts from")
-    parser.add_argument("--prefs", default="data/prefs.jsonl")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    cfg = load_section(args.params, "reward_model", Config, args.profile)
-    print(run(cfg, {"model": args.model, "prefs": args.prefs}, args.out).model_dump_json(indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -87,7 +87,7 @@ class RewardModelReward:
     __name__ = "reward_model"
 
     def __init__(self, model_dir: str, batch_size: int = 64):
-        from components.reward_model import RewardScorer
+        from components.scoring import RewardScorer
 
         self.scorer = RewardScorer(model_dir, batch_size=batch_size)
 

@@ -22,117 +22,22 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from components import tracking
-from components.artifacts import cache_key, digest_path, write_json
+from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.versioning import git_commit, params_hash, track_data
-from flows.artifact_exchange import RESULT_FILE, ArtifactExchange, read_result
 from flows.params import PipelineParams, load_params
-from flows.report import format_summary
-from flows.stage_runner import ExchangeRefs, StageRequest, execute_stage
+from flows.report import RunSummary, StageRow, format_summary
+from flows.stage_runner import input_digest
+from flows.stage_runner import stage as run_registered_stage
 
 
 class ValidationFailed(RuntimeError):
     """The data failed validation: nothing was trained, registered or promoted."""
 
 
-# ---------------------------------------------------------------- stage tasks
-
-
-def _stage_cache_key(context, parameters) -> str:
-    return parameters["key"]
-
-
-# log_prints stays off: `datasets` fingerprints functions through dill, which disassembles them
-# into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
-# Stages report through their StageResult; `_record` logs a line per stage.
-@task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
-def run_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str, dispatch: Dispatch | None = None) -> StageResult:
-    """Run `components.<module>.run` here, or as a child flow run of a deployment (e.g. on the GPU pool)."""
-    if dispatch is None:
-        return execute_stage(module, cfg, inputs, out_dir, key)
-    return dispatch.run(StageRequest(module=module, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key))
-
-
-class StageDispatchFailed(RuntimeError):
-    """A stage handed to a deployment did not complete (or left no result where the parent can read it)."""
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """Where a dispatched stage runs, and how its artifacts cross over (see flows.stage_runner)."""
-
-    deployment: str
-    exchange: ArtifactExchange | None = None
-    digests: dict[str, str] | None = None  # of the inputs: their content address in the exchange
-    remote_out: str | None = None
-    checkpoint_sync_seconds: float = 300
-
-    def run(self, request: StageRequest, timeout: float | None = None) -> StageResult:
-        if self.exchange is not None:
-            published = self.exchange.publish_inputs(request.inputs, self.digests)
-            refs = ExchangeRefs(
-                uri=self.exchange.uri, inputs=published, out=self.remote_out, checkpoint_sync_seconds=self.checkpoint_sync_seconds
-            )
-            request = request.model_copy(update={"exchange": refs})
-        return dispatch_stage(self.deployment, request, timeout)
-
-
-def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None = None) -> StageResult:
-    """Run the stage through `run_deployment` and wait; its result comes back through `out_dir` or the exchange."""
-    from prefect.deployments import run_deployment
-
-    child = run_deployment(name=deployment, parameters={"request": request.model_dump(mode="json")}, timeout=timeout)
-    if not child.state or not child.state.is_completed():
-        raise StageDispatchFailed(
-            f"{request.module}: flow run {child.name} of {deployment} ended {child.state.name if child.state else 'unknown'}"
-        )
-    if request.exchange is not None:
-        return ArtifactExchange(request.exchange.uri).fetch_outputs(request.exchange.out, request.out_dir)
-    if not (Path(request.out_dir) / RESULT_FILE).is_file():
-        raise StageDispatchFailed(
-            f"{request.module}: {deployment} completed but wrote no {Path(request.out_dir) / RESULT_FILE}: "
-            "is out_dir on storage both can read? (or set execution.exchange_uri)"
-        )
-    return read_result(request.out_dir)
-
-
-def stage(module: str, cfg, inputs: dict[str, str], params: PipelineParams, force: bool, name: str | None = None):
-    """Run one stage as a cached task; returns (result, served_from_cache)."""
-    digests = {k: _digest(v) for k, v in inputs.items()}
-    key = cache_key(name or module, cfg, digests, module=module)
-    relative_out = f"{name or module}/{key[:16]}"
-    out_dir = str(Path(params.paths.artifacts_dir) / relative_out)
-    dispatch = _dispatch_for(module, params, digests, relative_out)
-    # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
-    refresh = force or not _outputs_present(out_dir, dispatch)
-    task_fn = run_stage.with_options(name=name or module, refresh_cache=refresh or None)
-    state = task_fn(module, cfg, inputs, out_dir, key, dispatch=dispatch, return_state=True)
-    return state.result(), state.name == "Cached"
-
-
-def _dispatch_for(module: str, params: PipelineParams, digests: dict[str, str], relative_out: str) -> Dispatch | None:
-    deployment = params.execution.deployment_for(module)
-    if deployment is None:
-        return None
-    if params.execution.exchange_uri is None:
-        return Dispatch(deployment)
-    exchange = ArtifactExchange(params.execution.exchange_uri)
-    return Dispatch(deployment, exchange, digests, exchange.output_uri(relative_out), params.execution.checkpoint_sync_seconds)
-
-
-def _outputs_present(out_dir: str, dispatch: Dispatch | None) -> bool:
-    """The outputs are here, or (a new orchestrator pod) in the exchange, fetched now."""
-    if (Path(out_dir) / RESULT_FILE).is_file():
-        return True
-    if dispatch is None or dispatch.exchange is None or not dispatch.exchange.has_outputs(dispatch.remote_out):
-        return False
-    dispatch.exchange.fetch_outputs(dispatch.remote_out, out_dir)
-    return True
-
-
-def _digest(path_or_id: str) -> str:
-    # A hub id (cluster profile) has no files here: its name is its identity.
-    return digest_path(path_or_id) if Path(path_or_id).exists() else f"id:{path_or_id}"
+def stage(name: str, cfg, inputs: dict[str, str], params: PipelineParams, force: bool, label: str | None = None):
+    """Run the registered stage `name` (cached, in-process or dispatched as `params.execution` says)."""
+    return run_registered_stage(name, cfg, inputs, params.execution, params.paths.artifacts_dir, force, label=label)
 
 
 @task(log_prints=True)
@@ -164,11 +69,11 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         "prefect_flow_run_id": str(flow_run.id or "none"),
         "profile": params.profile,
     }
-    summary: dict = {"stages": {}, "lineage": lineage, "registered": {}}
+    summary = RunSummary(lineage=lineage)
     with tracking.pipeline_run(f"post-training {flow_run.name or ''}".strip(), lineage) as parent_run_id:
-        summary["mlflow_run_id"] = parent_run_id
-        datasets = _prepare_and_validate(summary, lineage, params, force, started)
-        recipe = Recipe(summary, lineage, datasets, params, force)
+        summary.mlflow_run_id = parent_run_id
+        datasets = _prepare_and_validate(summary, params, force, started)
+        recipe = Recipe(summary, datasets, params, force)
         final = recipe.run()
         recipe.register_intermediates()
 
@@ -178,26 +83,26 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         evidence = tracking.gate_evidence_tags(recipe.evaluations[final.label].outputs["predictions"], datasets["eval"])
         version, created = recipe.register(final, name, extra_tags=evidence)
         decision = tracking.apply_gate(name, version, params.promotion)
-        summary["model"] = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
-        summary["alias"] = decision.as_dict()
+        summary.model = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
+        summary.alias = decision.as_dict()
         logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
         if params.recipe.distill:
             recipe.distill(teacher=final)
         path = _write_summary(summary, params, started)
-        tracking.log_summary(summary, path)
-    return summary
+        tracking.log_summary(summary.as_dict(), path)
+    return summary.as_dict()
 
 
-def _prepare_and_validate(summary: dict, lineage: dict, params: PipelineParams, force: bool, started: float) -> dict[str, str]:
+def _prepare_and_validate(summary: RunSummary, params: PipelineParams, force: bool, started: float) -> dict[str, str]:
     """Data, versioned by DVC, then validation: nothing trains on data that failed its checks."""
     data_result, data_version = prepare_data(params)
-    lineage.update(data_version)
+    summary.lineage.update(data_version)
     _record(summary, "data", data_result, cached=False, cfg=params.data)
     datasets = {k: v for k, v in data_result.outputs.items() if k != "data_dir"}
     validation, cached = stage("validate", params.validation, datasets, params, force)
     report_dir = str(Path(validation.outputs["report"]).parent)
     _record(summary, "validate", validation, cached, cfg=params.validation, artifacts={"validation_report": report_dir})
-    lineage["validation_status"] = "passed" if validation.metrics.get("passed") else "failed"
+    summary.lineage["validation_status"] = "passed" if validation.metrics.get("passed") else "failed"
     if not validation.metrics.get("passed"):
         _write_summary(summary, params, started)
         failures = "\n  ".join(validation.info.get("failures", [])[:10])
@@ -221,8 +126,8 @@ class Recipe:
     flow registers the final one behind the gate, then `distill`s it.
     """
 
-    def __init__(self, summary: dict, lineage: dict, datasets: dict[str, str], params: PipelineParams, force: bool):
-        self.summary, self.lineage, self.data, self.params, self.force = summary, lineage, datasets, params, force
+    def __init__(self, summary: RunSummary, datasets: dict[str, str], params: PipelineParams, force: bool):
+        self.summary, self.data, self.params, self.force = summary, datasets, params, force
         self.registered: dict[str, str] = {}  # label -> "name/version", the parents of later models
         self.evaluations: dict[str, StageResult] = {}
         self.trained: list[Model] = []  # the policies in training order; the last is the final one
@@ -251,25 +156,31 @@ class Recipe:
             start = base if on.round2_from == "base" else policy
             policy = self.step("sft_round2", "sft", p.sft_round2, {"model": start.path, "sft": sampled.outputs["sft"]}, policy)
         if on.alignment:
-            prefs = self.pairs if p.alignment.pairs != "dataset" and self.pairs else self.data["prefs"]
-            inputs = {"model": policy.path, "prefs": prefs, "rl": self.data["rl"]} | self._rm()
-            policy = self.step("alignment", "alignment", p.alignment, inputs, policy)
+            policy = self.align(policy)
         return policy
+
+    def align(self, policy: Model) -> Model:
+        """DPO on preference pairs, or (method grpo) the GRPO stage on the reward model's score."""
+        p = self.params
+        if p.alignment.method == "grpo":
+            return self.step("alignment", "grpo", p.alignment_grpo, {"model": policy.path, "rl": self.data["rl"]} | self._rm(), policy)
+        prefs = self.pairs if p.alignment.pairs != "dataset" and self.pairs else self.data["prefs"]
+        return self.step("alignment", "alignment", p.alignment, {"model": policy.path, "prefs": prefs}, policy)
 
     # ---- building blocks
 
-    def run_stage(self, label: str, cfg, inputs: dict[str, str], module: str | None = None) -> StageResult:
-        result, cached = stage(module or label, cfg, inputs, self.params, self.force, name=label)
+    def run_stage(self, label: str, cfg, inputs: dict[str, str], name: str | None = None) -> StageResult:
+        result, cached = stage(name or label, cfg, inputs, self.params, self.force, label=label)
         _record(self.summary, label, result, cached, cfg=cfg)
         return result
 
-    def train(self, label: str, module: str, cfg, inputs: dict[str, str], parent: Model | None) -> Model:
-        result = self.run_stage(label, cfg, inputs, module)
+    def train(self, label: str, name: str, cfg, inputs: dict[str, str], parent: Model | None) -> Model:
+        result = self.run_stage(label, cfg, inputs, name)
         return Model(label, result.outputs["model"], parent)
 
-    def step(self, label: str, module: str, cfg, inputs: dict[str, str], parent: Model) -> Model:
+    def step(self, label: str, name: str, cfg, inputs: dict[str, str], parent: Model) -> Model:
         """Train and evaluate one stage's model."""
-        model = self.train(label, module, cfg, inputs, parent)
+        model = self.train(label, name, cfg, inputs, parent)
         self.evaluate(model)
         self.trained.append(model)
         return model
@@ -281,7 +192,7 @@ class Recipe:
         result = self.run_stage("distill", self.params.distill, inputs)
         student = Model("distill", result.outputs["model"], teacher)
         baseline = Model("student_sft", result.outputs["baseline_model"], base)
-        self.summary["stages"]["student_sft"] = {"metrics": {}, "wall_seconds": 0.0, "cached": self.summary["stages"]["distill"]["cached"]}
+        self.summary.stages["student_sft"] = StageRow(cached=self.summary.stages["distill"].cached)
         for model in (student, baseline):
             self.evaluate(model)
         self.register_stage(student, name=f"{self.params.tracking.registered_model}-student")
@@ -304,12 +215,13 @@ class Recipe:
         self.register(model, name or f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}")
 
     def register(self, model: Model, name: str, extra_tags: dict[str, str] | None = None) -> tuple[str, bool]:
-        tags = {**self.lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
+        lineage = self.summary.lineage
+        tags = {**lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
         tags.update(extra_tags or {})
-        metrics = {k.removeprefix("eval."): v for k, v in self.summary["stages"][model.label]["metrics"].items() if k.startswith("eval.")}
+        metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
         version, created = tracking.register_model(model.path, name, tags, metrics)
         self.registered[model.label] = f"{name}/{version}"
-        self.summary["registered"][model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
+        self.summary.registered[model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
         return version, created
 
     def _parent_ref(self, model: Model) -> str:
@@ -317,40 +229,36 @@ class Recipe:
             return "none (trained from scratch)" if self.params.base.source == "scratch" else self.params.base.model_name_or_path
         if model.parent.label in self.registered:
             return f"models:/{self.registered[model.parent.label]}"
-        return f"{model.parent.label}:{_digest(model.parent.path)[:16]} ({model.parent.path})"
+        return f"{model.parent.label}:{input_digest(model.parent.path)[:16]} ({model.parent.path})"
 
     def _rm(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}
 
 
-def _evaluate(summary: dict, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:
-    inputs = {"model": model, "eval": datasets["eval"], "probe": datasets["probe"], **(extra or {})}
-    result, cached = stage("evaluate", params.evaluate, inputs, params, force, name=f"evaluate-{label}")
+def _evaluate(summary: RunSummary, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:
+    probe = {"probe": datasets["probe"]} if datasets.get("probe") else {}  # user data may have no probe set
+    inputs = {"model": model, "eval": datasets["eval"], **probe, **(extra or {})}
+    result, cached = stage("evaluate", params.evaluate, inputs, params, force, label=f"evaluate-{label}")
     evaluation_dir = str(Path(result.outputs["metrics"]).parent)  # predictions, report, test-time-scaling curve
     tracking.log_stage(result, params.evaluate, cached, name=f"evaluate-{label}", artifacts={"evaluation": evaluation_dir})
-    row = summary["stages"][label]
-    row["metrics"].update({f"eval.{k}": v for k, v in result.metrics.items()})
-    row["wall_seconds"] += result.wall_seconds
+    row = summary.stages[label]
+    row.metrics.update({f"eval.{k}": v for k, v in result.metrics.items()})
+    row.wall_seconds += result.wall_seconds
     return result
 
 
-def _record(summary: dict, label: str, result: StageResult, cached: bool, cfg=None, artifacts=None) -> None:
+def _record(summary: RunSummary, label: str, result: StageResult, cached: bool, cfg=None, artifacts=None) -> None:
     tracking.log_stage(result, cfg, cached, name=label, artifacts=artifacts)
     notes = {
         k: v for k, v in result.info.items() if k in ("generation_backend", "generation_backend_reason", "resumed_from", "method") and v
     }
     get_run_logger().info("%s: %.0f s%s %s", label, result.wall_seconds, " (cached)" if cached else "", notes or "")
-    summary["stages"][label] = {
-        "metrics": dict(result.metrics),
-        "wall_seconds": result.wall_seconds,
-        "cached": cached,
-        "outputs": result.outputs,
-    }
+    summary.stages[label] = StageRow(metrics=dict(result.metrics), wall_seconds=result.wall_seconds, cached=cached, outputs=result.outputs)
 
 
-def _write_summary(summary: dict, params: PipelineParams, started: float) -> Path:
-    summary["pipeline_wall_seconds"] = time.perf_counter() - started
-    return write_json(Path(params.paths.reports_dir) / "summary.json", summary)
+def _write_summary(summary: RunSummary, params: PipelineParams, started: float) -> Path:
+    summary.pipeline_wall_seconds = time.perf_counter() - started
+    return write_json(Path(params.paths.reports_dir) / "summary.json", summary.as_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,34 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class StageRow(BaseModel):
+    """One stage's line of the summary: its metrics (and its evaluation's, as `eval.*`), time, cache hit."""
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    wall_seconds: float = 0.0
+    cached: bool = False
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class RunSummary(BaseModel):
+    """What one pipeline run did: `reports/summary.json`, the flow's return value, the MLflow summary."""
+
+    stages: dict[str, StageRow] = Field(default_factory=dict, description="label -> row, in the order they ran")
+    lineage: dict[str, str] = Field(default_factory=dict)
+    registered: dict[str, dict[str, str]] = Field(default_factory=dict, description="label -> name, version, parent_model")
+    mlflow_run_id: str | None = None
+    model: dict[str, Any] | None = Field(None, description="the final model's registered name, version, path, stage")
+    alias: dict[str, Any] | None = Field(None, description="the gate's decision (components.tracking.AliasDecision)")
+    pipeline_wall_seconds: float | None = None
+
+    def as_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)
+
 
 COLUMNS = (
     ("stage", "stage"),

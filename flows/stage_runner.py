@@ -1,4 +1,8 @@
-"""The `run-stage` flow: one stage of the recipe as its own flow run, e.g. a Job on the GPU pool.
+"""Running one stage: in the flow's process, or as its own flow run (a Job on the GPU pool).
+
+`stage(...)` is what the recipe calls: a Prefect task cached on the stage's key (config, input
+digests, code), run here or handed to a deployment, as `execution` says. The `run-stage` flow
+is the other end of that hand-over.
 
 With `execution.mode: deployments` the `post-training` flow hands the stages named in
 `execution.dispatched_stages` to this flow's deployment with `run_deployment` (a child flow run,
@@ -14,20 +18,20 @@ exactly like an in-process one.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from prefect import flow
-from pydantic import Field
+from prefect import flow, task
+from pydantic import Field, field_validator
 
+from components import stages
+from components.artifacts import cache_key, digest_path
 from components.config import StageResult, StrictModel
-from flows.artifact_exchange import ArtifactExchange, relocate, write_result
+from flows.artifact_exchange import RESULT_FILE, ArtifactExchange, read_result, relocate, write_result
 from flows.checkpoint_mirror import CheckpointMirror
-
-STAGE_MODULES = ("validate", "base", "sft", "reward_model", "grpo", "rejection_sampling", "alignment", "distill", "evaluate")
 
 
 class ExchangeRefs(StrictModel):
@@ -42,18 +46,25 @@ class ExchangeRefs(StrictModel):
 class StageRequest(StrictModel):
     """One stage to run: the module, its config, its input artifacts and where its outputs go."""
 
-    module: Literal[STAGE_MODULES] = Field(description="the stage module under components/")
+    module: str = Field(description="the stage's name in the registry (components/stages.py)")
     config: dict[str, Any] = Field(description="the stage's config (its params.yaml section), validated by the stage")
     inputs: dict[str, str] = Field(description="input name -> path (or hub id) of each input artifact")
     out_dir: str = Field(min_length=1, description="output folder, on storage the parent can read (the checkpoints volume)")
     key: str = Field(pattern=r"^[0-9a-f]{64}$", description="the parent's cache key of this stage run (sha256 hex)")
     exchange: ExchangeRefs | None = Field(None, description="where inputs and outputs live in object storage, if not on a shared volume")
 
+    @field_validator("module")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        stages.get(name)  # KeyError -> the known stages named
+        return name
 
-def execute_stage(module: str, cfg, inputs: dict[str, str], out_dir: str, key: str) -> StageResult:
-    """Run `components.<module>.run` and mark its output folder complete with `result.json`."""
-    stage = importlib.import_module(f"components.{module}")
-    result = stage.run(cfg, inputs, out_dir)
+
+def execute_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str) -> StageResult:
+    """Run the registered stage's entry function and mark its output folder complete with `result.json`."""
+    spec = stages.get(name)
+    spec.check_inputs(inputs)
+    result = spec.entry_function()(cfg, inputs, out_dir)
     write_result(out_dir, key, result)
     return result
 
@@ -69,7 +80,7 @@ def execute_through_exchange(request: StageRequest, cfg) -> StageResult:
         mirror = CheckpointMirror(exchange, local_out, request.exchange.out)
         restored = mirror.restore()
         with mirror.running(request.exchange.checkpoint_sync_seconds):
-            result = importlib.import_module(f"components.{request.module}").run(cfg, local_inputs, str(local_out))
+            result = stages.get(request.module).entry_function()(cfg, local_inputs, str(local_out))
         result.info["restored_checkpoints"] = restored
         # Report paths as the parent will have them: its out_dir, its own input paths.
         path_map = {str(local_out): request.out_dir}
@@ -88,8 +99,114 @@ def run_stage_flow(request: StageRequest) -> dict:
     Args:
         request: the stage module, its config, its inputs and its output folder
     """
-    stage = importlib.import_module(f"components.{request.module}")
-    cfg = stage.Config.model_validate(request.config)
+    cfg = stages.get(request.module).config_class().model_validate(request.config)
     if request.exchange is not None:
         return execute_through_exchange(request, cfg).model_dump(mode="json")
     return execute_stage(request.module, cfg, request.inputs, request.out_dir, request.key).model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- the orchestrator's side
+
+
+class StageDispatchFailed(RuntimeError):
+    """A stage handed to a deployment did not complete (or left no result where the parent can read it)."""
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Where a dispatched stage runs, and how its artifacts cross over."""
+
+    deployment: str
+    exchange: ArtifactExchange | None = None
+    digests: dict[str, str] | None = None  # of the inputs: their content address in the exchange
+    remote_out: str | None = None
+    checkpoint_sync_seconds: float = 300
+
+    def run(self, request: StageRequest, timeout: float | None = None) -> StageResult:
+        if self.exchange is not None:
+            published = self.exchange.publish_inputs(request.inputs, self.digests)
+            refs = ExchangeRefs(
+                uri=self.exchange.uri, inputs=published, out=self.remote_out, checkpoint_sync_seconds=self.checkpoint_sync_seconds
+            )
+            request = request.model_copy(update={"exchange": refs})
+        return dispatch_stage(self.deployment, request, timeout)
+
+
+def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None = None) -> StageResult:
+    """Run the stage through `run_deployment` and wait; its result comes back through `out_dir` or the exchange."""
+    from prefect.deployments import run_deployment
+
+    resources = stages.get(request.module).resources
+    child = run_deployment(
+        name=deployment,
+        parameters={"request": request.model_dump(mode="json")},
+        job_variables=resources.job_variables() if resources else None,
+        timeout=timeout,
+    )
+    if not child.state or not child.state.is_completed():
+        raise StageDispatchFailed(
+            f"{request.module}: flow run {child.name} of {deployment} ended {child.state.name if child.state else 'unknown'}"
+        )
+    if request.exchange is not None:
+        return ArtifactExchange(request.exchange.uri).fetch_outputs(request.exchange.out, request.out_dir)
+    if not (Path(request.out_dir) / RESULT_FILE).is_file():
+        raise StageDispatchFailed(
+            f"{request.module}: {deployment} completed but wrote no {Path(request.out_dir) / RESULT_FILE}: "
+            "is out_dir on storage both can read? (or set execution.exchange_uri)"
+        )
+    return read_result(request.out_dir)
+
+
+def _stage_cache_key(context, parameters) -> str:
+    return parameters["key"]
+
+
+# log_prints stays off: `datasets` fingerprints functions through dill, which disassembles them
+# into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
+@task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
+def run_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, dispatch: Dispatch | None = None) -> StageResult:
+    """Run the stage here, or as a child flow run of a deployment (e.g. on the GPU pool)."""
+    if dispatch is None:
+        return execute_stage(name, cfg, inputs, out_dir, key)
+    return dispatch.run(StageRequest(module=name, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key))
+
+
+def stage(name: str, cfg, inputs: dict[str, str], execution, artifacts_dir: str, force: bool, label: str | None = None):
+    """Run the registered stage `name` as a cached task (under `label`, e.g. sft_round2); returns (result, from_cache)."""
+    spec = stages.get(name)
+    spec.check_inputs(inputs)
+    digests = {k: input_digest(v) for k, v in inputs.items()}
+    key = cache_key(label or name, cfg, digests, module=spec.module)
+    relative_out = f"{label or name}/{key[:16]}"
+    out_dir = str(Path(artifacts_dir) / relative_out)
+    dispatch = dispatch_for(name, execution, digests, relative_out)
+    # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
+    refresh = force or not outputs_present(out_dir, dispatch)
+    task_fn = run_stage.with_options(name=label or name, refresh_cache=refresh or None)
+    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, return_state=True)
+    return state.result(), state.name == "Cached"
+
+
+def dispatch_for(name: str, execution, digests: dict[str, str], relative_out: str) -> Dispatch | None:
+    deployment = execution.deployment_for(name)
+    if deployment is None:
+        return None
+    if execution.exchange_uri is None:
+        return Dispatch(deployment)
+    exchange = ArtifactExchange(execution.exchange_uri)
+    return Dispatch(deployment, exchange, digests, exchange.output_uri(relative_out), execution.checkpoint_sync_seconds)
+
+
+def outputs_present(out_dir: str, dispatch: Dispatch | None) -> bool:
+    """The outputs are here, or (a new orchestrator pod) in the exchange, fetched now."""
+    if (Path(out_dir) / RESULT_FILE).is_file():
+        return True
+    if dispatch is None or dispatch.exchange is None or not dispatch.exchange.has_outputs(dispatch.remote_out):
+        return False
+    dispatch.exchange.fetch_outputs(dispatch.remote_out, out_dir)
+    return True
+
+
+def input_digest(path_or_id: str) -> str:
+    # A hub id (cluster profile) has no files here: its name is its identity.
+    return digest_path(path_or_id) if Path(path_or_id).exists() else f"id:{path_or_id}"

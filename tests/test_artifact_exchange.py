@@ -15,13 +15,13 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from components import validate
+from components import stages, validate
 from components.artifacts import digest_path
 from components.config import StageResult
 from flows.artifact_exchange import ORIGIN_FILE, ArtifactExchange, ExchangeError, relocate
 from flows.params import ExecutionConfig
-from flows.post_training import Dispatch, _outputs_present
-from flows.stage_runner import StageRequest, run_stage_flow
+from flows.stage_runner import Dispatch, StageRequest, run_stage_flow
+from flows.stage_runner import outputs_present as _outputs_present
 
 KEY = "a" * 64
 
@@ -38,7 +38,9 @@ def child_runs(monkeypatch, tmp_path):
     scratch.mkdir()
     requests = []
 
-    def run_deployment(name, parameters, timeout=None):
+    def run_deployment(name, parameters, job_variables=None, timeout=None):
+        resources = stages.get(parameters["request"]["module"]).resources
+        assert job_variables == (resources.job_variables() if resources else None), "the registry's resources reach the Job"
         monkeypatch.setenv("TMPDIR", str(scratch))
         import tempfile
 

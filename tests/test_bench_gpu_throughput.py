@@ -90,8 +90,8 @@ def test_tiny_cpu_run_records_throughput_and_settings(tmp_path):
         cluster = load_section(REPO / "params.yaml", name, module.Config, "cluster").model_dump()
         assert stage["settings"] == cluster | results["overrides"][name]
     assert sft_run["settings"]["max_length"] == 1024 and sft_run["settings"]["gradient_accumulation_steps"] == 4
-    assert sft_run["sequences_per_step"] == sft_run["settings"]["batch_size"] * 4
-    assert grpo_run["completions_per_step"] == grpo_run["settings"]["batch_size"]
+    assert sft_run["sequences_per_step"] == sft_run["settings"]["per_device_train_batch_size"] * 4
+    assert grpo_run["completions_per_step"] == grpo_run["settings"]["per_device_train_batch_size"]
     model = results["model"]
     assert model["architecture"] == "Qwen2ForCausalLM" and model["tie_word_embeddings"]
     assert model["tokenizer_tokens"] <= model["vocab_size"] and model["parameters"] > 0

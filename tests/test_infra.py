@@ -39,7 +39,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import sft
+from components import cli, sft, supervised
 from components.config import StageResult, validate_config
 from flows.params import PipelineParams, load_params
 from tests.conftest import free_port
@@ -516,9 +516,9 @@ def test_jobset_runs_accelerate_with_deepspeed(monkeypatch):
     subdomain = js["spec"]["network"].get("subdomain", js["metadata"]["name"])
     assert args.main_process_ip == f"{js['metadata']['name']}-{replicated['name']}-0-0.{subdomain}", "rank 0's stable DNS name"
     assert (REPO / args.deepspeed_config_file).is_file()
-    assert args.module and args.training_script == "components.sft"
+    assert args.module and args.training_script == "components.cli" and args.training_script_args[0] == "sft"
 
-    # The stage's own CLI takes those arguments and the cluster profile's sft section loads.
+    # The stage's command (posttrain sft) takes those arguments and the cluster profile's sft section loads.
     seen = {}
 
     def fake_run(cfg, inputs, out_dir):
@@ -526,7 +526,7 @@ def test_jobset_runs_accelerate_with_deepspeed(monkeypatch):
         return StageResult(stage="sft")
 
     monkeypatch.setattr(sft, "run", fake_run)
-    sft.main(args.training_script_args)
+    assert cli.main(args.training_script_args) == 0
     assert seen["inputs"]["sft"].startswith("/checkpoints/") and seen["out_dir"].startswith("/checkpoints/")
     assert seen["cfg"].bf16 and not seen["cfg"].use_cpu
 
@@ -576,7 +576,7 @@ def ds_training_args(config: str, tmp_path):
     are turned off; what is under test is that the file reaches the trainer and its "auto"
     values resolve."""
     cluster = load_params(REPO / "params.yaml", "cluster").sft
-    return sft.training_args(cluster.model_copy(update={"deepspeed": config, "use_cpu": True, "bf16": False}), tmp_path)
+    return supervised.training_args(cluster.model_copy(update={"deepspeed": config, "use_cpu": True, "bf16": False}), tmp_path)
 
 
 @pytest.mark.parametrize("stage", [2, 3])
@@ -611,18 +611,25 @@ def test_cluster_profile_trains_with_the_deepspeed_config(tmp_path, isolated_dee
 
 
 def test_every_cluster_trainer_gets_the_deepspeed_config(tmp_path, isolated_deepspeed_state):
-    from components import alignment, grpo, reward_model
+    from components import grpo
+    from components.trainer_args import trl_config
 
     params = load_params(REPO / "params.yaml", "cluster")
     off_gpu = {"use_cpu": True, "bf16": False}  # no GPU here: what is under test is the file reaching the trainer
+    sections = {
+        "reward_model": params.reward_model,
+        "grpo": params.grpo,
+        "sft_round2": params.sft_round2,
+        "alignment.dpo": params.alignment.dpo,
+    }
     built = {
-        "reward_model": reward_model.training_args(params.reward_model.model_copy(update=off_gpu), tmp_path),
-        "grpo": grpo.training_args(params.grpo.model_copy(update=off_gpu), tmp_path, "hf", ["accuracy"], [1.0]),
-        "sft_round2": sft.training_args(params.sft_round2.model_copy(update=off_gpu), tmp_path),
-        "alignment": alignment.dpo_args(params.alignment.model_copy(update=off_gpu), tmp_path),
+        "reward_model": trl_config(params.reward_model.model_copy(update=off_gpu), tmp_path),
+        "grpo": grpo.training_args(params.grpo.model_copy(update=off_gpu), tmp_path, "hf", [1.0]),
+        "sft_round2": supervised.training_args(params.sft_round2.model_copy(update=off_gpu), tmp_path),
+        "alignment.dpo": trl_config(params.alignment.dpo.model_copy(update=off_gpu), tmp_path),
     }
     for stage, args in built.items():
-        configured = getattr(params, stage).deepspeed
+        configured = sections[stage].deepspeed
         assert configured and (REPO / configured).is_file(), f"profiles.cluster.{stage}.deepspeed is not set"
         assert args.deepspeed == configured, stage
 
@@ -658,7 +665,7 @@ def test_a_deepspeed_config_that_does_not_parse_is_refused_when_the_params_load(
     with pytest.raises(ParamsError) as refused:
         validate_config(PipelineParams, values, "params.yaml")
     message = str(refused.value)
-    assert "grpo.deepspeed: Value error, DeepSpeed config ds.json" in message and reason in message, message
+    assert "grpo.deepspeed: DeepSpeed config ds.json" in message and reason in message, message
 
 
 def test_deployments_with_a_bad_deepspeed_config_fail_the_deploy_check(tmp_path, monkeypatch, capsys):
@@ -669,18 +676,18 @@ def test_deployments_with_a_bad_deepspeed_config_fail_the_deploy_check(tmp_path,
     monkeypatch.chdir(REPO)
     assert check_deployments(["infra/prefect/prefect.cluster.yaml"]) == 0
     broken = tmp_path / "prefect.cluster.yaml"
-    broken.write_text((INFRA / "prefect" / "prefect.cluster.yaml").read_text().replace("zero2.json}", "zero9.json}", 1))
+    broken.write_text((INFRA / "prefect" / "prefect.cluster.yaml").read_text().replace("zero2.json\n", "zero9.json\n", 1))
     assert check_deployments([str(broken)]) == 1
     errors = capsys.readouterr().err
     assert "deployment 'post-training' parameters.params: invalid configuration" in errors
-    assert "sft.deepspeed: Value error, DeepSpeed config infra/deepspeed/zero9.json does not exist" in errors
+    assert "sft.deepspeed: DeepSpeed config infra/deepspeed/zero9.json does not exist" in errors
 
 
 # Run in a child process: DeepSpeed's process group and accelerate's state are process-wide.
 _SFT_UNDER_DEEPSPEED = """
 import json, sys
 from transformers import TrainerCallback
-from components import sft
+from components import cli, sft, supervised
 
 class Probe(TrainerCallback):
     seen = {}
@@ -692,7 +699,7 @@ class Probe(TrainerCallback):
         Probe.seen = {"distributed_type": str(AcceleratorState().distributed_type), "zero_stage": plugin.zero_stage if plugin else None}
 
 model, data, config, out = sys.argv[1:5]
-cfg = sft.Config(max_steps=2, batch_size=4, save_steps=2, logging_steps=1, warmup_steps=0, use_cpu=True, deepspeed=config)
+cfg = sft.Config(max_steps=2, per_device_train_batch_size=4, save_steps=2, logging_steps=1, warmup_steps=0, use_cpu=True, deepspeed=config)
 result = sft.run(cfg, {"model": model, "sft": data}, out, callbacks=[Probe()])
 print("RESULT " + json.dumps({**Probe.seen, "global_step": result.metrics["global_step"], "model": result.outputs["model"]}))
 """

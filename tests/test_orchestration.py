@@ -78,10 +78,13 @@ def test_a_promotion_request_needs_a_reason_and_a_version_to_promote():
 def test_a_stage_cache_key_follows_the_components_it_imports():
     from components.artifacts import component_dependencies
 
-    # a change to the reward functions must re-run GRPO, rejection sampling and distillation
-    assert {"grpo", "rewards", "answers", "reward_model", "config", "artifacts"} <= component_dependencies("grpo")
-    assert "rewards" in component_dependencies("distill")
-    assert "rewards" not in component_dependencies("base")  # ...but not pretraining
+    # a change to the reward functions or the scorer must re-run GRPO, rejection sampling and distillation
+    grpo = component_dependencies("grpo")
+    assert {f"components.{m}" for m in ("grpo", "rewards", "answers", "scoring", "config", "artifacts", "trainer_args")} <= grpo
+    assert "components.rewards" in component_dependencies("distill")
+    assert "components.rewards" not in component_dependencies("base")  # ...but not pretraining
+    # ...and training the reward model differently re-keys only the stages that consume its output
+    assert "components.reward_model" not in grpo | component_dependencies("rejection_sampling") | component_dependencies("evaluate")
 
 
 def test_switching_off_the_reward_model_refuses_the_stages_that_need_it():

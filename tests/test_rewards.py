@@ -117,9 +117,9 @@ EXTREME_SCORES = [-1000.0, -710.0, -1.0, 0.0, 1.0, 710.0, 1000.0]
 def test_reward_model_reward_is_finite_bounded_and_monotone_at_extreme_scores(monkeypatch):
     import math
 
-    from components import reward_model
+    from components import scoring
 
-    monkeypatch.setattr(reward_model, "RewardScorer", lambda model_dir, batch_size: _FixedScorer(EXTREME_SCORES))
+    monkeypatch.setattr(scoring, "RewardScorer", lambda model_dir, batch_size: _FixedScorer(EXTREME_SCORES))
     reward = rewards.RewardModelReward("unused")
     values = reward(["p"] * len(EXTREME_SCORES), ["c"] * len(EXTREME_SCORES))
     assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), values

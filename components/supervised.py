@@ -1,0 +1,100 @@
+"""Supervised fine-tuning on chat data, shared below the stages that fine-tune: SFT and distill.
+
+TRL's SFTTrainer with the loss on the assistant turns only (the chat template marks them with
+`{% generation %}`). Checkpoints go to `out_dir/checkpoints`; a re-run with the same output
+directory resumes from the last one, which is the normal path after a pre-empted job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from pydantic import Field
+
+from components.artifacts import read_records
+from components.config import StageResult
+from components.modeling import load_model, load_tokenizer, set_generation_defaults
+from components.trainer_args import TrainerConfig, last_checkpoint, trl_config
+
+
+class SFTConfig(TrainerConfig):
+    """`trl.SFTConfig`: any of its fields may be set here; `resume` is ours."""
+
+    TRL_CLASS = "trl.SFTConfig"
+    OWN_FIELDS = frozenset({"resume"})
+
+    max_steps: int = Field(300, ge=1, description="optimizer steps")
+    per_device_train_batch_size: int = Field(32, ge=1, description="examples per step and device")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-4, gt=0, le=1)
+    warmup_steps: int = Field(25, ge=0)
+    lr_scheduler_type: str = Field("cosine", description="any transformers scheduler name")
+    max_length: int = Field(256, ge=16, description="tokens per example; longer ones are truncated")
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
+    logging_steps: int = Field(10, ge=1)
+    resume: bool = Field(True, description="continue from the last checkpoint in the output directory")
+
+
+# The stage's choices where TRL's defaults are GPU defaults; params.yaml may override each.
+SFT_DEFAULTS = {
+    "assistant_only_loss": True,
+    "packing": False,  # padding-free packing is ~5x slower on CPU; examples are short anyway
+    "save_strategy": "steps",
+    "save_total_limit": 2,
+    "dataset_num_proc": 1,
+}
+
+
+def training_args(cfg: SFTConfig, checkpoint_dir: Path):
+    return trl_config(cfg, checkpoint_dir, defaults=SFT_DEFAULTS)
+
+
+def train_sft(
+    cfg: SFTConfig, model_path: str, data_path: str, out_dir: str, callbacks: list | None = None, stage: str = "sft"
+) -> StageResult:
+    """Fine-tune `model_path` on the `messages` of `data_path`; the model lands in `out_dir/model`."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    checkpoint_dir = out / "checkpoints"
+
+    # ---- load
+    tokenizer = load_tokenizer(model_path)
+    model = load_model(model_path)
+    dataset = Dataset.from_list([{"messages": r["messages"]} for r in read_records(data_path)])
+
+    # ---- train (resume is the default path)
+    resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
+    if resume_from:
+        print(f"[{stage}] resuming from {resume_from}")
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args(cfg, checkpoint_dir),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+
+    # ---- save: through the trainer, which gathers ZeRO-3 shards and writes on the main process only
+    set_generation_defaults(trainer.model, tokenizer)
+    trainer.save_model(str(out / "model"))
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if trainer.is_world_process_zero():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: the final model supersedes them
+    return StageResult(
+        stage=stage,
+        outputs={"model": str(out / "model")},
+        metrics={
+            "final_loss": losses[-1] if losses else float("nan"),
+            "train_examples": float(len(dataset)),
+            "global_step": float(trainer.state.global_step),
+        },
+        curves={"train_loss": losses},
+        info={"resumed_from": resume_from, "parent_model": model_path},
+        wall_seconds=time.perf_counter() - start,
+    )

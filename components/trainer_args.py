@@ -1,0 +1,113 @@
+"""Trainer configs that pass straight through to TRL: a YAML key is the TRL field of that name.
+
+A trainer stage's section of `params.yaml` is TRL's own config dataclass (`trl.SFTConfig`,
+`trl.GRPOConfig`, ...): the knobs the pipeline cares about are declared on the stage's pydantic
+config under TRL's names, with bounds and descriptions for the Prefect UI form, and every other
+field of the TRL dataclass may be set too (validated against the dataclass's field type). A key
+that is not a TRL field, and not one of the few the stage adds itself, is refused with the
+stage and the key named. So `grpo.beta` in params.yaml reaches `GRPOConfig(beta=...)` in one hop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import typing
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from components.config import DeepSpeedFile, StrictModel
+
+# What a stage sets itself: never from YAML (the flow logs to MLflow; outputs live where the stage says).
+STAGE_OWNED = frozenset({"output_dir", "report_to", "logging_dir", "push_to_hub", "hub_model_id", "hub_token"})
+
+
+@functools.cache
+def trl_fields(trl_class: str) -> dict[str, Any]:
+    """Field name -> type hint of a TRL (or transformers) config dataclass, e.g. `trl.GRPOConfig`."""
+    module, _, name = trl_class.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an unresolvable annotation: names are still checked, types left to TRL
+        hints = {}
+    return {field.name: hints.get(field.name, Any) for field in dataclasses.fields(cls) if field.init}
+
+
+@functools.cache
+def _adapter(trl_class: str, field: str) -> TypeAdapter | None:
+    try:
+        return TypeAdapter(trl_fields(trl_class)[field])
+    except Exception:  # a type pydantic cannot build a validator for: TRL checks it when the stage runs
+        return None
+
+
+class TrainerConfig(StrictModel):
+    """Base of a trainer stage's config: declared fields + any other field of `TRL_CLASS`.
+
+    Subclasses declare the fields they care about under TRL's names (typed, bounded, described)
+    and list in `OWN_FIELDS` the ones TRL lacks, which never reach the TRL config.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    TRL_CLASS: ClassVar[str] = "trl.SFTConfig"
+    OWN_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    seed: int = 0
+    use_cpu: bool = Field(True, description="False on GPU nodes")
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
+
+    @model_validator(mode="after")
+    def _extras_are_trl_fields(self) -> TrainerConfig:
+        fields = trl_fields(self.TRL_CLASS)
+        for key, value in (self.model_extra or {}).items():
+            if key not in fields:
+                raise _key_error(key, f"unknown key (neither a field of {self.TRL_CLASS} nor one of this stage's own; check the spelling)")
+            if key in STAGE_OWNED:
+                raise _key_error(key, "set by the stage itself, not in params.yaml")
+            adapter = _adapter(self.TRL_CLASS, key)
+            if adapter is not None:
+                try:
+                    self.model_extra[key] = adapter.validate_python(value)
+                except ValidationError as error:
+                    raise _key_error(key, f"{error.errors()[0]['msg']} (got {value!r}; {self.TRL_CLASS} field)") from None
+        for key in type(self).model_fields:
+            if key not in fields and key not in self.OWN_FIELDS:
+                raise TypeError(f"{type(self).__name__}.{key} is neither a field of {self.TRL_CLASS} nor listed in OWN_FIELDS")
+        return self
+
+    def trl_kwargs(self) -> dict[str, Any]:
+        """Every TRL field this config sets, declared or extra, by TRL's name."""
+        values = self.model_dump(exclude=set(self.OWN_FIELDS))
+        return {key: value for key, value in values.items() if key not in STAGE_OWNED}
+
+
+def _key_error(key: str, message: str) -> PydanticCustomError:
+    """An error that components.config.describe_validation_error reports at `<section>.<key>`."""
+    return PydanticCustomError("section_key", "{message}", {"key": key, "message": message})
+
+
+def trl_config(cfg: TrainerConfig, output_dir: str | Path, defaults: dict[str, Any] | None = None, **stage_set: Any):
+    """The TRL config dataclass of `cfg`: the stage's `defaults`, then params.yaml, then what the stage sets.
+
+    `defaults` are the stage's choices a user may override (e.g. `packing`); `stage_set` are
+    derived from the stage's own fields (e.g. `reward_weights` from `rewards`) and always win.
+    `report_to="none"`: the flow logs to MLflow; a stage never talks to the tracker.
+    """
+    module, _, name = cfg.TRL_CLASS.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**(defaults or {}) | cfg.trl_kwargs() | stage_set, output_dir=str(output_dir), report_to="none")
+
+
+def last_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest complete HF checkpoint under `checkpoint_dir` (what `resume` restarts from)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
