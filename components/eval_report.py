@@ -19,6 +19,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from components.plots import pyplot
+
 # What each metric means, in a phrase; `@k` names are matched by their prefix.
 METRIC_HELP = {
     "pass@1": "greedy decoding, one answer per problem",
@@ -126,17 +128,8 @@ def write_text(path: str | Path, text: str) -> Path:
 # ---------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_scaling_curve(curve: Mapping[str, list[float]], title: str = "test-time scaling"):
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name in curve_series(curve):
         ax.plot(curve["n"], curve[name], CURVE_STYLE.get(name, "o-"), label=name)
@@ -154,7 +147,7 @@ def plot_scaling_curve(curve: Mapping[str, list[float]], title: str = "test-time
 
 def plot_accuracy_by_stage(results: Mapping[str, Mapping[str, float]]):
     """Grouped bars: every accuracy metric (pass@, maj@, bon@, wmaj@) of every result."""
-    plt = _pyplot()
+    plt = pyplot()
     keys = accuracy_keys(results)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / max(1, len(keys))

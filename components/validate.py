@@ -1,12 +1,13 @@
 """Validate stage: Great Expectations checks on every dataset before any GPU time is spent.
 
-Each dataset file is flattened into a DataFrame of derived columns (field shapes, role
-sequences, prompt/response text, whether the boxed answer extracts, ...) so that every check
-is a real GX expectation. One suite per dataset kind runs through a Checkpoint whose
-`UpdateDataDocsAction` writes the HTML Data Docs; `summary.json` beside them lists each
-expectation's result. Checks: JSON parse and schema, role order, non-empty text and length
-bounds, duplicate prompts, chosen != rejected, parseable answers, and contamination of the
-training sets (sft, prefs, rl) by eval prompts.
+Each dataset file is flattened into a DataFrame of derived columns (components.dataset_frames:
+field shapes, role sequences, prompt/response text, whether the boxed answer extracts, ...) so
+that every check is a real GX expectation. One suite per dataset kind runs through a
+Checkpoint whose `UpdateDataDocsAction` writes the HTML Data Docs; `summary.json` beside them
+lists each expectation's result. Checks: JSON parse and schema, role order, non-empty text and
+length bounds, duplicate prompts, chosen != rejected, parseable answers, and contamination of
+the training sets (sft, prefs, rl) by eval prompts. Each failure is a sentence naming check,
+file, field and an example line (components.validation_report).
 
     python -m components.validate data/                  # every <kind>.jsonl/.parquet in it
     python -m components.validate data/sft.jsonl          # one file; kind from its name
@@ -18,65 +19,25 @@ Exit code: 0 when every check passes, 1 on a validation failure, 2 on a usage er
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.answers import extract_answer
 from components.artifacts import write_json
 from components.config import ParamsError, StageResult, StrictModel, load_section
+from components.dataset_frames import BOXED_COLUMNS, ROLE_COLUMNS, SCHEMA, SUFFIXES, TEXT_COLUMNS, read_rows, to_frame
+from components.validation_report import _check_summary, describe
 
 Kind = Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"]
 KINDS: tuple[str, ...] = ("pretrain", "sft", "prefs", "rl", "eval", "probe")
 TRAIN_KINDS = ("sft", "prefs", "rl")  # where an eval prompt must never appear
-SUFFIXES = (".jsonl", ".parquet")
-MISSING = object()
-
-# Field -> required shape. "messages" means a non-empty list of {"role": str, "content": str}.
-SCHEMA: dict[str, dict[str, str]] = {
-    "pretrain": {"text": "str"},
-    "sft": {"messages": "messages"},
-    "prefs": {"prompt": "messages", "chosen": "messages", "rejected": "messages"},
-    "rl": {"prompt": "messages", "answer": "str", "solution": "str?"},
-    "eval": {"prompt": "messages", "answer": "str", "solution": "str?"},
-    "probe": {"prompt": "str", "answer": "str"},
-}
+# SCHEMA shape -> what components.dataset_frames.shape may report for a valid field.
 ALLOWED_SHAPES = {"str": ["str"], "messages": ["messages"], "str?": ["str", "missing", "null"]}
-# Non-capturing groups: GX runs these through pandas str.contains, which warns on capture groups.
-USER_TURNS = r"^(?:system,)?user(?:,assistant,user)*$"
-# Derived column -> (source field, regex its role sequence must match).
-ROLE_COLUMNS = {
-    "sft": {"roles": ("messages", r"^(?:system,)?user,assistant(?:,user,assistant)*$")},
-    "prefs": {
-        "prompt_roles": ("prompt", USER_TURNS),
-        "chosen_roles": ("chosen", "^assistant$"),
-        "rejected_roles": ("rejected", "^assistant$"),
-    },
-    "rl": {"prompt_roles": ("prompt", USER_TURNS)},
-    "eval": {"prompt_roles": ("prompt", USER_TURNS)},
-}
-# Derived text column -> source field; each gets the non-empty / length-bound check.
-TEXT_COLUMNS = {
-    "pretrain": {"text": "text"},
-    "sft": {"prompt_text": "messages", "response_text": "messages"},
-    "prefs": {"prompt_text": "prompt", "chosen_text": "chosen", "rejected_text": "rejected"},
-    "rl": {"prompt_text": "prompt", "solution": "solution"},
-    "eval": {"prompt_text": "prompt", "solution": "solution"},
-    "probe": {"prompt_text": "prompt"},
-}
-# Derived bool column -> source field whose text must carry a boxed answer extract_answer finds.
-BOXED_COLUMNS = {
-    "sft": {"answer_parseable": "messages"},
-    "prefs": {"answer_parseable": "chosen"},
-    "rl": {"solution_parseable": "solution"},
-    "eval": {"solution_parseable": "solution"},
-}
 
 
 class ValidationConfig(StrictModel):
@@ -101,116 +62,6 @@ class ValidationConfig(StrictModel):
 
 
 Config = ValidationConfig  # the stage contract's name for it
-
-
-# ---------------------------------------------------------------- reading and flattening
-
-
-def read_rows(path: Path) -> list[tuple[int, Any, str | None]]:
-    """(line number, record, parse error) per non-blank line: a bad line is reported, not fatal."""
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        records = pd.read_parquet(path).to_dict(orient="records")
-        return [(i, _plain(record), None) for i, record in enumerate(records, start=1)]
-    if path.suffix not in SUFFIXES:
-        raise ValueError(f"unsupported format {path.suffix!r} (use .jsonl or .parquet)")
-    rows = []
-    with path.open("rb") as handle:  # bytes, so bad UTF-8 is reported per line, not for the file
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                reason = f"not valid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else "not valid UTF-8"
-                rows.append((lineno, line.decode("utf-8", "replace").strip(), reason))
-                continue
-            error = None if isinstance(record, dict) else f"not a JSON object (a {type(record).__name__})"
-            rows.append((lineno, record, error))
-    return rows
-
-
-def _plain(value: Any) -> Any:
-    """Parquet hands back numpy arrays and scalars; turn them into the types JSONL gives."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    return [_plain(item) for item in value] if isinstance(value, list) else value
-
-
-def shape(value: Any) -> str:
-    """A field's shape for the schema check: 'str', 'messages', or what it is instead."""
-    if value is MISSING:
-        return "missing"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, list) and value:
-        for i, turn in enumerate(value, start=1):
-            if not (isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)):
-                return f"list whose turn {i} lacks a string 'role' and 'content'"
-        return "messages"
-    return "empty list" if value == [] else type(value).__name__
-
-
-def _joined(turns: list[dict], role: str | None = None) -> str:
-    return "\n".join(t["content"].strip() for t in turns if role is None or t["role"] == role).strip()
-
-
-def flatten(kind: str, record: dict) -> dict[str, Any]:
-    """Derived columns of one record; a column stays unset (null) when its field is malformed,
-    so GX map expectations skip it and only the schema check reports the row."""
-    row = {f"{field}_type": shape(record.get(field, MISSING)) for field in SCHEMA[kind]}
-    valid = {field: record[field] for field, want in SCHEMA[kind].items() if row[f"{field}_type"] == want.rstrip("?")}
-    for field, turns in valid.items():
-        if isinstance(turns, list):
-            row[f"{field}_roles"] = ",".join(t["role"] for t in turns)
-    if kind == "pretrain" and "text" in valid:
-        row["text"] = valid["text"].strip()
-    if kind == "sft" and "messages" in valid:
-        turns = valid["messages"]
-        row["roles"] = row.pop("messages_roles")
-        row["prompt_text"] = _joined(turns[:-1], "user")
-        row["response_text"] = turns[-1]["content"].strip()
-        row["answer_parseable"] = extract_answer(row["response_text"]) is not None
-    if kind == "prefs":
-        for side in ("chosen", "rejected"):
-            if side in valid:
-                row[f"{side}_text"] = _joined(valid[side])
-        if "chosen" in valid:
-            row["answer_parseable"] = extract_answer(row["chosen_text"]) is not None
-    if kind in ("prefs", "rl", "eval") and "prompt" in valid:
-        row["prompt_text"] = _joined(valid["prompt"], "user")
-    if kind == "probe" and "prompt" in valid:
-        row["prompt_text"] = valid["prompt"].strip()
-    if "answer" in valid:
-        row["answer"] = valid["answer"]
-    if "solution" in valid:
-        row["solution"] = valid["solution"].strip()
-        row["solution_parseable"] = extract_answer(row["solution"]) is not None
-    if "prompt_text" in row:  # duplicates and contamination compare case- and spacing-blind
-        row["prompt_key"] = " ".join(row["prompt_text"].lower().split())
-    return row
-
-
-def to_frame(kind: str, rows: list[tuple[int, Any, str | None]]):
-    import pandas as pd
-
-    flat = [{"line": line, "parse_error": error, **({} if error else flatten(kind, record))} for line, record, error in rows]
-    # Fixed columns, so an empty or wholly broken file still gets every expectation.
-    columns = [
-        "line",
-        "parse_error",
-        *(f"{f}_type" for f in SCHEMA[kind]),
-        *ROLE_COLUMNS.get(kind, {}),
-        *TEXT_COLUMNS[kind],
-        *BOXED_COLUMNS.get(kind, {}),
-    ]
-    columns += ["answer"] * ("answer" in SCHEMA[kind]) + ["prompt_key"] * (kind != "pretrain")
-    return pd.DataFrame.from_records(flat, columns=columns)
 
 
 # ---------------------------------------------------------------- the GX suites
@@ -310,50 +161,6 @@ def run_checkpoints(cfg: Config, frames: dict, eval_keys: list[str]) -> dict:
     return results
 
 
-# ---------------------------------------------------------------- reporting
-
-
-def describe(name: str, result, records: dict[int, Any], cfg: Config, unit: str) -> str:
-    """One failed expectation as a sentence: check, file, column/field, and an example row."""
-    config, res = result.expectation_config, result.result or {}
-    meta = config.meta or {}
-    column = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or [])
-    where = f"column '{column}' (field '{meta.get('field', column)}')" if column else "the whole file"
-    head = f"{name}: [{meta.get('check', '?')}] {where}: {config.type}"
-    error = _exception(result.exception_info)
-    if error:
-        return f"{head} could not run: {error}"
-    if "unexpected_count" not in res:
-        return f"{head} failed (observed {res.get('observed_value')!r})"
-    text = f"{head} failed for {res['unexpected_count']} of {res.get('element_count')} rows"
-    examples, values = res.get("partial_unexpected_index_list") or [], res.get("partial_unexpected_list") or []
-    if examples:
-        lines = [int(example["line"]) for example in examples]
-        more = ", ..." if res["unexpected_count"] > len(lines) else ""
-        text += f" ({unit}s {', '.join(map(str, lines))}{more})" if len(lines) > 1 else ""
-        line = lines[0]
-        record = records.get(line)
-        shown = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False, sort_keys=True)
-        cut = shown if len(shown) <= cfg.example_chars else shown[: cfg.example_chars] + "..."
-        value = f" ({column}={_short(values[0])})" if values and not isinstance(values[0], dict) else ""
-        text += f"; e.g. {unit} {line}{value}: {cut}"
-    return text
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "...'"
-
-
-def _exception(info: Any) -> str | None:
-    """GX nests exception info per metric; return the first raised message, if any."""
-    if not isinstance(info, dict):
-        return None
-    if "raised_exception" in info:
-        return (info.get("exception_message") or "error") if info["raised_exception"] else None
-    return next((m for m in map(_exception, info.values()) if m), None)
-
-
 def run(cfg: Config, inputs: dict[str, str], out_dir: str | None = None) -> StageResult:
     """Validate each dataset in `inputs` (kind -> file path); never raises on bad data.
 
@@ -399,18 +206,6 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str | None = None) -> Stag
         info={"failures": failures},
         wall_seconds=time.perf_counter() - start,
     )
-
-
-def _check_summary(result) -> dict[str, Any]:
-    config, res = result.expectation_config, result.result or {}
-    return {
-        "expectation": config.type,
-        "check": (config.meta or {}).get("check"),
-        "success": result.success,
-        "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
-        "unexpected_count": res.get("unexpected_count"),
-        "observed_value": res.get("observed_value"),
-    }
 
 
 # ---------------------------------------------------------------- CLI

@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 from pydantic import Field, ValidationError, model_validator
 
-from components import eval_report, evaluate, tracking
+from components import eval_report, evaluate, registry, tracking
 from components.artifacts import DataError
 from components.config import ParamsError, StageResult, StrictModel, load_section
 from components.evaluate import EvaluateConfig
@@ -117,11 +117,11 @@ def fetch_model(ref: ModelRef, downloads: str) -> tuple[str, str | None]:
         if not Path(ref.path).is_dir():
             raise FileNotFoundError(f"model path {ref.path!r} is not a folder")
         return ref.path, None
-    version = str(tracking.resolve_model_version(ref.name, ref.version, ref.alias).version)
+    version = str(registry.resolve_model_version(ref.name, ref.version, ref.alias).version)
     target = Path(downloads) / ref.name / version
     marker = target / DOWNLOAD_DONE  # holds the model folder, relative to target
     if not marker.is_file():  # a version's files never change: reuse a finished download
-        model_dir = tracking.download_model_version(ref.name, version, target)
+        model_dir = registry.download_model_version(ref.name, version, target)
         marker.write_text(os.path.relpath(model_dir, target))
     return str(target / marker.read_text()), version
 
@@ -162,7 +162,7 @@ def evaluate_model(params: EvaluateModelParams) -> dict:
         result, params.evaluate, f"evaluate {label}", run_tags(params, version), curve, report.parent, base_metrics
     )
     if params.tag_version:
-        tracking.tag_model_version(params.model_name, version, result.metrics, {"eval.run_id": run_id})
+        registry.tag_model_version(params.model_name, version, result.metrics, {"eval.run_id": run_id})
     get_run_logger().info("%s: pass@1 %.3f, report %s, MLflow run %s", label, result.metrics["pass@1"], report, run_id)
     return {
         "model": {"name": params.model_name, "version": version, "alias": params.alias},
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary = evaluate_model(params)
-    except (tracking.RegistryLookupError, DataError, FileNotFoundError) as exc:
+    except (registry.RegistryLookupError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(eval_report.render_report({summary["model"]["name"]: summary["metrics"]}))

@@ -21,7 +21,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from components import tracking
+from components import promotion, registry, tracking
 from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.versioning import git_commit, params_hash, track_data
@@ -80,9 +80,9 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         # ---- the final policy: registered under the main name, then the promotion gate
         name = params.tracking.registered_model
         # per-problem correctness on the eval set: what lets a later gate compare problem by problem
-        evidence = tracking.gate_evidence_tags(recipe.evaluations[final.label].outputs["predictions"], datasets["eval"])
+        evidence = promotion.gate_evidence_tags(recipe.evaluations[final.label].outputs["predictions"], datasets["eval"])
         version, created = recipe.register(final, name, extra_tags=evidence)
-        decision = tracking.apply_gate(name, version, params.promotion)
+        decision = promotion.apply_gate(name, version, params.promotion)
         summary.model = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
         summary.alias = decision.as_dict()
         logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
@@ -219,7 +219,7 @@ class Recipe:
         tags = {**lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
         tags.update(extra_tags or {})
         metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
-        version, created = tracking.register_model(model.path, name, tags, metrics)
+        version, created = registry.register_model(model.path, name, tags, metrics)
         self.registered[model.label] = f"{name}/{version}"
         self.summary.registered[model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
         return version, created

@@ -23,7 +23,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field, ValidationError, model_validator
 
-from components import tracking
+from components import promotion, registry, tracking
 from components.config import StrictModel, describe_validation_error
 from flows.params import TrackingConfig
 
@@ -62,10 +62,10 @@ def promote_model(request: PromotionRequest) -> dict:
     tracking.connect(request.tracking_uri)
     record = {"requested_by": request.requested_by or getpass.getuser(), "flow_run_id": str(flow_run.id or "none")}
     if request.action == "promote":
-        decision = tracking.promote_version(request.model_name, str(request.version), request.reason, record)
+        decision = promotion.promote_version(request.model_name, str(request.version), request.reason, record)
     else:
         target = str(request.version) if request.version is not None else None
-        decision = tracking.rollback_champion(request.model_name, request.reason, target, record)
+        decision = promotion.rollback_champion(request.model_name, request.reason, target, record)
     logger.info("%s: champion v%s -> v%s: %s", request.model_name, decision.champion_before, decision.champion_after, decision.reason)
     return decision.as_dict()
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         print(json.dumps(promote_model(request), indent=2))
-    except tracking.RegistryError as exc:
+    except registry.RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -27,7 +27,7 @@ class RunSummary(BaseModel):
     registered: dict[str, dict[str, str]] = Field(default_factory=dict, description="label -> name, version, parent_model")
     mlflow_run_id: str | None = None
     model: dict[str, Any] | None = Field(None, description="the final model's registered name, version, path, stage")
-    alias: dict[str, Any] | None = Field(None, description="the gate's decision (components.tracking.AliasDecision)")
+    alias: dict[str, Any] | None = Field(None, description="the gate's decision (components.promotion.AliasDecision)")
     pipeline_wall_seconds: float | None = None
 
     def as_dict(self) -> dict:

@@ -21,7 +21,7 @@ import sys
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from components import tracking
+from components import promotion, tracking
 from components.config import ParamsError, StrictModel
 from components.versioning import params_hash
 from flows.params import load_params
@@ -49,7 +49,7 @@ def retrain(request: RetrainRequest = RetrainRequest()) -> dict:  # noqa: B008
     tracking.connect(params.tracking.tracking_uri)
     _, data_version = prepare_data(params)
     current = {"data_md5": data_version["data_md5"], "params_hash": params_hash(params)}
-    champion = tracking.champion_lineage(params.tracking.registered_model)
+    champion = promotion.champion_lineage(params.tracking.registered_model)
     changes = lineage_changes(champion, current)
     if not changes and not request.force:
         reason = (

@@ -122,6 +122,7 @@ def test_cli_reports_bad_parameters_before_doing_anything(capsys):
 
 def test_unknown_model_version_or_alias_is_named_with_what_exists(tmp_path):
     from components import tracking
+    from components.registry import RegistryLookupError, resolve_model_version  # `registry` is a fixture here
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -130,13 +131,13 @@ def test_unknown_model_version_or_alias_is_named_with_what_exists(tmp_path):
     client.create_registered_model("m")
     client.create_model_version("m", source=str(tmp_path), run_id=None)
     client.set_registered_model_alias("m", "champion", "1")
-    with pytest.raises(tracking.RegistryLookupError, match=r"no registered model named 'nope' .* \(registered: m\)"):
-        tracking.resolve_model_version("nope", alias="champion")
-    with pytest.raises(tracking.RegistryLookupError, match=r"model 'm' has no version '7' \(versions: 1\)"):
-        tracking.resolve_model_version("m", version="7")
-    with pytest.raises(tracking.RegistryLookupError, match=r"model 'm' has no alias 'best' \(aliases: champion\)"):
-        tracking.resolve_model_version("m", alias="best")
-    assert str(tracking.resolve_model_version("m", alias="champion").version) == "1"
+    with pytest.raises(RegistryLookupError, match=r"no registered model named 'nope' .* \(registered: m\)"):
+        resolve_model_version("nope", alias="champion")
+    with pytest.raises(RegistryLookupError, match=r"model 'm' has no version '7' \(versions: 1\)"):
+        resolve_model_version("m", version="7")
+    with pytest.raises(RegistryLookupError, match=r"model 'm' has no alias 'best' \(aliases: champion\)"):
+        resolve_model_version("m", alias="best")
+    assert str(resolve_model_version("m", alias="champion").version) == "1"
 
 
 # ---------------------------------------------------------------- the evaluate-model flow on a real registry
@@ -147,11 +148,12 @@ def registry(tmp_path, tiny_sft_model):
     """A SQLite MLflow registry holding the tiny SFT model as version 1, alias champion."""
     import mlflow
     from components import tracking
+    from components.registry import register_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking.setup(uri, "training", str(tmp_path / "mlflow-artifacts"))
     with mlflow.start_run():
-        version, _ = tracking.register_model(tiny_sft_model, "tiny", {"model_digest": "d"}, {"pass@1": 0.0})
+        version, _ = register_model(tiny_sft_model, "tiny", {"model_digest": "d"}, {"pass@1": 0.0})
     mlflow.MlflowClient().set_registered_model_alias("tiny", "champion", version)
     return uri
 
@@ -203,7 +205,7 @@ def test_evaluate_model_flow_by_alias_and_by_version(tmp_path, registry, prefect
     assert float(tags["eval.pass_at_1"]) == pytest.approx(by_version["metrics"]["pass@1"], abs=1e-6)
     assert len(list((tmp_path / "out" / "models" / "tiny").iterdir())) == 1  # downloaded once, reused
 
-    from components.tracking import RegistryLookupError
+    from components.registry import RegistryLookupError
 
     with pytest.raises(RegistryLookupError, match="no registered model named 'nope'"):
         evaluate_model(EvaluateModelParams(**{**common, "model_name": "nope"}, alias="champion"))

@@ -4,10 +4,10 @@ store (moto's server), configured as the cluster runs it (infra/k8s/mlflow.yaml:
 --allowed-hosts, artifacts proxied to S3, so clients hold no S3 credentials).
 
 A fresh database per run (`posttrain_test_<random>`, dropped at the end) and a real server
-process on 127.0.0.1 (stopped at the end, even on failure); then components.tracking does what
-the flow does: `setup`, a `pipeline_run` with a stage's nested run from `log_stage`, and the
-champion gate (`apply_gate`) and a rollback on model versions. Skipped when nothing accepts
-connections on 127.0.0.1:5432.
+process on 127.0.0.1 (stopped at the end, even on failure); then components.tracking,
+components.registry and components.promotion do what the flow does: `setup`, a `pipeline_run`
+with a stage's nested run from `log_stage`, and the champion gate (`apply_gate`) and a rollback
+on model versions. Skipped when nothing accepts connections on 127.0.0.1:5432.
 
     .venv/bin/python -m pytest tests/test_mlflow_postgres.py -q
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import tracking
+from components import promotion, registry, tracking
 from components.config import StageResult
 from components.gate import GateConfig, encode_correctness
 from components.sft import SFTConfig
@@ -163,10 +163,10 @@ def test_champion_moves_only_past_the_gate(server):
     client.create_registered_model(name)
 
     def register(solved: int) -> str:
-        # What tracking.register_model records, without training a model to log: 100 eval problems.
+        # What registry.register_model records, without training a model to log: 100 eval problems.
         with tracking.pipeline_run("register", {}) as run_id:
             version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
-        tags = {"metric.pass_at_1": solved / 100, "model_digest": f"digest-{version}", tracking.EVAL_SET_TAG: "eval-a"}
+        tags = {"metric.pass_at_1": solved / 100, "model_digest": f"digest-{version}", registry.EVAL_SET_TAG: "eval-a"}
         tags["eval.per_problem.pass_at_1"] = encode_correctness([i < solved for i in range(100)])
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, str(value))
@@ -174,27 +174,27 @@ def test_champion_moves_only_past_the_gate(server):
 
     gate = GateConfig(min_improvement=0.05)
     first = register(40)
-    decision = tracking.apply_gate(name, first, gate)
+    decision = promotion.apply_gate(name, first, gate)
     assert decision.promoted and decision.champion_before is None and "first model" in decision.reason
 
     worse = register(30)
-    decision = tracking.apply_gate(name, worse, gate)
+    decision = promotion.apply_gate(name, worse, gate)
     assert not decision.promoted and decision.champion_after == first
 
     within_margin = register(42)
-    decision = tracking.apply_gate(name, within_margin, gate)
+    decision = promotion.apply_gate(name, within_margin, gate)
     assert not decision.promoted and decision.champion_after == first
 
     better = register(55)
-    decision = tracking.apply_gate(name, better, gate)
+    decision = promotion.apply_gate(name, better, gate)
     assert decision.promoted and decision.champion_before == first and decision.champion_after == better
 
-    assert str(client.get_model_version_by_alias(name, tracking.CHAMPION).version) == better
-    assert str(client.get_model_version_by_alias(name, tracking.CHALLENGER).version) == better
+    assert str(client.get_model_version_by_alias(name, promotion.CHAMPION).version) == better
+    assert str(client.get_model_version_by_alias(name, promotion.CHALLENGER).version) == better
     tags = {v: client.get_model_version(name, v).tags for v in (first, worse, within_margin, better)}
     assert [tags[v]["gate.decision"] for v in (first, worse, within_margin, better)] == ["promoted", "rejected", "rejected", "promoted"]
     assert "does not beat the champion" in tags[worse]["gate.reason"] and tags[worse]["gate.method"] == "paired-bootstrap"
 
-    tracking.rollback_champion(name, "postgres rollback")
-    assert str(client.get_model_version_by_alias(name, tracking.CHAMPION).version) == first
-    assert tracking.find_version_by_digest(name, f"digest-{within_margin}").version == within_margin
+    promotion.rollback_champion(name, "postgres rollback")
+    assert str(client.get_model_version_by_alias(name, promotion.CHAMPION).version) == first
+    assert registry.find_version_by_digest(name, f"digest-{within_margin}").version == within_margin

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from components import tracking
+from components import promotion, tracking
 from components.gate import GateConfig, encode_correctness
+from components.registry import EVAL_SET_TAG, PREVIOUS_CHAMPION_TAG, RegistryError  # `registry` is this module's fixture
 
 N = 100
 EVAL_SET = "eval-set-a"
@@ -42,7 +43,7 @@ def registry(store, request):
         version = str(client.create_model_version(name, source=str(root), run_id=None).version)
         tags = {"metric.pass_at_1": solved / N, "metric.probe_accuracy": 0.8, "metric.mean_length": 40, **(extra_tags or {})}
         if per_problem:
-            tags.update({"eval.per_problem.pass_at_1": correct_first(solved), tracking.EVAL_SET_TAG: EVAL_SET})
+            tags.update({"eval.per_problem.pass_at_1": correct_first(solved), EVAL_SET_TAG: EVAL_SET})
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, str(value))
         return version
@@ -51,7 +52,7 @@ def registry(store, request):
 
 
 def champion(client, name) -> str:
-    return str(client.get_model_version_by_alias(name, tracking.CHAMPION).version)
+    return str(client.get_model_version_by_alias(name, promotion.CHAMPION).version)
 
 
 @pytest.mark.parametrize(
@@ -67,30 +68,30 @@ def champion(client, name) -> str:
 def test_gate_moves_the_champion_only_on_a_pass(registry, first, second, extra, second_promoted, says):
     client, add_version, name = registry
     v1 = add_version(first)
-    decision = tracking.apply_gate(name, v1, GateConfig())
+    decision = promotion.apply_gate(name, v1, GateConfig())
     assert decision.promoted and "first model" in decision.reason and champion(client, name) == v1
 
     v2 = add_version(second, extra_tags=extra)
-    decision = tracking.apply_gate(name, v2, GateConfig())
+    decision = promotion.apply_gate(name, v2, GateConfig())
     assert decision.promoted is second_promoted, decision.reason
     assert says in decision.reason
     assert champion(client, name) == (v2 if second_promoted else v1)
-    assert str(client.get_model_version_by_alias(name, tracking.CHALLENGER).version) == v2
+    assert str(client.get_model_version_by_alias(name, promotion.CHALLENGER).version) == v2
     tags = client.get_model_version(name, v2).tags
     assert tags["gate.decision"] == ("promoted" if second_promoted else "rejected")
     assert tags["gate.champion"] == v1 and tags["gate.method"] == "paired-bootstrap"
     assert json.loads(tags["gate.reasons"])[0] in tags["gate.reason"]
     assert float(tags["gate.ci_low"]) <= float(tags["gate.difference"]) <= float(tags["gate.ci_high"])
-    assert tags.get(tracking.PREVIOUS_CHAMPION_TAG) == (v1 if second_promoted else None)
+    assert tags.get(PREVIOUS_CHAMPION_TAG) == (v1 if second_promoted else None)
 
 
 def test_champion_never_moves_on_a_worse_challenger_and_the_record_says_why(registry):
     client, add_version, name = registry
     best = add_version(40)
-    tracking.apply_gate(name, best, GateConfig())
+    promotion.apply_gate(name, best, GateConfig())
     for solved in (39, 30, 10, 0):
         worse = add_version(solved)
-        decision = tracking.apply_gate(name, worse, GateConfig())
+        decision = promotion.apply_gate(name, worse, GateConfig())
         assert not decision.promoted and decision.champion_after == best
         assert champion(client, name) == best
         assert client.get_model_version(name, worse).tags["gate.decision"] == "rejected"
@@ -99,8 +100,8 @@ def test_champion_never_moves_on_a_worse_challenger_and_the_record_says_why(regi
 def test_a_champion_without_per_problem_scores_falls_back_and_says_so(registry):
     client, add_version, name = registry
     old = add_version(30, per_problem=False)  # e.g. registered before the scores were recorded
-    tracking.apply_gate(name, old, GateConfig())
-    decision = tracking.apply_gate(name, add_version(60), GateConfig())
+    promotion.apply_gate(name, old, GateConfig())
+    decision = promotion.apply_gate(name, add_version(60), GateConfig())
     assert decision.promoted and decision.gate["method"] == "one-sample-bootstrap"
     assert "champion has no per-problem scores" in decision.reason
 
@@ -108,9 +109,9 @@ def test_a_champion_without_per_problem_scores_falls_back_and_says_so(registry):
 def test_rerunning_the_gate_on_the_champion_keeps_its_record(registry):
     client, add_version, name = registry
     v1 = add_version(30)
-    tracking.apply_gate(name, v1, GateConfig())
+    promotion.apply_gate(name, v1, GateConfig())
     reason = client.get_model_version(name, v1).tags["gate.reason"]
-    decision = tracking.apply_gate(name, v1, GateConfig())
+    decision = promotion.apply_gate(name, v1, GateConfig())
     assert decision.promoted and "already the champion" in decision.reason
     assert client.get_model_version(name, v1).tags["gate.reason"] == reason
 
@@ -119,50 +120,50 @@ def test_rollback_restores_the_previous_champion_then_walks_further_back(registr
     client, add_version, name = registry
     v1, v2, v3 = add_version(20), add_version(50), add_version(80)
     for version in (v1, v2, v3):
-        assert tracking.apply_gate(name, version, GateConfig()).promoted
+        assert promotion.apply_gate(name, version, GateConfig()).promoted
     assert champion(client, name) == v3
 
-    decision = tracking.rollback_champion(name, "v3 answers in French", record={"requested_by": "alice"})
+    decision = promotion.rollback_champion(name, "v3 answers in French", record={"requested_by": "alice"})
     assert (decision.champion_before, decision.champion_after) == (v3, v2) and champion(client, name) == v2
     demoted = client.get_model_version(name, v3).tags
     assert demoted["rollback.to"] == v2 and demoted["rollback.reason"] == "v3 answers in French"
     assert demoted["rollback.requested_by"] == "alice"
     assert client.get_model_version(name, v2).tags["restored.from"] == v3
 
-    tracking.rollback_champion(name, "v2 too")
+    promotion.rollback_champion(name, "v2 too")
     assert champion(client, name) == v1  # not back to v3: each rollback goes one step further back
-    with pytest.raises(tracking.RegistryError, match="replaced no earlier champion.*give the version"):
-        tracking.rollback_champion(name, "nothing before v1")
+    with pytest.raises(RegistryError, match="replaced no earlier champion.*give the version"):
+        promotion.rollback_champion(name, "nothing before v1")
 
 
 def test_manual_promotion_records_why_and_can_be_rolled_back(registry):
     client, add_version, name = registry
     good, rejected = add_version(50), add_version(45)
-    tracking.apply_gate(name, good, GateConfig())
-    assert not tracking.apply_gate(name, rejected, GateConfig()).promoted
+    promotion.apply_gate(name, good, GateConfig())
+    assert not promotion.apply_gate(name, rejected, GateConfig()).promoted
 
-    decision = tracking.promote_version(name, rejected, "shorter answers matter more here", record={"requested_by": "bob"})
+    decision = promotion.promote_version(name, rejected, "shorter answers matter more here", record={"requested_by": "bob"})
     assert decision.promoted and champion(client, name) == rejected
     tags = client.get_model_version(name, rejected).tags
     assert tags["promotion.reason"] == "shorter answers matter more here" and tags["promotion.requested_by"] == "bob"
-    assert tags["promotion.previous_champion"] == good and tags[tracking.PREVIOUS_CHAMPION_TAG] == good
+    assert tags["promotion.previous_champion"] == good and tags[PREVIOUS_CHAMPION_TAG] == good
 
-    tracking.rollback_champion(name, "undo the manual promotion")
+    promotion.rollback_champion(name, "undo the manual promotion")
     assert champion(client, name) == good
 
 
 def test_registry_errors_name_what_exists(registry):
     client, add_version, name = registry
-    with pytest.raises(tracking.RegistryError, match="has no champion"):
-        tracking.rollback_champion(name, "none yet")
+    with pytest.raises(RegistryError, match="has no champion"):
+        promotion.rollback_champion(name, "none yet")
     add_version(10)
-    with pytest.raises(tracking.RegistryError, match=rf"model '{name}' has no version 7 \(existing versions: 1\)"):
-        tracking.promote_version(name, "7", "typo")
-    with pytest.raises(tracking.RegistryError, match="no registered model named 'nope'"):
-        tracking.promote_version("nope", "1", "typo")
-    tracking.promote_version(name, "1", "first")
-    with pytest.raises(tracking.RegistryError, match="already the champion"):
-        tracking.rollback_champion(name, "to itself", to_version="1")
+    with pytest.raises(RegistryError, match=rf"model '{name}' has no version 7 \(existing versions: 1\)"):
+        promotion.promote_version(name, "7", "typo")
+    with pytest.raises(RegistryError, match="no registered model named 'nope'"):
+        promotion.promote_version("nope", "1", "typo")
+    promotion.promote_version(name, "1", "first")
+    with pytest.raises(RegistryError, match="already the champion"):
+        promotion.rollback_champion(name, "to itself", to_version="1")
 
 
 def test_gate_evidence_tags_come_from_the_predictions(tmp_path):
@@ -170,7 +171,7 @@ def test_gate_evidence_tags_come_from_the_predictions(tmp_path):
     predictions.write_text("\n".join(json.dumps({"reference": str(i), "greedy_correct": i % 2 == 0}) for i in range(5)) + "\n")
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text('{"prompt": "1+1", "answer": "2"}\n')
-    tags = tracking.gate_evidence_tags(predictions, eval_file)
+    tags = promotion.gate_evidence_tags(predictions, eval_file)
     assert tags["eval.per_problem.pass_at_1"] == "10101"
     eval_file.write_text('{"prompt": "1+2", "answer": "3"}\n')
-    assert tracking.gate_evidence_tags(predictions, eval_file)[tracking.EVAL_SET_TAG] != tags[tracking.EVAL_SET_TAG]
+    assert promotion.gate_evidence_tags(predictions, eval_file)[EVAL_SET_TAG] != tags[EVAL_SET_TAG]

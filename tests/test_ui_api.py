@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from components import tracking
+from components import promotion, tracking
 from tests.conftest import REPO, stop
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def registry(tmp_path_factory):
     client.create_registered_model(MODEL)
     for _ in range(2):
         client.create_model_version(MODEL, source=str(root), run_id=None)
-    tracking.promote_version(MODEL, "1", "the first one")
+    promotion.promote_version(MODEL, "1", "the first one")
     return uri, client
 
 
@@ -146,7 +146,7 @@ def test_a_run_created_through_the_api_is_executed_by_a_worker(api, deployments,
 
     run = wait_for_terminal_state(api, flow_run_id, worker)
     assert run["state_type"] == "COMPLETED", f"{run['state']}\n{worker[1].read_text()[-3000:]}"
-    assert str(client.get_model_version_by_alias(MODEL, tracking.CHAMPION).version) == "2"
+    assert str(client.get_model_version_by_alias(MODEL, promotion.CHAMPION).version) == "2"
     tags = client.get_model_version(MODEL, "2").tags
     assert tags["promotion.reason"] == "approved in review" and tags["promotion.requested_by"] == "ui"
     assert tags["promotion.flow_run_id"] == flow_run_id and tags["promotion.previous_champion"] == "1"

@@ -1,0 +1,151 @@
+"""The MLflow model registry: registering model versions, finding and downloading them, tags.
+
+A version is registered once per set of model files (`model_digest`), with lineage and metric
+tags; evaluations add `eval.*` tags. Moving the `champion` / `challenger` aliases is
+components.promotion's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from components.tracking import _finite, _metric_name, _mlflow
+
+PER_PROBLEM_TAG = "eval.per_problem.{metric}"  # '0'/'1' per eval problem (components.gate.encode_correctness)
+EVAL_SET_TAG = "eval.set_digest"  # which problems those are: a paired gate needs the same ones
+PREVIOUS_CHAMPION_TAG = "champion.previous"
+
+
+class RegistryError(RuntimeError):
+    """A registry request names something that does not exist, or cannot be done; the message says which."""
+
+
+class RegistryLookupError(LookupError):
+    """A registered model, version or alias does not exist; the message says what does."""
+
+
+def find_version_by_digest(name: str, model_digest: str):
+    """The registered version of `name` built from exactly these model files, if any."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except Exception:  # registered model does not exist yet
+        return None
+    matches = [v for v in versions if v.tags.get("model_digest") == model_digest]
+    return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def register_model(model_dir: str, name: str, tags: Mapping[str, str], metrics: Mapping[str, float]):
+    """Log the HF model to the active run and register it with lineage tags.
+
+    Idempotent: a model whose files were registered before returns that version, so a re-run
+    served from cache registers nothing new. Returns (version, created).
+    """
+    mlflow = _mlflow()
+    from mlflow import MlflowClient
+
+    existing = find_version_by_digest(name, tags["model_digest"])
+    if existing is not None:
+        return existing.version, False
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    info = mlflow.transformers.log_model(
+        transformers_model={"model": model, "tokenizer": tokenizer},
+        name="model",
+        task="text-generation",
+        registered_model_name=name,
+        # Pinned explicitly: MLflow's inference of them imports torchvision, which we don't ship.
+        pip_requirements=_serving_requirements(),
+    )
+    client = MlflowClient()
+    version = str(info.registered_model_version)
+    for key, value in {**tags, **{f"metric.{_metric_name(k)}": str(v) for k, v in metrics.items()}}.items():
+        client.set_model_version_tag(name, version, key, str(value))
+    return version, True
+
+
+def _serving_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "transformers", "tokenizers", "accelerate")]
+
+
+def get_version(name: str, version: str):
+    """The model version, or a RegistryError that names what exists."""
+    from mlflow.exceptions import MlflowException
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        pass
+    try:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    except MlflowException:
+        versions = []
+    if not versions:
+        raise RegistryError(f"no registered model named {name!r} (or it has no versions)") from None
+    raise RegistryError(f"model {name!r} has no version {version} (existing versions: {', '.join(map(str, versions))})") from None
+
+
+def resolve_model_version(name: str, version: str | None = None, alias: str | None = None):
+    """The registry's ModelVersion for `name` at `version` or `alias` (exactly one), or a clear error."""
+    from mlflow.exceptions import MlflowException
+
+    if (version is None) == (alias is None):
+        raise ValueError(f"model {name!r}: give exactly one of version or alias")
+    client = _mlflow().MlflowClient()
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        known = ", ".join(sorted(m.name for m in client.search_registered_models())) or "none"
+        raise RegistryLookupError(f"no registered model named {name!r} at {_mlflow().get_registry_uri()} (registered: {known})") from None
+    try:
+        return client.get_model_version(name, version) if version is not None else client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        if version is not None:
+            versions = ", ".join(sorted((str(v.version) for v in client.search_model_versions(f"name = '{name}'")), key=int)) or "none"
+            raise RegistryLookupError(f"model {name!r} has no version {version!r} (versions: {versions})") from None
+        aliases = ", ".join(sorted(registered.aliases)) or "none"
+        raise RegistryLookupError(f"model {name!r} has no alias {alias!r} (aliases: {aliases})") from None
+
+
+def download_model_version(name: str, version: str, dst: str | Path) -> Path:
+    """Download a registered version and return a folder transformers can load model + tokenizer from.
+
+    `mlflow.transformers` stores the weights under `model/` and the tokenizer under
+    `components/tokenizer/` (per the MLmodel file); they are merged into `model/`. A version
+    logged as a plain HF folder is returned as is.
+    """
+    import shutil
+
+    import yaml
+
+    root = Path(_mlflow().artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
+    mlmodel = root / "MLmodel"
+    flavor = yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("transformers") if mlmodel.is_file() else None
+    if not flavor:
+        return root
+    model_dir = root / flavor.get("model_binary", "model")
+    for component in flavor.get("components", []):
+        for file in (root / "components" / component).iterdir():
+            if file.is_file() and not (model_dir / file.name).exists():
+                shutil.copy2(file, model_dir / file.name)
+    return model_dir
+
+
+def tag_model_version(name: str, version: str, metrics: Mapping[str, float], extra: Mapping[str, str]) -> None:
+    """`eval.<metric>` tags (and `extra`) on a model version: the registry shows how it evaluated."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    tags = {f"eval.{_metric_name(k)}": f"{v:.6g}" for k, v in metrics.items() if _finite(v)} | dict(extra)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
