@@ -6,8 +6,9 @@ models R1 distils into. Two students are trained from that same start with the s
 
 - `distilled`: SFT on the teacher's verified generations (sequence-level distillation: the
   teacher samples on the SFT and RL prompts and only verified-correct, well-formed answers
-  are kept); with `method: gkd`, TRL's GKD trainer then matches the teacher's token
-  distributions on those sequences and on the student's own samples (logit-level);
+  are kept); with `method: on_policy`, TRL's stable DistillationTrainer then samples the
+  student on those prompts and pulls its token distributions toward the teacher's on its own
+  samples (a generalized JSD, logit-level: on-policy distillation);
 - `baseline`: SFT on the original SFT data: the yardstick distillation has to beat.
 
     posttrain distill --params params.yaml --teacher artifacts/alignment/<key>/model \\
@@ -29,6 +30,7 @@ from components.config import StageResult, StrictModel
 from components.modeling import load_model, load_tokenizer, save_pretrained
 from components.sampling import SamplingConfig, sample_verified, to_sft_records
 from components.supervised import SFTConfig, train_sft
+from components.trainer_args import TrainerConfig, trl_config
 
 
 class StudentTooLarge(ValueError):
@@ -39,21 +41,28 @@ def _teacher_sampling() -> SamplingConfig:
     return SamplingConfig(num_samples=4, keep_per_prompt=2, temperature=0.7, include_sft_data=False, limit=1600)
 
 
-class GKDSettings(StrictModel):
+class OnPolicySettings(TrainerConfig):
+    """`trl.DistillationConfig` (on-policy: the student samples, the teacher scores every token)."""
+
+    TRL_CLASS = "trl.DistillationConfig"
+
     max_steps: int = Field(60, ge=1)
-    lmbda: float = Field(0.5, ge=0, le=1, description="share of on-policy (student-generated) sequences")
-    beta: float = Field(0.5, ge=0, le=1, description="generalized JSD interpolation (0: forward KL, 1: reverse KL)")
-    temperature: float = Field(0.9, gt=0, le=2.0)
-    max_new_tokens: int = Field(80, ge=1)
+    per_device_train_batch_size: int = Field(32, ge=1, description="prompts per step")
     learning_rate: float = Field(2e-4, gt=0, le=1)
+    beta: float = Field(0.5, ge=0, le=1, description="generalized JSD interpolation (0: forward KL, 1: reverse KL)")
+    temperature: float = Field(0.9, gt=0, le=2.0, description="sampling and loss temperature")
+    max_completion_length: int = Field(80, ge=1, description="tokens the student samples per prompt")
+    logging_steps: int = Field(10, ge=1)
 
 
 class DistillConfig(StrictModel):
     student_layers: int = Field(3, ge=1, description="decoder layers of the student (fewer than the teacher's)")
-    method: Literal["sequence", "gkd"] = Field("gkd", description="sequence-level SFT, or that plus GKD (logit-level)")
+    method: Literal["sequence", "on_policy"] = Field(
+        "on_policy", description="sequence-level SFT on the teacher's answers, or that plus on-policy logit-level distillation"
+    )
     teacher_sampling: SamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
     student_sft: SFTConfig = Field(default_factory=lambda: SFTConfig(max_steps=250), description="both students' SFT")
-    gkd: GKDSettings = Field(default_factory=GKDSettings)
+    on_policy: OnPolicySettings = Field(default_factory=OnPolicySettings, description="method on_policy: TRL's DistillationTrainer")
 
 
 Config = DistillConfig  # the stage contract's name for it
@@ -120,34 +129,23 @@ def _reference(solution: str) -> str:
     return extract_answer(solution) or ""
 
 
-def run_gkd(cfg: Config, student: str, teacher: str, data: str, out: Path) -> str:
+def run_on_policy(cfg: Config, student: str, teacher: str, data: str, out: Path) -> str:
+    """TRL's DistillationTrainer on the prompts of the teacher's data; the student lands in `out/model`."""
     from datasets import Dataset
-    from trl.experimental.gkd import GKDConfig, GKDTrainer
+    from trl import DistillationTrainer
 
     tokenizer = load_tokenizer(student)
-    s = cfg.student_sft
-    args = GKDConfig(
-        output_dir=str(out / "gkd-checkpoints"),
-        max_steps=cfg.gkd.max_steps,
-        per_device_train_batch_size=s.per_device_train_batch_size,
-        learning_rate=cfg.gkd.learning_rate,
-        lmbda=cfg.gkd.lmbda,
-        beta=cfg.gkd.beta,
-        temperature=cfg.gkd.temperature,
-        max_new_tokens=cfg.gkd.max_new_tokens,
-        max_length=s.max_length,
-        logging_steps=s.logging_steps,
-        save_strategy="no",
-        seed=s.seed,
-        use_cpu=s.use_cpu,
-        bf16=s.bf16,
-        report_to="none",
-    )
-    dataset = Dataset.from_list([{"messages": r["messages"]} for r in read_records(data)])
-    trainer = GKDTrainer(
-        model=load_model(student), teacher_model=load_model(teacher), args=args, train_dataset=dataset, processing_class=tokenizer
+    tokenizer.padding_side = "left"  # the student generates from the prompts
+    prompts = [{"prompt": r["messages"][:-1]} for r in read_records(data)]
+    trainer = DistillationTrainer(
+        model=load_model(student),
+        teacher_model=load_model(teacher),
+        args=trl_config(cfg.on_policy, out / "checkpoints", save_strategy="no"),
+        train_dataset=Dataset.from_list(prompts),
+        processing_class=tokenizer,
     )
     trainer.train()
+    tokenizer.padding_side = "right"
     save_pretrained(trainer.model, tokenizer, out / "model")
     return str(out / "model")
 
@@ -164,8 +162,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
 
     distilled = train_sft(cfg.student_sft, student_init, data, str(out / "distilled"), stage="distill")
     model = distilled.outputs["model"]
-    if cfg.method == "gkd":
-        model = run_gkd(cfg, model, inputs["teacher"], data, out / "distilled-gkd")
+    if cfg.method == "on_policy":
+        model = run_on_policy(cfg, model, inputs["teacher"], data, out / "distilled-on-policy")
     baseline = train_sft(cfg.student_sft, student_init, inputs["sft"], str(out / "baseline"), stage="distill")
     metrics = stats | {
         "student_layers": float(cfg.student_layers),

@@ -56,7 +56,10 @@ class StageRequest(StrictModel):
     @field_validator("module")
     @classmethod
     def _registered(cls, name: str) -> str:
-        stages.get(name)  # KeyError -> the known stages named
+        try:
+            stages.get(name)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None  # names the known stages
         return name
 
 

@@ -75,7 +75,7 @@ def tiny_overrides() -> dict:
             "student_layers": 1,
             "teacher_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8, "include_sft_data": True},
             "student_sft": {"max_steps": 3, "per_device_train_batch_size": 8, "logging_steps": 1, "save_steps": 3},
-            "gkd": {"max_steps": 2, "max_new_tokens": 16},
+            "on_policy": {"max_steps": 2, "max_completion_length": 16, "per_device_train_batch_size": 4},
         },
         "grpo": {
             "rewards": {"accuracy": 1.0, "format": 0.2, "language_consistency": 0.1},

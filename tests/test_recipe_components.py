@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from components import alignment, distill, grpo, rejection_sampling, reward_model
+from components import alignment, distill, grpo, rejection_sampling, reward_model, sampling, scoring
 from components.artifacts import DataError, read_records
 from components.modeling import load_model, load_tokenizer
 from tests.conftest import tiny_overrides
@@ -17,7 +17,7 @@ def test_reward_model_trains_and_scores_held_out_pairs(tmp_path, tiny_sft_model,
     result = reward_model.run(cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path))
     assert 0.0 <= result.metrics["held_out_pairwise_accuracy"] <= 1.0
     assert result.metrics["held_out_pairs"] >= 1
-    scorer = reward_model.RewardScorer(result.outputs["model"])
+    scorer = scoring.RewardScorer(result.outputs["model"])
     scores = scorer.score(["What is 2+3?", "What is 2+3?"], ["The answer is \\boxed{5}.", "no idea"])
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
     assert (Path(result.outputs["model"]) / "model.safetensors").is_file()
@@ -50,7 +50,7 @@ def test_selection_keeps_only_verified_formatted_unique_answers():
     prompt = [{"role": "user", "content": "q"}]
     good = "<think>\n2+3=5\n</think>\nThe answer is \\boxed{5}."
     samples = [good, good.replace("\n", " \n"), "<think>\n2+3=6\n</think>\n\\boxed{6}", "\\boxed{5}", "nothing"]
-    found = rejection_sampling.select(prompt, "5", samples, require_format=True)
+    found = sampling.select(prompt, "5", samples, require_format=True)
     assert found.kept == [good]  # the second is the same text up to whitespace; "\\boxed{5}" alone is unformatted
     assert found.n_correct == 3 and found.n_duplicates == 1
     assert len(found.wrong) == 2
@@ -63,11 +63,11 @@ def test_ranking_prefers_the_reward_models_favourite():
         def score(self, prompts, responses):
             return [float(len(r)) for r in responses]  # a "reward model" that likes long answers
 
-    found = rejection_sampling.Candidates(prompt=[], answer="5", kept=["short", "much longer", "mid size"])
-    rejection_sampling.rank([found], keep_per_prompt=2, scorer=Scorer())
+    found = sampling.Candidates(prompt=[], answer="5", kept=["short", "much longer", "mid size"])
+    sampling.rank([found], keep_per_prompt=2, scorer=Scorer())
     assert found.kept == ["much longer", "mid size"]
-    found = rejection_sampling.Candidates(prompt=[], answer="5", kept=["much longer", "short"])
-    rejection_sampling.rank([found], keep_per_prompt=1)
+    found = sampling.Candidates(prompt=[], answer="5", kept=["much longer", "short"])
+    sampling.rank([found], keep_per_prompt=1)
     assert found.kept == ["short"]  # no reward model: the shortest verified answer
 
 
@@ -97,8 +97,8 @@ def test_distill_trains_a_smaller_student_and_its_sft_baseline(tmp_path, tiny_sf
     assert result.metrics["teacher_layers"] == 2
 
 
-def test_distill_with_gkd_writes_a_loadable_student(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
-    cfg = distill.Config(**{**tiny_overrides()["distill"], "method": "gkd"})
+def test_distill_on_policy_writes_a_loadable_student(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
+    cfg = distill.Config(**{**tiny_overrides()["distill"], "method": "on_policy"})
     inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"]}
     result = distill.run(cfg, inputs, str(tmp_path))
     assert load_model(result.outputs["model"]).config.num_hidden_layers == 1
@@ -119,14 +119,18 @@ def test_student_layers_are_spread_over_the_stack():
 
 
 def test_alignment_by_grpo_on_the_reward_model(tmp_path, tiny_sft_model, tiny_data):
+    """method grpo: the recipe runs the grpo stage with the alignment_grpo section (flows.post_training.Recipe.align)."""
+    from flows.params import PipelineParams
+
     rm_cfg = reward_model.Config(**tiny_overrides()["reward_model"])
     scorer = reward_model.run(rm_cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / "rm")).outputs["model"]
-    grpo_cfg = {**tiny_overrides()["grpo"], "rewards": {"reward_model": 1.0, "accuracy": 1.0}, "max_steps": 2}
-    cfg = alignment.Config(method="grpo", grpo=grpo_cfg)
+    overrides = {**tiny_overrides()["grpo"], "rewards": {"reward_model": 1.0, "accuracy": 1.0}, "max_steps": 2}
+    params = PipelineParams.model_validate({"alignment": {"method": "grpo"}, "alignment_grpo": overrides})
     inputs = {"model": tiny_sft_model, "rl": tiny_data["rl"], "reward_model": scorer}
-    result = alignment.run(cfg, inputs, str(tmp_path / "aligned"))
-    assert result.stage == "alignment" and result.info["method"] == "grpo"
+    result = grpo.run(params.alignment_grpo, inputs, str(tmp_path / "aligned"))
     assert all(0.0 < v < 1.0 for v in result.curves["reward_reward_model"])  # a sigmoid of the scorer's output
     assert load_model(result.outputs["model"]) is not None
-    with pytest.raises(ValueError, match="no reward model was given"):
-        alignment.run(cfg, {"model": tiny_sft_model, "rl": tiny_data["rl"]}, str(tmp_path / "no-rm"))
+    with pytest.raises(ValueError, match="reward model"):
+        grpo.run(params.alignment_grpo, {"model": tiny_sft_model, "rl": tiny_data["rl"]}, str(tmp_path / "no-rm"))
+    with pytest.raises(ValueError, match="that is the grpo stage run with the alignment_grpo section"):
+        alignment.run(params.alignment, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / "dpo"))
