@@ -259,9 +259,8 @@ flowchart TB
     subgraph stages["components/&lt;stage&gt;.py (one module per stage, registered in components/stages.py)"]
         {" & ".join(STAGES)}
     end
-    subgraph shared["components/ shared helpers (import no stage)"]
-        config & trainer_args & modeling & generation & sampling & scoring & answers & rewards & artifacts
-        tracking["tracking / registry (MLflow only here)"] & gate & versioning
+    subgraph shared["components/ shared helpers (import no stage; MLflow only in tracking, registry, promotion)"]
+        {" & ".join(_shared_modules())}
     end
     flows --> stages --> shared
     flows --> shared
@@ -280,6 +279,13 @@ flowchart LR
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 """
+
+
+def _shared_modules() -> list[str]:
+    """The components modules below the stages: every module that is not a stage, the CLI or this registry."""
+    stage_modules = {stage.module.removeprefix("components.") for stage in STAGES.values()}
+    here = Path(__file__).resolve().parent
+    return sorted(p.stem for p in here.glob("*.py") if p.stem not in stage_modules | {"__init__", "cli", "stages"})
 
 
 def _data_path() -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.evaluate import (
+from components.metrics import (
     agreement,
     best_of_n_index,
     bradley_terry_weights,

@@ -160,3 +160,13 @@ def test_a_toy_stage_runs_through_the_flow_cached_from_its_row(toy_stage, tmp_pa
     assert first.metrics["lines"] == 4.0 and Path(first.outputs["text"]).read_text() == "alpha\nalpha\nbeta\nbeta\n"
     assert not first_cached and second_cached, "the second run is served from the cache by the stage's key"
     assert Path(first.outputs["text"]).parent.parent == tmp_path / "artifacts" / "toy"
+
+
+def test_a_params_file_that_is_not_utf8_is_named_with_exit_2(toy_stage, tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_bytes(b"toy:\n  repeat: 2 # caf\xe9\n")
+    words = tmp_path / "words.txt"
+    words.write_text("alpha\n")
+    assert posttrain(["toy", "--params", str(params), "--words", str(words), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{params}: not UTF-8 text (byte 0xe9" in err and "Traceback" not in err
