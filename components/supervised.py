@@ -1,8 +1,12 @@
 """Supervised fine-tuning on chat data, shared below the stages that fine-tune: SFT and distill.
 
-TRL's SFTTrainer with the loss on the assistant turns only (the chat template marks them with
-`{% generation %}`). Checkpoints go to `out_dir/checkpoints`; a re-run with the same output
-directory resumes from the last one, which is the normal path after a pre-empted job.
+TRL's SFTTrainer with the loss on the assistant's answer only, whatever the model's chat
+template: a template that marks assistant turns with `{% generation %}` (the local tiny model's)
+trains on `messages` with `assistant_only_loss`; a stock template without markers (SmolLM2's,
+Qwen2.5's) trains on the same conversations split into TRL's prompt/completion format, where
+the loss falls on the completion only (the final assistant turn and its end-of-turn token).
+Checkpoints go to `out_dir/checkpoints`; a re-run with the same output directory resumes from
+the last one, which is the normal path after a pre-empted job.
 """
 
 from __future__ import annotations
@@ -47,37 +51,56 @@ SFT_DEFAULTS = {
 }
 
 
-def training_args(cfg: SFTConfig, checkpoint_dir: Path):
-    return trl_config(cfg, checkpoint_dir, defaults=SFT_DEFAULTS)
+def training_args(cfg: SFTConfig, checkpoint_dir: Path, mode: str = "assistant_only"):
+    # prompt/completion data: TRL's completion_only_loss (on by default for that format) does the masking
+    masking = {} if mode == "assistant_only" else {"assistant_only_loss": False}
+    return trl_config(cfg, checkpoint_dir, defaults=SFT_DEFAULTS | masking)
+
+
+def loss_mask_mode(tokenizer) -> str:
+    """`assistant_only` when the chat template marks assistant turns, else `completion_only`."""
+    return "assistant_only" if "{% generation %}" in (tokenizer.chat_template or "") else "completion_only"
+
+
+def sft_records(records: list[dict], mode: str) -> list[dict]:
+    """The conversations as TRL wants them for `mode`: whole `messages`, or prompt + final assistant turn."""
+    if mode == "assistant_only":
+        return [{"messages": r["messages"]} for r in records]
+    return [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in records]
+
+
+def build_trainer(cfg: SFTConfig, model_path: str, data_path: str, checkpoint_dir: Path, callbacks: list | None = None):
+    """The SFTTrainer on `data_path`'s conversations, its loss on the answers only (see the module docstring)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    tokenizer = load_tokenizer(model_path)
+    mode = loss_mask_mode(tokenizer)
+    dataset = Dataset.from_list(sft_records(read_records(data_path), mode))
+    trainer = SFTTrainer(
+        model=load_model(model_path),
+        args=training_args(cfg, checkpoint_dir, mode),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    return trainer, tokenizer, mode
 
 
 def train_sft(
     cfg: SFTConfig, model_path: str, data_path: str, out_dir: str, callbacks: list | None = None, stage: str = "sft"
 ) -> StageResult:
-    """Fine-tune `model_path` on the `messages` of `data_path`; the model lands in `out_dir/model`."""
-    from datasets import Dataset
-    from trl import SFTTrainer
-
+    """Fine-tune `model_path` on the conversations of `data_path`; the model lands in `out_dir/model`."""
     start = time.perf_counter()
     out = Path(out_dir)
     checkpoint_dir = out / "checkpoints"
-
-    # ---- load
-    tokenizer = load_tokenizer(model_path)
-    model = load_model(model_path)
-    dataset = Dataset.from_list([{"messages": r["messages"]} for r in read_records(data_path)])
+    trainer, tokenizer, mode = build_trainer(cfg, model_path, data_path, checkpoint_dir, callbacks)
+    dataset = trainer.train_dataset
 
     # ---- train (resume is the default path)
     resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
     if resume_from:
         print(f"[{stage}] resuming from {resume_from}")
-    trainer = SFTTrainer(
-        model=model,
-        args=training_args(cfg, checkpoint_dir),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=callbacks,
-    )
     trainer.train(resume_from_checkpoint=resume_from)
 
     # ---- save: through the trainer, which gathers ZeRO-3 shards and writes on the main process only
@@ -95,6 +118,6 @@ def train_sft(
             "global_step": float(trainer.state.global_step),
         },
         curves={"train_loss": losses},
-        info={"resumed_from": resume_from, "parent_model": model_path},
+        info={"resumed_from": resume_from, "parent_model": model_path, "loss_mask": mode},
         wall_seconds=time.perf_counter() - start,
     )

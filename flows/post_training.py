@@ -133,12 +133,16 @@ class Recipe:
         self.trained: list[Model] = []  # the policies in training order; the last is the final one
         self.reward_model: str | None = None
         self.base: Model | None = None
+        self.base_info: dict = {}
         self.pairs: str | None = None
 
     def run(self) -> Model:
         p, on = self.params, self.params.recipe
         base_inputs = {"pretrain": self.data["pretrain"], "sft": self.data["sft"]} if p.base.source == "scratch" else {}
-        base = self.base = self.train("base", "base", p.base, base_inputs, parent=None)
+        result = self.run_stage("base", p.base, base_inputs)
+        self.base_info = result.info
+        self.summary.lineage.update({k: str(v) for k, v in result.info.items() if k.startswith("base_model")})
+        base = self.base = Model("base", result.outputs["model"], None)
         policy = self.train("sft", "sft", p.sft, {"model": base.path, "sft": self.data["sft"]}, parent=base)
         if on.reward_model:
             result = self.run_stage("reward_model", p.reward_model, {"model": policy.path, "prefs": self.data["prefs"]})
@@ -225,8 +229,9 @@ class Recipe:
         return version, created
 
     def _parent_ref(self, model: Model) -> str:
-        if model.parent is None:
-            return "none (trained from scratch)" if self.params.base.source == "scratch" else self.params.base.model_name_or_path
+        if model.parent is None:  # the base: built here, or a pretrained model with its revision or digest
+            base_info = self.base_info
+            return "none (trained from scratch)" if self.params.base.source == "scratch" else base_info.get("base_model", model.path)
         if model.parent.label in self.registered:
             return f"models:/{self.registered[model.parent.label]}"
         return f"{model.parent.label}:{input_digest(model.parent.path)[:16]} ({model.parent.path})"
