@@ -109,6 +109,25 @@ def tiny_base_model(tmp_path_factory, tiny_data) -> str:
     return base.run(cfg, {"pretrain": tiny_data["pretrain"], "sft": tiny_data["sft"]}, str(out)).outputs["model"]
 
 
+def write(tmp_path, text):
+    """A params file `params.yaml` in tmp_path holding `text`."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def stop_at(step):
+    """A trainer callback that simulates a pre-empted job after `step` steps."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                raise KeyboardInterrupt("simulated pre-emption")
+
+    return StopAt()
+
+
 def make_project(root: Path) -> Path:
     """A scratch project like a fresh clone: git repo, DVC initialized with a local remote."""
     root.mkdir(parents=True, exist_ok=True)
@@ -243,3 +262,19 @@ def tiny_sft_model(tmp_path_factory, tiny_base_model, tiny_data) -> str:
     out = tmp_path_factory.mktemp("tiny-sft")
     cfg = sft.Config(**tiny_overrides()["sft"])
     return sft.run(cfg, {"model": tiny_base_model, "sft": tiny_data["sft"]}, str(out)).outputs["model"]
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(tmp_path_factory, tiny_sft_model) -> str:
+    """An untrained one-output head on the tiny SFT model: a valid scorer, in seconds (evaluate and evaluate-model tests)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from components.modeling import load_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-rm")
+    tokenizer = load_tokenizer(tiny_sft_model)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_sft_model, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)

@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# The same versions as the project (pyproject.toml) and its tests (tests/test_mlflow_postgres.py).
+# The same versions as the project (pyproject.toml) and its tests (tests/infra/test_mlflow_postgres.py).
 # psycopg 3, not psycopg2: SQLAlchemy 2.1 resolves postgresql:// URIs to it.
 RUN pip install mlflow==3.17.2 "psycopg[binary]==3.3.9" boto3==1.44.5
 

@@ -10,7 +10,7 @@ Two steps, each done by Prefect's own code:
 2. prefect-kubernetes renders the Job: `KubernetesWorkerJobConfiguration.from_template_and_values`
    then `prepare_for_flow_run` (what the worker does before it calls the Kubernetes API).
 
-Prints the Job as YAML. Needs prefect-kubernetes (a dev dependency); tests/test_infra.py imports it.
+Prints the Job as YAML. Needs prefect-kubernetes (a dev dependency); tests/infra/test_infra.py imports it.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Slow (`-m slow`): the documented `prefect work-pool create` / `prefect deploy` c
 real Prefect server, whose flow runs the worker's own code turns into Jobs; the SFT stage
 training under each DeepSpeed config on CPU.
 
-    .venv/bin/python -m pytest tests/test_infra.py -q                  # everything, ~1.5 min
-    .venv/bin/python -m pytest tests/test_infra.py -q -m "not slow"    # ~15 s
+    .venv/bin/python -m pytest tests/infra/test_infra.py -q                  # everything, ~1.5 min
+    .venv/bin/python -m pytest tests/infra/test_infra.py -q -m "not slow"    # ~15 s
 
 checkov lives in its own virtualenv (`.venv-checkov`: it pins older packaging, networkx... than
 the project); its test is skipped when that is missing.
@@ -42,9 +42,8 @@ import yaml
 from components import cli, sft, supervised
 from components.config import StageResult, validate_config
 from flows.params import PipelineParams, load_params
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 
-REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "infra"
 POOLS = {"cpu-pool": INFRA / "prefect" / "cpu-pool.json", "gpu-pool": INFRA / "prefect" / "gpu-pool.json"}
 NAMESPACE = "posttrain"

@@ -9,7 +9,7 @@ components.registry and components.promotion do what the flow does: `setup`, a `
 with a stage's nested run from `log_stage`, and the champion gate (`apply_gate`) and a rollback
 on model versions. Skipped when nothing accepts connections on 127.0.0.1:5432.
 
-    .venv/bin/python -m pytest tests/test_mlflow_postgres.py -q
+    .venv/bin/python -m pytest tests/infra/test_mlflow_postgres.py -q
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import socket
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
@@ -28,11 +27,10 @@ from components import promotion, registry, tracking
 from components.config import StageResult
 from components.gate import GateConfig, encode_correctness
 from components.sft import SFTConfig
-from tests.conftest import start_mlflow_server, stop
+from tests.conftest import REPO, start_mlflow_server, stop
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 SERVICE_HOST = "mlflow.posttrain.svc.cluster.local:5000"
 

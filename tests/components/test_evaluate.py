@@ -1,0 +1,73 @@
+"""The evaluation stage on the tiny model: every metric, with and without a reward model and a base."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components import evaluate
+from tests.conftest import tiny_overrides
+
+RM_METRICS = ("bon@1", "bon@2", "wmaj@1", "wmaj@2", "mean_reward", "reward_accuracy_gap")
+
+
+@pytest.mark.slow
+def test_evaluate_reports_every_metric(tmp_path, tiny_base_model, tiny_data):
+    cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 8})
+    result = evaluate.run(cfg, {"model": tiny_base_model, "eval": tiny_data["eval"], "probe": tiny_data["probe"]}, str(tmp_path))
+    for key in ("pass@1", "pass@2", "maj@1", "maj@2", "sample_accuracy", "format_rate", "probe_accuracy"):
+        assert 0.0 <= result.metrics[key] <= 1.0, key
+    assert result.metrics["pass@2"] >= result.metrics["sample_accuracy"]
+    assert 0 < result.metrics["mean_length"] <= cfg.max_new_tokens
+    assert result.metrics["n_problems"] == 8
+    rows = [json.loads(line) for line in Path(result.outputs["predictions"]).read_text().splitlines()]
+    assert len(rows) == 8 and len(rows[0]["sample_answers"]) == 2
+
+
+@pytest.mark.slow
+def test_evaluate_with_reward_model_and_base_reports_every_metric(tmp_path, tiny_sft_model, tiny_base_model, tiny_reward_model, tiny_data):
+    cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 6})
+    inputs = {
+        "model": tiny_sft_model,
+        "eval": tiny_data["eval"],
+        "probe": tiny_data["probe"],
+        "reward_model": tiny_reward_model,
+        "base_model": tiny_base_model,
+    }
+    result = evaluate.run(cfg, inputs, str(tmp_path))
+    metrics = result.metrics
+    for key in ("pass@1", "pass@2", "maj@2", "sample_accuracy", "ece", "probe_accuracy", "base_probe_accuracy", *RM_METRICS):
+        assert 0.0 <= metrics[key] <= 1.0 or key in ("mean_reward", "reward_accuracy_gap"), (key, metrics[key])
+    assert -1.0 <= metrics["reward_accuracy_gap"] <= 1.0
+    assert metrics["forgetting"] == pytest.approx(metrics["base_probe_accuracy"] - metrics["probe_accuracy"])
+    assert metrics["bon@1"] == metrics["maj@1"]  # one sample: nothing to choose between
+
+    rows = [json.loads(line) for line in Path(result.outputs["predictions"]).read_text().splitlines()]
+    assert len(rows) == 6 and all(len(r["sample_rewards"]) == 2 and "greedy_correct" in r for r in rows)
+    flat = [x for r in rows for x in r["sample_rewards"]]
+    assert metrics["mean_reward"] == pytest.approx(sum(flat) / len(flat))
+
+    curve = json.loads(Path(result.outputs["tts_curve"]).read_text())
+    assert curve["n"] == [1, 2] and set(curve) == {"n", "pass@N", "maj@N", "bon@N", "wmaj@N"}
+    assert curve["pass@N"][-1] == pytest.approx(metrics["pass@2"])
+    assert Path(result.outputs["tts_plot"]).stat().st_size > 1000
+    report = Path(result.outputs["report"]).read_text()
+    assert "| bon@2 |" in report and "![test-time scaling](tts_curve.png)" in report
+
+
+@pytest.mark.slow
+def test_forgetting_from_a_base_evaluation_needs_no_base_model(tmp_path, tiny_sft_model, tiny_data):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "metrics.json").write_text(json.dumps({"probe_accuracy": 1.0}))
+    cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 2, "num_samples": 1, "ks": [1]})
+    inputs = {
+        "model": tiny_sft_model,
+        "eval": tiny_data["eval"],
+        "probe": tiny_data["probe"],
+        "base_metrics": str(tmp_path / "base" / "metrics.json"),
+    }
+    result = evaluate.run(cfg, inputs, str(tmp_path / "out"))
+    assert result.metrics["forgetting"] == pytest.approx(1.0 - result.metrics["probe_accuracy"])
+    assert not set(RM_METRICS) & set(result.metrics)  # no reward model: absent, not zero

@@ -1,0 +1,53 @@
+"""The post-training flow without a server: its typed UI form, its deployment, its command line."""
+
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import write
+
+
+def test_flow_parameters_render_as_a_typed_form_with_bounds():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.post_training import post_training
+
+    schema = parameter_schema(post_training).model_dump_for_openapi()
+    definitions = schema["definitions"]
+    assert "PipelineParams" in definitions
+    sft = definitions["SFTConfig"]["properties"]
+    assert sft["max_steps"]["minimum"] == 1
+    assert sft["learning_rate"]["exclusiveMinimum"] == 0
+    assert "description" in sft["resume"]
+
+
+def test_prefect_yaml_points_at_the_flow():
+    spec = yaml.safe_load(Path("prefect.yaml").read_text())
+    deployment = next(d for d in spec["deployments"] if d["name"] == "post-training")
+    path, function = deployment["entrypoint"].split(":")
+    assert Path(path).is_file() and f"def {function}(" in Path(path).read_text()
+    assert deployment["work_pool"]["name"] == "local-process"
+
+
+def test_every_deployment_points_at_a_flow_whose_parameters_are_typed():
+    from prefect.utilities.callables import parameter_schema
+    from prefect.utilities.importtools import import_object
+
+    spec = yaml.safe_load(Path("prefect.yaml").read_text())
+    assert {d["name"] for d in spec["deployments"]} >= {"post-training", "promote-model", "retrain"}
+    for deployment in spec["deployments"]:
+        schema = parameter_schema(import_object(deployment["entrypoint"])).model_dump_for_openapi()
+        assert schema.get("definitions"), f"{deployment['name']}: no pydantic model in its parameters"
+        assert all(p.get("description") for p in schema["properties"].values()), deployment["name"]
+    retrain = next(d for d in spec["deployments"] if d["name"] == "retrain")
+    assert retrain["schedules"][0]["cron"] and retrain["schedules"][0]["active"]
+
+
+def test_pipeline_cli_reports_a_bad_params_file_before_doing_anything(tmp_path, capsys):
+    from flows.post_training import main
+
+    path = write(tmp_path, "base:\n  hidden_size: wide\n")
+    assert main(["--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "base.hidden_size" in err and str(path) in err
+    assert not (tmp_path / "data").exists()

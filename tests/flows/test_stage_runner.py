@@ -1,0 +1,67 @@
+"""Stages dispatched as child flow runs (flows.stage_runner), exchanging artifacts through a store.
+
+The store and the in-process stand-in for `run_deployment` are tests/flows/conftest.py's fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components import validate
+from components.artifacts import digest_path
+from flows.artifact_exchange import ORIGIN_FILE
+from flows.stage_runner import Dispatch, StageRequest
+from tests.flows.conftest import KEY
+
+
+def test_a_dispatched_stage_runs_on_inputs_fetched_from_the_store(store, child_runs, tiny_data, tmp_path):
+    inputs = dict(tiny_data)
+    digests = {name: digest_path(path) for name, path in inputs.items()}
+    out_dir = tmp_path / "orchestrator" / "artifacts" / "validate" / KEY[:16]
+    dispatch = Dispatch("run-stage/run-stage-gpu", store, digests, store.output_uri(f"validate/{KEY[:16]}"))
+    request = StageRequest(
+        module="validate", config=validate.Config().model_dump(mode="json"), inputs=inputs, out_dir=str(out_dir), key=KEY
+    )
+
+    result = dispatch.run(request)
+
+    (sent,) = child_runs.requests
+    assert sent.inputs == inputs, "the request still names the orchestrator's paths"
+    assert all(url.startswith("file://") and "/exchange/inputs/" in url for url in sent.exchange.inputs.values())
+    assert result.metrics["passed"] == 1.0
+    # The result names the orchestrator's paths, and they hold the files the child wrote.
+    assert Path(result.outputs["report"]).is_relative_to(out_dir) and Path(result.outputs["report"]).is_file()
+    assert json.loads((out_dir / "result.json").read_text())["key"] == KEY
+    assert (out_dir / ORIGIN_FILE).read_text() == sent.exchange.out
+    assert list(child_runs.scratch.iterdir()) == [], "the child cleans its scratch up"
+
+
+@pytest.mark.slow
+def test_a_chain_of_stages_passes_models_through_the_store(store, child_runs, tiny_base_model, tiny_data, tmp_path):
+    """SFT then evaluate, each dispatched: the SFT model comes back as a loadable folder, and
+    evaluate is handed it where SFT published it (not uploaded a second time)."""
+    from components import evaluate, sft
+    from components.modeling import load_model
+    from tests.conftest import tiny_overrides
+
+    def dispatched(module, cfg, inputs: dict[str, str], key: str):
+        digests = {name: digest_path(path) for name, path in inputs.items()}
+        relative = f"{module}/{key[:16]}"
+        request = StageRequest(
+            module=module, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=str(tmp_path / "artifacts" / relative), key=key
+        )
+        return Dispatch("run-stage/run-stage-gpu", store, digests, store.output_uri(relative)).run(request)
+
+    sft_cfg = sft.Config(**{**tiny_overrides()["sft"], "max_steps": 2, "save_steps": 2})
+    trained = dispatched("sft", sft_cfg, {"model": tiny_base_model, "sft": tiny_data["sft"]}, "b" * 64)
+    assert Path(trained.outputs["model"]).is_relative_to(tmp_path / "artifacts" / "sft")
+    load_model(trained.outputs["model"])  # a whole HF model folder came back
+
+    eval_cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 4})
+    scored = dispatched("evaluate", eval_cfg, {"model": trained.outputs["model"], "eval": tiny_data["eval"]}, "c" * 64)
+    assert 0.0 <= scored.metrics["pass@1"] <= 1.0 and scored.metrics["n_problems"] == 4 and Path(scored.outputs["predictions"]).is_file()
+    sent = child_runs.requests[-1].exchange.inputs
+    assert sent["model"] == f"{store.output_uri('sft/' + 'b' * 16)}/model", "referenced where SFT published it"
