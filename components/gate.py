@@ -69,6 +69,10 @@ class GateConfig(StrictModel):
     bootstrap_samples: int = Field(2000, ge=100, le=100_000, description="bootstrap resamples")
     seed: int = Field(0, ge=0, description="bootstrap RNG seed (decisions are reproducible)")
     guards: list[GuardConfig] = Field(default_factory=default_guards, description="metrics that must not regress")
+    base_is_first_champion: bool = Field(
+        False,
+        description="a pretrained base with no champion yet: register the shipped model first as the champion to beat",
+    )
 
     @model_validator(mode="after")
     def _guards_are_unique(self) -> GateConfig:

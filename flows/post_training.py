@@ -79,6 +79,8 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
 
         # ---- the final policy: registered under the main name, then the promotion gate
         name = params.tracking.registered_model
+        if params.promotion.base_is_first_champion and params.base.source == "pretrained":
+            recipe.shipped_model_as_champion(name)
         # per-problem correctness on the eval set: what lets a later gate compare problem by problem
         evidence = promotion.gate_evidence_tags(recipe.evaluations[final.label].outputs["predictions"], datasets["eval"])
         version, created = recipe.register(final, name, extra_tags=evidence)
@@ -213,6 +215,14 @@ class Recipe:
         """Every policy before the final one, parents first: the registered lineage of the final one."""
         for model in self.trained[:-1]:
             self.register_stage(model)
+
+    def shipped_model_as_champion(self, name: str) -> None:
+        """A real model's first run: the model as shipped is the champion the recipe's model must beat."""
+        if promotion.current_champion(name) is not None:
+            return
+        evidence = promotion.gate_evidence_tags(self.evaluations["base"].outputs["predictions"], self.data["eval"])
+        version, _ = self.register(self.base, name, extra_tags=evidence)
+        promotion.apply_gate(name, version, self.params.promotion)  # no champion yet: it becomes one
 
     def register_stage(self, model: Model, name: str | None = None) -> None:
         """An intermediate model goes to `<registered_model>-<stage>`."""

@@ -8,12 +8,18 @@ import pytest
 from components import generation
 
 
-def test_without_a_gpu_auto_falls_back_to_hf_and_says_why():
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """What a CPU machine reports, on any machine (the suite must pass on a GPU machine too)."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+
+
+def test_without_a_gpu_auto_falls_back_to_hf_and_says_why(no_gpu):
     backend, why = generation.choose_backend("auto")
     assert backend == "hf" and "GPU present=False" in why
 
 
-def test_asking_for_vllm_where_it_cannot_run_is_an_error():
+def test_asking_for_vllm_where_it_cannot_run_is_an_error(no_gpu):
     with pytest.raises(RuntimeError, match="generation_backend: vllm, but vllm installed=.*GPU present=False"):
         generation.choose_backend("vllm")
 

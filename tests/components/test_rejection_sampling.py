@@ -3,6 +3,7 @@
 import pytest
 
 from components import rejection_sampling
+from components.answers import extract_answer, is_correct
 from components.artifacts import read_records
 from tests.conftest import tiny_overrides
 
@@ -18,3 +19,9 @@ def test_rejection_sampling_keeps_verified_unique_answers_and_writes_both_datase
     records = read_records(result.outputs["sft"])
     assert len(records) == stats["kept"] + len(read_records(tiny_data["sft"]))
     assert all(r["messages"][-1]["role"] == "assistant" for r in records)
+    # what was kept is 100% verified-correct and de-duplicated per prompt (the original SFT data follows it)
+    answers = {str(r["prompt"]): str(r["answer"]) for r in read_records(tiny_data["rl"])}
+    sampled = records[: int(stats["kept"])]
+    assert all(is_correct(extract_answer(r["messages"][-1]["content"]), answers[str(r["messages"][:-1])]) for r in sampled)
+    per_prompt = [(str(r["messages"][:-1]), " ".join(r["messages"][-1]["content"].split())) for r in sampled]
+    assert len(per_prompt) == len(set(per_prompt)), "no response kept twice for one prompt"

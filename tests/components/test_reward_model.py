@@ -19,3 +19,25 @@ def test_reward_model_trains_and_scores_held_out_pairs(tmp_path, tiny_sft_model,
     scores = scorer.score(["What is 2+3?", "What is 2+3?"], ["The answer is \\boxed{5}.", "no idea"])
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
     assert (Path(result.outputs["model"]) / "model.safetensors").is_file()
+
+
+def _separable_pairs(tiny_data, path) -> str:
+    """Chosen: the dataset's worked answer; rejected: the same reasoning with no final answer (a format break)."""
+    from components.artifacts import read_records, write_records
+
+    pairs = []
+    for pair in read_records(tiny_data["prefs"]):
+        chosen = pair["chosen"][-1]["content"]
+        broken = chosen.split("\\boxed")[0].rstrip() + " I am not sure."
+        pairs.append({"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": [{"role": "assistant", "content": broken}]})
+    return str(write_records(path, pairs))
+
+
+def test_the_reward_model_learns_to_separate_held_out_pairs(tmp_path, tiny_sft_model, tiny_data):
+    """Held-out pairwise accuracy beats chance by a stated margin (>= 0.75 vs 0.5) on pairs it can see apart."""
+    prefs = _separable_pairs(tiny_data, tmp_path / "prefs.jsonl")
+    cfg = reward_model.Config(**{**tiny_overrides()["reward_model"], "max_steps": 30, "held_out_fraction": 0.25})
+    result = reward_model.run(cfg, {"model": tiny_sft_model, "prefs": prefs}, str(tmp_path / "rm"))
+    assert result.metrics["held_out_pairs"] >= 8
+    assert result.metrics["held_out_pairwise_accuracy"] >= 0.75, result.metrics
+    assert result.metrics["held_out_mean_margin"] > 0
