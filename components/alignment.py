@@ -25,8 +25,8 @@ from pydantic import Field, model_validator
 
 from components.artifacts import DataError, read_records
 from components.config import StageResult, StrictModel
-from components.modeling import load_model, load_tokenizer, set_generation_defaults
-from components.trainer_args import TrainerConfig, trl_config
+from components.modeling import load_model, load_tokenizer
+from components.trainer_args import TrainerConfig, save_trained, trl_config
 
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "sft")
 
@@ -81,10 +81,10 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
         args=trl_config(cfg, out / "checkpoints", save_strategy="no", dataset_num_proc=1),
         train_dataset=dataset,
         processing_class=tokenizer,
+        peft_config=cfg.peft_config(),  # with LoRA the reference is the adapter-disabled model, not a second copy
     )
     trainer.train()
-    set_generation_defaults(trainer.model, tokenizer)
-    trainer.save_model(str(out / "model"))
+    outputs = save_trained(trainer, out / "model", tokenizer)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     history = [e for e in trainer.state.log_history if "rewards/margins" in e]
     curves = {
@@ -93,7 +93,7 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     }
     return StageResult(
         stage="alignment",
-        outputs={"model": str(out / "model")},
+        outputs=outputs,
         metrics={f"final_{k}": v[-1] for k, v in curves.items() if v} | {"pairs": float(len(pairs))},
         curves=curves,
         info={"method": "dpo", "pairs_file": inputs["prefs"], "parent_model": inputs["model"]},

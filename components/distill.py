@@ -30,7 +30,7 @@ from components.config import StageResult, StrictModel
 from components.modeling import load_model, load_tokenizer, save_pretrained
 from components.sampling import SamplingConfig, sample_verified, to_sft_records
 from components.supervised import SFTConfig, train_sft
-from components.trainer_args import TrainerConfig, trl_config
+from components.trainer_args import TrainerConfig, save_trained, trl_config
 
 
 class StudentTooLarge(ValueError):
@@ -143,11 +143,11 @@ def run_on_policy(cfg: Config, student: str, teacher: str, data: str, out: Path)
         args=trl_config(cfg.on_policy, out / "checkpoints", save_strategy="no"),
         train_dataset=Dataset.from_list(prompts),
         processing_class=tokenizer,
+        peft_config=cfg.on_policy.peft_config(),
     )
     trainer.train()
     tokenizer.padding_side = "right"
-    save_pretrained(trainer.model, tokenizer, out / "model")
-    return str(out / "model")
+    return save_trained(trainer, out / "model", tokenizer)["model"]
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:

@@ -27,8 +27,8 @@ from components import rewards
 from components.artifacts import read_records
 from components.config import StageResult
 from components.generation import choose_backend
-from components.modeling import load_model, load_tokenizer, set_generation_defaults
-from components.trainer_args import TrainerConfig, last_checkpoint, trl_config
+from components.modeling import load_model, load_tokenizer
+from components.trainer_args import TrainerConfig, last_checkpoint, save_trained, trl_config
 
 
 class GRPOStageConfig(TrainerConfig):
@@ -131,12 +131,12 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=callbacks,
+        peft_config=cfg.peft_config(),
     )
     resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
     trainer.train(resume_from_checkpoint=resume_from)
 
-    set_generation_defaults(trainer.model, tokenizer)
-    trainer.save_model(str(out / "model"))
+    outputs = save_trained(trainer, out / "model", tokenizer)
     if trainer.is_world_process_zero():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     history = [e for e in trainer.state.log_history if "reward" in e]
@@ -145,7 +145,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     curves["reward_accuracy_gap"] = reward_gap_curve(history, dict(zip(names, weights, strict=True)))
     return StageResult(
         stage="grpo",
-        outputs={"model": str(out / "model")},
+        outputs=outputs,
         metrics={f"final_{_slug(k)}": _tail_mean(v) for k, v in curves.items() if v} | {"global_step": float(trainer.state.global_step)},
         curves={_slug(k): v for k, v in curves.items()},
         info={

@@ -23,7 +23,7 @@ from components.artifacts import DataError, read_records, write_json
 from components.config import StageResult
 from components.modeling import load_tokenizer
 from components.scoring import RewardScorer
-from components.trainer_args import TrainerConfig, trl_config
+from components.trainer_args import TrainerConfig, save_trained, trl_config
 
 
 class RewardModelConfig(TrainerConfig):
@@ -82,10 +82,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         args=trl_config(cfg, out / "checkpoints", save_strategy="no", dataset_num_proc=1),
         train_dataset=dataset,
         processing_class=tokenizer,
+        peft_config=cfg.peft_config("SEQ_CLS", modules_to_save=["score"]),  # LoRA: the score head trains in full
     )
     trainer.model.config.pad_token_id = tokenizer.pad_token_id  # where the score is read: last non-pad token
     trainer.train()
-    trainer.save_model(str(out / "model"))
+    outputs = save_trained(trainer, out / "model", tokenizer, generation_defaults=False)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
     accuracy, margin = pairwise_accuracy(RewardScorer(str(out / "model")), held_out)
@@ -100,7 +101,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     write_json(out / "metrics.json", metrics)
     return StageResult(
         stage="reward_model",
-        outputs={"model": str(out / "model")},
+        outputs=outputs,
         metrics=metrics,
         curves={name: [e[name] for e in history if name in e] for name in ("loss", "accuracy", "margin")},
         info={"parent_model": inputs["model"]},

@@ -19,8 +19,8 @@ from pydantic import Field
 
 from components.artifacts import read_records
 from components.config import StageResult
-from components.modeling import load_model, load_tokenizer, set_generation_defaults
-from components.trainer_args import TrainerConfig, last_checkpoint, trl_config
+from components.modeling import load_model, load_tokenizer
+from components.trainer_args import TrainerConfig, last_checkpoint, save_trained, trl_config
 
 
 class SFTConfig(TrainerConfig):
@@ -83,6 +83,7 @@ def build_trainer(cfg: SFTConfig, model_path: str, data_path: str, checkpoint_di
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=callbacks,
+        peft_config=cfg.peft_config(),
     )
     return trainer, tokenizer, mode
 
@@ -103,15 +104,13 @@ def train_sft(
         print(f"[{stage}] resuming from {resume_from}")
     trainer.train(resume_from_checkpoint=resume_from)
 
-    # ---- save: through the trainer, which gathers ZeRO-3 shards and writes on the main process only
-    set_generation_defaults(trainer.model, tokenizer)
-    trainer.save_model(str(out / "model"))
+    outputs = save_trained(trainer, out / "model", tokenizer)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     if trainer.is_world_process_zero():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # finished: the final model supersedes them
     return StageResult(
         stage=stage,
-        outputs={"model": str(out / "model")},
+        outputs=outputs,
         metrics={
             "final_loss": losses[-1] if losses else float("nan"),
             "train_examples": float(len(dataset)),

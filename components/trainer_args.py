@@ -46,6 +46,27 @@ def _adapter(trl_class: str, field: str) -> TypeAdapter | None:
         return None
 
 
+class LoraSettings(StrictModel):
+    """LoRA through peft: only low-rank adapters train; the stage saves the merged model (and the adapter beside it)."""
+
+    r: int = Field(16, ge=1, le=1024, description="adapter rank")
+    lora_alpha: int = Field(32, ge=1, description="scaling numerator (alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = Field("all-linear", description="module names, or all-linear")
+
+    def config(self, task_type: str, modules_to_save: list[str] | None = None):
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=self.target_modules,
+            task_type=task_type,
+            modules_to_save=modules_to_save,
+        )
+
+
 class TrainerConfig(StrictModel):
     """Base of a trainer stage's config: declared fields + any other field of `TRL_CLASS`.
 
@@ -63,6 +84,15 @@ class TrainerConfig(StrictModel):
     bf16: bool = False
     gradient_checkpointing: bool = False
     deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
+    peft: LoraSettings | None = Field(None, description="LoRA adapters instead of full fine-tuning (the saved model is merged)")
+
+    @property
+    def own_fields(self) -> frozenset[str]:
+        return self.OWN_FIELDS | {"peft"}
+
+    def peft_config(self, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None):
+        """The trainer's `peft_config`, or None for full fine-tuning."""
+        return self.peft.config(task_type, modules_to_save) if self.peft else None
 
     @model_validator(mode="after")
     def _extras_are_trl_fields(self) -> TrainerConfig:
@@ -79,13 +109,13 @@ class TrainerConfig(StrictModel):
                 except ValidationError as error:
                     raise _key_error(key, f"{error.errors()[0]['msg']} (got {value!r}; {self.TRL_CLASS} field)") from None
         for key in type(self).model_fields:
-            if key not in fields and key not in self.OWN_FIELDS:
+            if key not in fields and key not in self.own_fields:
                 raise TypeError(f"{type(self).__name__}.{key} is neither a field of {self.TRL_CLASS} nor listed in OWN_FIELDS")
         return self
 
     def trl_kwargs(self) -> dict[str, Any]:
         """Every TRL field this config sets, declared or extra, by TRL's name."""
-        values = self.model_dump(exclude=set(self.OWN_FIELDS))
+        values = self.model_dump(exclude=set(self.own_fields))
         return {key: value for key, value in values.items() if key not in STAGE_OWNED}
 
 
@@ -104,6 +134,30 @@ def trl_config(cfg: TrainerConfig, output_dir: str | Path, defaults: dict[str, A
     module, _, name = cfg.TRL_CLASS.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     return cls(**(defaults or {}) | cfg.trl_kwargs() | stage_set, output_dir=str(output_dir), report_to="none")
+
+
+def save_trained(trainer, model_dir: Path, tokenizer, generation_defaults: bool = True) -> dict[str, str]:
+    """Save what a trainer trained as a standalone HF folder; a LoRA run's adapter lands beside it.
+
+    Full fine-tuning saves through the trainer (which gathers ZeRO-3 shards, on the main process
+    only). A peft model is merged into its base first, so every later stage, the registry and
+    vLLM get a plain model. Returns the outputs: `model`, and `adapter` for LoRA."""
+    from components.modeling import set_generation_defaults
+
+    model = trainer.model
+    if not hasattr(model, "merge_and_unload"):
+        if generation_defaults:
+            set_generation_defaults(model, tokenizer)
+        trainer.save_model(str(model_dir))
+        return {"model": str(model_dir)}
+    adapter_dir = model_dir.parent / "adapter"
+    model.save_pretrained(str(adapter_dir))
+    merged = model.merge_and_unload()
+    if generation_defaults:
+        set_generation_defaults(merged, tokenizer)
+    merged.save_pretrained(str(model_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(model_dir))
+    return {"model": str(model_dir), "adapter": str(adapter_dir)}
 
 
 def last_checkpoint(checkpoint_dir: Path) -> str | None:

@@ -71,3 +71,13 @@ def test_forgetting_from_a_base_evaluation_needs_no_base_model(tmp_path, tiny_sf
     result = evaluate.run(cfg, inputs, str(tmp_path / "out"))
     assert result.metrics["forgetting"] == pytest.approx(1.0 - result.metrics["probe_accuracy"])
     assert not set(RM_METRICS) & set(result.metrics)  # no reward model: absent, not zero
+
+
+@pytest.mark.slow
+def test_without_a_probe_set_forgetting_is_absent_and_says_why(tmp_path, tiny_base_model, tiny_data):
+    cfg = evaluate.Config(**{**tiny_overrides()["evaluate"], "limit": 4})
+    result = evaluate.run(cfg, {"model": tiny_base_model, "eval": tiny_data["eval"]}, str(tmp_path))
+    assert "probe_accuracy" not in result.metrics and "forgetting" not in result.metrics
+    assert result.info["forgetting"].startswith("not measured: no probe set")
+    with_probe = evaluate.run(cfg, {"model": tiny_base_model, "eval": tiny_data["eval"], "probe": tiny_data["probe"]}, str(tmp_path / "p"))
+    assert with_probe.info["forgetting"].startswith("not measured: no base model")

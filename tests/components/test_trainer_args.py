@@ -41,7 +41,7 @@ def test_each_trainer_section_is_its_trl_dataclass(path):
     section = _section(PipelineParams(), path)
     assert TRAINER_SECTIONS[path] == section.TRL_CLASS
     fields = trl_fields(section.TRL_CLASS)
-    declared = set(type(section).model_fields) - section.OWN_FIELDS
+    declared = set(type(section).model_fields) - section.own_fields
     assert declared <= set(fields), f"{'.'.join(path)} renames TRL fields: {sorted(declared - set(fields))}"
 
 
@@ -107,3 +107,45 @@ def test_the_ui_form_keeps_types_bounds_and_descriptions_of_declared_fields():
     grpo = schema["$defs"]["GRPOStageConfig"]["properties"]
     assert grpo["beta"]["type"] == "number" and grpo["beta"]["minimum"] == 0 and grpo["beta"]["description"]
     assert grpo["per_device_train_batch_size"]["minimum"] == 2
+
+
+def test_a_lora_block_is_validated_per_stage():
+    params = validate_config(PipelineParams, {"grpo": {"peft": {"r": 8}}, "alignment": {"dpo": {"peft": {}}}}, "params.yaml")
+    assert params.grpo.peft.r == 8 and params.alignment.dpo.peft.lora_alpha == 32
+    assert "peft" not in params.grpo.trl_kwargs(), "ours, not a TRL field"
+    with pytest.raises(ParamsError, match=r"sft.peft.r: Input should be greater than or equal to 1"):
+        validate_config(PipelineParams, {"sft": {"peft": {"r": 0}}}, "params.yaml")
+
+
+@pytest.mark.slow
+def test_lora_trains_adapters_and_saves_a_merged_standalone_model(tmp_path, tiny_sft_model, tiny_data):
+    import json
+
+    import torch
+
+    from components import alignment, reward_model, sft
+    from components.modeling import load_model
+    from tests.conftest import tiny_overrides
+
+    lora = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+    tuned = sft.run(
+        sft.Config(**{**tiny_overrides()["sft"], "max_steps": 3, "peft": lora}),
+        {"model": tiny_sft_model, "sft": tiny_data["sft"]},
+        str(tmp_path / "sft"),
+    )
+    assert Path(tuned.outputs["adapter"], "adapter_config.json").is_file(), "the adapter is kept beside the model"
+    merged, start = load_model(tuned.outputs["model"]), load_model(tiny_sft_model)
+    assert not any("lora" in name for name, _ in merged.named_parameters()), "a plain model, adapters merged in"
+    changed = [n for (n, p), (_, q) in zip(merged.named_parameters(), start.named_parameters(), strict=True) if not torch.equal(p, q)]
+    assert changed and all("proj" in n for n in changed), "only the adapted linear layers moved"
+    assert "quantization_config" not in json.loads(Path(tuned.outputs["model"], "config.json").read_text())
+
+    dpo = {**tiny_overrides()["alignment"]["dpo"], "max_steps": 2, "peft": lora}
+    aligned = alignment.run(
+        alignment.Config(pairs="dataset", dpo=dpo), {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / "dpo")
+    )
+    assert Path(aligned.outputs["adapter"]).is_dir() and load_model(aligned.outputs["model"]) is not None
+
+    rm_cfg = reward_model.Config(**{**tiny_overrides()["reward_model"], "max_steps": 2, "peft": lora})
+    scorer = reward_model.run(rm_cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / "rm"))
+    assert 0.0 <= scorer.metrics["held_out_pairwise_accuracy"] <= 1.0 and Path(scorer.outputs["adapter"]).is_dir()

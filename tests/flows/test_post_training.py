@@ -51,3 +51,25 @@ def test_pipeline_cli_reports_a_bad_params_file_before_doing_anything(tmp_path, 
     err = capsys.readouterr().err
     assert "base.hidden_size" in err and str(path) in err
     assert not (tmp_path / "data").exists()
+
+
+def test_user_data_without_a_probe_set_is_evaluated_without_one(tmp_path, monkeypatch):
+    """No probe file (common in user data): evaluation runs without it, instead of a KeyError after training."""
+    from components.config import StageResult
+    from flows import post_training
+    from flows.params import PipelineParams
+    from flows.report import RunSummary, StageRow
+
+    seen = {}
+
+    def fake_stage(name, cfg, inputs, params, force, label=None):
+        seen.update(name=name, inputs=inputs)
+        return StageResult(stage=name, outputs={"metrics": str(tmp_path / "m" / "metrics.json")}, metrics={"pass@1": 0.5}), False
+
+    monkeypatch.setattr(post_training, "stage", fake_stage)
+    monkeypatch.setattr(post_training.tracking, "log_stage", lambda *args, **kwargs: None)
+    summary = RunSummary(stages={"sft": StageRow()})
+    datasets = {"eval": str(tmp_path / "eval.jsonl"), "sft": str(tmp_path / "sft.jsonl")}
+    post_training._evaluate(summary, "sft", str(tmp_path / "model"), datasets, PipelineParams(), force=False)
+    assert seen["name"] == "evaluate" and "probe" not in seen["inputs"]
+    assert summary.stages["sft"].metrics["eval.pass@1"] == 0.5
