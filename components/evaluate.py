@@ -50,7 +50,7 @@ from pydantic import Field, model_validator
 
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel
-from components.generation import Backend, chat_prompts, generate, load_for_generation
+from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation
 from components.metrics import scaling_curve, score_problems
 from components.modeling import load_model, load_tokenizer
 
@@ -64,6 +64,7 @@ class EvaluateConfig(StrictModel):
     batch_size: int = Field(64, ge=1, description="sequences per generate call")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
     generation_backend: Backend = Field("auto", description="auto: vLLM when installed with a GPU, else HF generate")
+    generation_dtype: Precision = Field("float32", description="weights for HF generate; auto: bf16 where the hardware has it")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -151,7 +152,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     probes = read_records(inputs["probe"]) if inputs.get("probe") else None
     references = [str(p["answer"]) for p in problems]
 
-    tokenizer, model, backend, why = load_for_generation(inputs["model"], cfg.generation_backend, cfg.seed)
+    tokenizer, model, backend, why = load_for_generation(inputs["model"], cfg.generation_backend, cfg.seed, cfg.generation_dtype)
     print(f"[evaluate] generating with {backend}: {why}")
     greedy, samples = sample_completions(model, tokenizer, chat_prompts(tokenizer, [p["prompt"] for p in problems]), cfg)
     probe_score = probe_accuracy(model, tokenizer, probes, cfg) if probes else None

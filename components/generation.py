@@ -12,6 +12,23 @@ from collections.abc import Sequence
 from typing import Literal
 
 Backend = Literal["auto", "vllm", "hf"]
+Precision = Literal["float32", "bfloat16", "auto"]
+
+
+def generation_dtype(preference: str) -> tuple[str, str]:
+    """('float32' | 'bfloat16', why): bf16 weights where the hardware computes in bf16 natively.
+
+    `auto` takes bf16 on a GPU that supports it, or on a CPU with AMX/AVX512-BF16 (oneDNN's bf16
+    path, ~6x the fp32 matmul rate here); fp32 elsewhere. Asking for bf16 is honoured as asked."""
+    import torch
+
+    if preference != "auto":
+        return preference, f"generation_dtype: {preference} (configured)"
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bfloat16", "auto: the GPU supports bf16"
+    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bfloat16", "auto: the CPU computes bf16 natively (oneDNN)"
+    return "float32", "auto: no native bf16 here"
 
 
 def choose_backend(preference: str) -> tuple[str, str]:
@@ -48,13 +65,15 @@ class VLLMModel:
         return [[completion.text for completion in request.outputs] for request in outputs]
 
 
-def load_for_generation(model_dir: str, preference: str = "auto", seed: int = 0):
-    """(tokenizer, model or VLLMModel, backend, why) for `generate`."""
+def load_for_generation(model_dir: str, preference: str = "auto", seed: int = 0, precision: str = "float32"):
+    """(tokenizer, model or VLLMModel, backend, why) for `generate`; `why` also says the weights' dtype."""
     from components.modeling import load_model, load_tokenizer
 
     backend, why = choose_backend(preference)
-    model = VLLMModel(model_dir, seed=seed) if backend == "vllm" else load_model(model_dir)
-    return load_tokenizer(model_dir), model, backend, why
+    if backend == "vllm":
+        return load_tokenizer(model_dir), VLLMModel(model_dir, seed=seed), backend, why
+    dtype, dtype_why = generation_dtype(precision)
+    return load_tokenizer(model_dir), load_model(model_dir, dtype=dtype), backend, f"{why}; {dtype} weights ({dtype_why})"
 
 
 def chat_prompts(tokenizer, conversations: Sequence[list[dict]]) -> list[str]:

@@ -97,10 +97,36 @@ def load_tokenizer(name_or_path: str):
     return tokenizer
 
 
+def available_cores() -> int:
+    """The cores this process may really use: its CPU affinity, capped by a cgroup CPU quota (a pod's limit)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def configure_threads() -> int:
+    """torch's intra-op threads from the cores the process has (OMP_NUM_THREADS, when set, wins).
+
+    torch otherwise counts the host's cores: in a pod limited to 2 of 64, or beside another job,
+    oversubscribed threads ran 10x slower than one."""
+    import torch
+
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(available_cores())
+    return torch.get_num_threads()
+
+
 def load_model(name_or_path: str, dtype: str = "float32"):
     """Load a causal LM by local path or hub id (offline unless HF_HUB_OFFLINE=0)."""
     import torch
     from transformers import AutoModelForCausalLM
+
+    configure_threads()
 
     try:
         return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype))

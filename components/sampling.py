@@ -14,7 +14,7 @@ from pydantic import Field
 
 from components.answers import extract_answer, is_correct
 from components.config import StrictModel
-from components.generation import Backend, chat_prompts, generate, load_for_generation
+from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation
 from components.rewards import follows_format
 
 
@@ -31,6 +31,7 @@ class SamplingConfig(StrictModel):
     include_sft_data: bool = Field(True, description="append the original SFT data to the new dataset")
     limit: int | None = Field(None, ge=1, description="sample from the first N prompts only")
     generation_backend: Backend = Field("auto", description="auto: vLLM when installed with a GPU, else HF generate")
+    generation_dtype: Precision = Field("float32", description="weights for HF generate; auto: bf16 where the hardware has it")
     seed: int = 0
 
 
@@ -80,7 +81,7 @@ def rank(candidates: list[Candidates], keep_per_prompt: int, scorer=None) -> lis
 
 def sample_verified(model_dir: str, problems: list[dict], cfg: SamplingConfig, scorer=None) -> tuple[list[Candidates], dict, str]:
     """Sample, verify, de-duplicate and rank; returns the candidates, acceptance statistics, engine used."""
-    tokenizer, model, backend, why = load_for_generation(model_dir, cfg.generation_backend, cfg.seed)
+    tokenizer, model, backend, why = load_for_generation(model_dir, cfg.generation_backend, cfg.seed, cfg.generation_dtype)
     print(f"[sampling] generating with {backend}: {why}")
     prompts = chat_prompts(tokenizer, [p["prompt"] for p in problems])
     samples = generate(

@@ -62,3 +62,30 @@ def test_with_vllm_and_a_gpu_generation_goes_through_vllm(monkeypatch, tiny_base
     assert calls[0] == ("init", tiny_base_model, 3)
     assert calls[1][2] == {"n": 2, "temperature": 0.6, "top_p": 0.9, "max_tokens": 7, "seed": 3}
     assert calls[2][2]["temperature"] == 0.0 and calls[2][2]["top_p"] == 1.0
+
+
+def test_generation_precision_is_detected_said_and_switchable(monkeypatch):
+    assert generation.generation_dtype("float32") == ("float32", "generation_dtype: float32 (configured)")
+    assert generation.generation_dtype("bfloat16")[0] == "bfloat16"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("torch.ops.mkldnn._is_mkldnn_bf16_supported", lambda: False)
+    assert generation.generation_dtype("auto") == ("float32", "auto: no native bf16 here")
+    monkeypatch.setattr("torch.ops.mkldnn._is_mkldnn_bf16_supported", lambda: True)
+    assert generation.generation_dtype("auto") == ("bfloat16", "auto: the CPU computes bf16 natively (oneDNN)")
+
+
+def test_torch_threads_follow_the_cores_the_process_has(monkeypatch):
+    import torch
+
+    from components import modeling
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(modeling, "available_cores", lambda: 1)
+    try:
+        assert modeling.configure_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        assert modeling.configure_threads() == 2, "an explicit OMP_NUM_THREADS wins"
+    finally:
+        torch.set_num_threads(before)
