@@ -26,8 +26,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from components import user_data
 from components.answers import format_solution
-from components.artifacts import DataError, digest_path, read_records, write_records
+from components.artifacts import DataError, digest_path, write_records
 from components.config import StageResult, StrictModel, load_section
 
 DATASET_KINDS = ("pretrain", "sft", "prefs", "rl", "eval", "probe")
@@ -53,9 +54,11 @@ class DataConfig(StrictModel):
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
     max_steps: int = Field(3, ge=1, le=6, description="operations per word problem, at most")
     max_operand: int = Field(99, ge=9, le=999, description="largest number in a problem")
-    files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"], str] = Field(
-        default_factory=dict, description="kind -> path of your JSONL/parquet file (source: files)"
+    files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"], str | user_data.FileSpec] = Field(
+        default_factory=dict,
+        description="kind -> your file: a path (TRL's formats), or {path, format, column names} (components/user_data.py)",
     )
+    system_prompt: str | None = Field(None, description="source files: a system turn put before every prompt")
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -190,35 +193,9 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
 # ---------------------------------------------------------------- user files
 
 
-def _as_messages(value, role: str):
-    return [{"role": role, "content": value}] if isinstance(value, str) else value
-
-
-def normalize_user_records(kind: str, records: list[dict]) -> list[dict]:
-    """Accept plain-string prompts/completions too; store the conversational form."""
-    out = []
-    for record in records:
-        record = dict(record)
-        if kind in ("rl", "eval", "prefs") and "prompt" in record:
-            record["prompt"] = _as_messages(record["prompt"], "user")
-        if kind == "prefs":
-            for key in ("chosen", "rejected"):
-                if key in record:
-                    record[key] = _as_messages(record[key], "assistant")
-        if "answer" in record and not isinstance(record["answer"], str):
-            record["answer"] = str(record["answer"])
-        out.append(record)
-    return out
-
-
 def load_user_files(cfg: Config) -> dict[str, list[dict]]:
-    datasets = {}
-    for kind, path in cfg.files.items():
-        records = read_records(path)
-        if not records:
-            raise DataError(f"{path}: the {kind} file is empty")
-        datasets[kind] = normalize_user_records(kind, records)
-    return datasets
+    """Every file of `files`, read with its column mapping (components.user_data)."""
+    return {kind: user_data.load(kind, spec, cfg.system_prompt) for kind, spec in cfg.files.items()}
 
 
 # ---------------------------------------------------------------- stage entry points
