@@ -50,7 +50,7 @@ from pydantic import Field, model_validator
 
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel
-from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation
+from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation, sample
 from components.metrics import scaling_curve, score_problems
 from components.modeling import load_model, load_tokenizer
 
@@ -91,19 +91,7 @@ def probe_accuracy(model, tokenizer, probes: list[dict], cfg: Config) -> float:
 def sample_completions(model, tokenizer, prompts: list[str], cfg: Config) -> tuple[list[str], list[list[str]]]:
     """The greedy completion and cfg.num_samples sampled ones per prompt: the only generation passes."""
     greedy = [o[0] for o in generate(model, tokenizer, prompts, cfg.max_new_tokens, batch_size=cfg.batch_size, desc="greedy")]
-    samples = generate(
-        model,
-        tokenizer,
-        prompts,
-        cfg.max_new_tokens,
-        num_samples=cfg.num_samples,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        desc=f"sampling n={cfg.num_samples}",
-    )
-    return greedy, samples
+    return greedy, sample(model, tokenizer, prompts, cfg, desc="sampling")
 
 
 def reward_samples(reward_model_dir: str, problems: list[dict], samples: list[list[str]], batch_size: int) -> list[list[float]]:

@@ -81,6 +81,22 @@ def chat_prompts(tokenizer, conversations: Sequence[list[dict]]) -> list[str]:
     return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
 
 
+def sample(model, tokenizer, prompts: Sequence[str], cfg, desc: str) -> list[list[str]]:
+    """`cfg.num_samples` samples per prompt with a stage's sampling knobs (max_new_tokens, temperature, top_p, batch_size, seed)."""
+    return generate(
+        model,
+        tokenizer,
+        prompts,
+        cfg.max_new_tokens,
+        num_samples=cfg.num_samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        desc=f"{desc} n={cfg.num_samples}",
+    )
+
+
 def generate(
     model,
     tokenizer,

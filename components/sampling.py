@@ -14,7 +14,7 @@ from pydantic import Field
 
 from components.answers import extract_answer, is_correct
 from components.config import StrictModel
-from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation
+from components.generation import Backend, Precision, chat_prompts, load_for_generation, sample
 from components.rewards import follows_format
 
 
@@ -84,18 +84,7 @@ def sample_verified(model_dir: str, problems: list[dict], cfg: SamplingConfig, s
     tokenizer, model, backend, why = load_for_generation(model_dir, cfg.generation_backend, cfg.seed, cfg.generation_dtype)
     print(f"[sampling] generating with {backend}: {why}")
     prompts = chat_prompts(tokenizer, [p["prompt"] for p in problems])
-    samples = generate(
-        model,
-        tokenizer,
-        prompts,
-        cfg.max_new_tokens,
-        num_samples=cfg.num_samples,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        desc=f"rejection sampling n={cfg.num_samples}",
-    )
+    samples = sample(model, tokenizer, prompts, cfg, desc="rejection sampling")
     candidates = [select(p["prompt"], str(p["answer"]), s, cfg.require_format) for p, s in zip(problems, samples, strict=True)]
     n_unique = sum(len(c.kept) for c in candidates)
     scores = rank(candidates, cfg.keep_per_prompt, scorer)
