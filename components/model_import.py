@@ -101,7 +101,13 @@ def import_model(source: str, models_dir: str | Path = "models", name: str | Non
         write_json(scratch / IMPORT_RECORD, record)  # last: a folder with it is complete
         for path in [scratch, *scratch.iterdir()]:
             path.chmod(0o755 if path.is_dir() else 0o644)  # mkdtemp's 0700: others may read the import
-        os.replace(scratch, out)
+        try:
+            os.replace(scratch, out)
+        except OSError:
+            if not (out / IMPORT_RECORD).is_file():
+                raise
+            # another import of the same source finished first: its folder is this one, byte for byte
+
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _link_alias(out, slug)

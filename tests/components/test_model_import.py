@@ -167,3 +167,32 @@ def test_smollm2_by_hub_id_loads_from_a_prefilled_cache(smollm2, tmp_path, monke
     result = base.run(base.Config(source="pretrained", model_name_or_path="HuggingFaceTB/SmolLM2-135M-Instruct"), {}, str(tmp_path / "b"))
     assert Path(result.outputs["model"]) == snapshot and result.metrics["parameters"] == 134_515_008
     assert result.info["base_model"] == f"HuggingFaceTB/SmolLM2-135M-Instruct@{snapshot.name}"
+
+
+def test_two_imports_of_one_source_at_once_leave_one_complete_folder(tmp_path, monkeypatch):
+    """The second to finish finds the first's folder in place (same digest, same content) and uses it."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "config.json").write_text("{}")
+
+    class Tiny:
+        dtype = None
+
+        def parameters(self):
+            return []
+
+    def save(model, tokenizer, out):
+        (out / "model.safetensors").write_text("weights")
+        winner = (
+            tmp_path / "models" / next(p.name for p in (tmp_path / "models").iterdir() if p.name.startswith(".src"))[1:].rsplit(".", 1)[0]
+        )
+        if not winner.exists():  # the other import lands first, while this one is still writing
+            winner.mkdir()
+            (winner / "model.safetensors").write_text("weights")
+            (winner / model_import.IMPORT_RECORD).write_text("{}")
+
+    monkeypatch.setattr(model_import, "_load", lambda src, gguf: (Tiny(), None))
+    monkeypatch.setattr(model_import, "_save_plain", save)
+    monkeypatch.setattr(model_import, "_license", lambda src, gguf: "test")
+    out = import_model(str(tmp_path / "src"), tmp_path / "models")
+    assert (out / model_import.IMPORT_RECORD).is_file()
+    assert [p.name for p in (tmp_path / "models").iterdir() if p.name.startswith(".")] == [], "no scratch left behind"
