@@ -80,6 +80,9 @@ class ExecutionConfig(StrictModel):
         "(credentials and endpoint from AWS_* variables); unset: a volume both Jobs mount at the same path",
     )
 
+    stage_timeout_seconds: int = Field(
+        43200, ge=60, description="how long the orchestrator waits for a dispatched stage's flow run before failing the stage"
+    )
     checkpoint_sync_seconds: int = Field(
         300, ge=10, description="with exchange_uri: how often a dispatched stage mirrors its newest checkpoint to the store"
     )

@@ -124,8 +124,10 @@ class Dispatch:
     digests: dict[str, str] | None = None  # of the inputs: their content address in the exchange
     remote_out: str | None = None
     checkpoint_sync_seconds: float = 300
+    timeout: float | None = None  # execution.stage_timeout_seconds: a hung Job fails the stage, not the whole night
 
     def run(self, request: StageRequest, timeout: float | None = None) -> StageResult:
+        timeout = timeout if timeout is not None else self.timeout
         if self.exchange is not None:
             published = self.exchange.publish_inputs(request.inputs, self.digests)
             refs = ExchangeRefs(
@@ -146,6 +148,11 @@ def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None
         job_variables=resources.job_variables() if resources else None,
         timeout=timeout,
     )
+    if child.state and not child.state.is_final():
+        raise StageDispatchFailed(
+            f"{request.module}: flow run {child.name} of {deployment} still {child.state.name} after {timeout:.0f} s "
+            "(execution.stage_timeout_seconds): the stage is failed here; cancel or inspect that run in the Prefect UI"
+        )
     if not child.state or not child.state.is_completed():
         raise StageDispatchFailed(
             f"{request.module}: flow run {child.name} of {deployment} ended {child.state.name if child.state else 'unknown'}"
@@ -195,9 +202,10 @@ def dispatch_for(name: str, execution, digests: dict[str, str], relative_out: st
     if deployment is None:
         return None
     if execution.exchange_uri is None:
-        return Dispatch(deployment)
+        return Dispatch(deployment, timeout=execution.stage_timeout_seconds)
     exchange = ArtifactExchange(execution.exchange_uri)
-    return Dispatch(deployment, exchange, digests, exchange.output_uri(relative_out), execution.checkpoint_sync_seconds)
+    remote_out = exchange.output_uri(relative_out)
+    return Dispatch(deployment, exchange, digests, remote_out, execution.checkpoint_sync_seconds, execution.stage_timeout_seconds)
 
 
 def outputs_present(out_dir: str, dispatch: Dispatch | None) -> bool:

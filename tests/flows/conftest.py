@@ -42,7 +42,7 @@ def child_runs(monkeypatch, tmp_path):
         request = StageRequest.model_validate(json.loads(json.dumps(parameters["request"])))  # as the API carries it
         requests.append(request)
         run_stage_flow.fn(request)
-        return SimpleNamespace(name="child", state=SimpleNamespace(is_completed=lambda: True, name="Completed"))
+        return SimpleNamespace(name="child", state=SimpleNamespace(is_final=lambda: True, is_completed=lambda: True, name="Completed"))
 
     monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
     return SimpleNamespace(requests=requests, scratch=scratch)

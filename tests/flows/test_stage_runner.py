@@ -65,3 +65,26 @@ def test_a_chain_of_stages_passes_models_through_the_store(store, child_runs, ti
     assert 0.0 <= scored.metrics["pass@1"] <= 1.0 and scored.metrics["n_problems"] == 4 and Path(scored.outputs["predictions"]).is_file()
     sent = child_runs.requests[-1].exchange.inputs
     assert sent["model"] == f"{store.output_uri('sft/' + 'b' * 16)}/model", "referenced where SFT published it"
+
+
+def test_a_dispatched_stage_that_outlives_its_timeout_fails_naming_the_knob(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from flows.params import ExecutionConfig
+    from flows.stage_runner import StageDispatchFailed, StageRequest, dispatch_for
+
+    waited = {}
+
+    def run_deployment(name, parameters, job_variables=None, timeout=None):
+        waited["timeout"] = timeout
+        return SimpleNamespace(name="slow-child", state=SimpleNamespace(is_final=lambda: False, is_completed=lambda: False, name="Running"))
+
+    monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
+    execution = ExecutionConfig(mode="deployments", stage_timeout_seconds=120)
+    dispatch = dispatch_for("sft", execution, {}, "sft/0000")
+    request = StageRequest(module="sft", config={}, inputs={}, out_dir=str(tmp_path), key="0" * 64)
+    with pytest.raises(
+        StageDispatchFailed, match=r"sft: flow run slow-child .* still Running after 120 s \(execution.stage_timeout_seconds\)"
+    ):
+        dispatch.run(request)
+    assert waited["timeout"] == 120, "run_deployment waits a bounded time"
