@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = stages.by_command(argv[0])
     if stage is None:
         print(
-            f"posttrain: unknown command {argv[0]!r} (known: stages, {', '.join(s.command for s in stages.STAGES.values())})",
+            f"posttrain: unknown command {argv[0]!r} (known: stages, import-model, {', '.join(s.command for s in stages.STAGES.values())})",
             file=sys.stderr,
         )
         return 2

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from components.artifacts import digest_path, write_json
@@ -50,11 +50,11 @@ class ResolvedModel:
         return {"base_model": self.reference, "base_model_digest": str(self.digest)}
 
 
-def resolve_model(name_or_path: str, digest: bool = True) -> ResolvedModel:
+def resolve_model(name_or_path: str) -> ResolvedModel:
     """A local path, or a hub id looked up in the Hugging Face cache (never downloaded)."""
     path = Path(name_or_path)
     if path.exists():
-        return ResolvedModel(str(path), name_or_path, "local", digest=digest_path(path) if digest else None)
+        return ResolvedModel(str(path), name_or_path, "local", digest=digest_path(path))
     if not HUB_ID.match(name_or_path):
         raise ModelImportError(f"model {name_or_path!r}: no such file or folder, and not a hub id (org/name)")
     from huggingface_hub import snapshot_download
@@ -206,7 +206,3 @@ def record(model_dir: str | Path) -> dict | None:
     """The import record of an imported model folder, if it is one."""
     path = Path(model_dir) / IMPORT_RECORD
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def as_dict(resolved: ResolvedModel) -> dict:
-    return asdict(resolved)

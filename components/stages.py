@@ -72,19 +72,10 @@ class Stage:
         """Refuse inputs the stage does not take, or a required one missing, before any work."""
         unknown = sorted(set(inputs) - set(self.consumes))
         missing = sorted(name for name, spec in self.consumes.items() if spec.required and name not in inputs)
-        if unknown or missing:
-            raise StageInputError(
-                f"stage {self.name}: "
-                + "; ".join(
-                    part
-                    for part in (
-                        f"unknown input(s) {unknown}" if unknown else "",
-                        f"missing input(s) {missing}" if missing else "",
-                    )
-                    if part
-                )
-                + f" (it consumes: {', '.join(self.consumes) or 'nothing'})"
-            )
+        problems = [f"unknown input(s) {unknown}"] * bool(unknown) + [f"missing input(s) {missing}"] * bool(missing)
+        if problems:
+            consumed = ", ".join(self.consumes) or "nothing"
+            raise StageInputError(f"stage {self.name}: {'; '.join(problems)} (it consumes: {consumed})")
 
 
 class StageInputError(ValueError):
