@@ -11,6 +11,11 @@ A solution is a reasoning block followed by one boxed final answer:
 `extract_answer` is strict: exactly the last `\\boxed{...}` after the reasoning block counts.
 The box's braces are matched, so LaTeX answers such as `\\boxed{\\frac{1}{2}}` come out whole;
 a last box that never closes (a truncated response) gives no answer.
+`extract_free_answer` is the lenient reading for models that were never taught the format (a
+shipped instruct model writes "so she has 16 apples left."): the strict answer when there is
+one, else what math-verify reads from the free text (its last answer-like expression). It is
+reported beside strict accuracy, so a gain from learning the format and a gain in solving
+problems can be told apart.
 `is_correct` compares with math-verify, which also accepts equivalent forms (e.g. `31.0`,
 `\\frac{1}{2}` for `1/2`).
 """
@@ -63,6 +68,22 @@ def extract_answer(text: str) -> str | None:
     found = find_boxed(tail)
     answer = found[-1].strip() if found and found[-1] is not None else None
     return answer or None
+
+
+def extract_free_answer(text: str) -> str | None:
+    """The strict answer, else the answer math-verify finds in free text, or None."""
+    strict = extract_answer(text)
+    if strict is not None:
+        return strict
+    from math_verify import parse
+
+    try:
+        parsed = parse(text.split(THINK_CLOSE, 1)[-1])
+    except Exception:  # math-verify raises on text it cannot read: no answer
+        return None
+    if len(parsed) < 2:  # parse gives [sympy value, matched text], or [] when nothing is found
+        return None
+    return str(parsed[1]).strip() or None
 
 
 def is_correct(prediction: str | None, reference: str) -> bool:

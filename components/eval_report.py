@@ -24,6 +24,7 @@ from components.plots import pyplot
 # What each metric means, in a phrase; `@k` names are matched by their prefix.
 METRIC_HELP = {
     "pass@1": "greedy decoding, one answer per problem",
+    "free_text_pass@1": "greedy answers read from free text when not boxed (format aside)",
     "sample_accuracy": "mean correctness of single samples",
     "pass@": "unbiased pass@k: at least one of k samples right",
     "maj@": "self-consistency: the majority answer of k samples is right",

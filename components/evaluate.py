@@ -4,6 +4,8 @@ One greedy and n sampled completions per problem (batched), plus the probe set. 
 checked with the strict extractor + math-verify. Metrics (shares in [0, 1] unless said):
 
 - pass@1: greedy decoding, one answer per problem (the promotion gate's headline);
+- free_text_pass@1: the same greedy answers read leniently (`answers.extract_free_answer`): a
+  model that solves the problem but never boxes its answer counts here, not in pass@1;
 - sample_accuracy: mean correctness of single samples (pass@1 under sampling);
 - pass@k (k > 1): unbiased estimator (Chen et al. 2021) from the n samples;
 - maj@k: self-consistency, the most frequent extracted answer among the first k samples;

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from math import comb
 
-from components.answers import extract_answer, is_correct
+from components.answers import extract_answer, extract_free_answer, is_correct
 from components.rewards import sigmoid  # the reward_model reward's squashing, so the gap reads on its scale
 
 ECE_BINS = 10
@@ -133,6 +133,7 @@ def problem_row(response: str, sampled: list[str], reference: str, rewards: list
         "greedy": response,
         "greedy_answer": answer,
         "greedy_correct": is_correct(answer, reference),
+        "greedy_free_text_correct": is_correct(extract_free_answer(response), reference),
         "sample_answers": sample_answers,
         "sample_correct": [is_correct(a, reference) for a in sample_answers],
     }
@@ -151,6 +152,7 @@ def score_problems(
     totals: Counter = Counter()
     for row in rows:
         totals["pass@1"] += row["greedy_correct"]
+        totals["free_text_pass@1"] += row["greedy_free_text_correct"]
         totals["format_rate"] += row["greedy_answer"] is not None
         totals["sample_accuracy"] += sum(row["sample_correct"]) / len(row["sample_correct"])
         for k in ks:

@@ -34,18 +34,23 @@ class RunSummary(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-COLUMNS = (
-    ("stage", "stage"),
-    ("eval.pass@1", "pass@1"),
-    ("eval.maj@8", "maj@8"),
-    ("eval.pass@8", "pass@8"),
-    ("eval.bon@8", "bon@8"),
-    ("eval.probe_accuracy", "probe"),
-    ("eval.mean_length", "length"),
-    ("eval.mean_reward", "reward"),
-    ("wall_seconds", "seconds"),
-    ("cached", "cached"),
-)
+def columns(stages: dict) -> list[tuple[str, str]]:
+    """The summary table's columns: the test-time metrics at the largest k the evaluation ran."""
+    ks = [int(name[4:]) for row in stages.values() for name in row.get("metrics", {}) if name.startswith("maj@")]
+    k = max(ks, default=8)
+    return [
+        ("stage", "stage"),
+        ("eval.pass@1", "pass@1"),
+        ("eval.free_text_pass@1", "free-text"),
+        (f"eval.maj@{k}", f"maj@{k}"),
+        (f"eval.pass@{k}", f"pass@{k}"),
+        (f"eval.bon@{k}", f"bon@{k}"),
+        ("eval.probe_accuracy", "probe"),
+        ("eval.mean_length", "length"),
+        ("eval.mean_reward", "reward"),
+        ("wall_seconds", "seconds"),
+        ("cached", "cached"),
+    ]
 
 
 def _cell(value) -> str:
@@ -57,11 +62,11 @@ def _cell(value) -> str:
 
 
 def format_summary(summary: dict) -> str:
-    rows = []
+    rows, table = [], columns(summary.get("stages", {}))
     for stage, row in summary.get("stages", {}).items():
         values = {"stage": stage, "wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), **row.get("metrics", {})}
-        rows.append([_cell(values.get(key)) for key, _ in COLUMNS])
-    headers = [title for _, title in COLUMNS]
+        rows.append([_cell(values.get(key)) for key, _ in table])
+    headers = [title for _, title in table]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.answers import extract_answer, format_solution, is_correct, score
+from components.answers import extract_answer, extract_free_answer, format_solution, is_correct, score
 
 
 def test_extracts_the_boxed_answer_after_the_reasoning():
@@ -95,3 +95,17 @@ def test_extraction_returns_any_balanced_answer_verbatim(answer, noise):
     # Text before the reasoning block's end may hold anything, braces included.
     text = f"<think>\n{noise}\n</think>\nThe answer is \\boxed{{{answer}}}."
     assert extract_answer(text) == answer
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Tom had 23 apples and ate 7, so he has 16 apples left.", "16"),  # a shipped instruct model's style
+        ("First 3+4=7. Then 7*2=14. The answer is 14.", "14"),
+        ("<think>\n2+2=4\n</think>\nThe answer is \\boxed{4}.", "4"),  # the strict answer wins when there is one
+        ("I cannot tell.", None),
+    ],
+)
+def test_free_text_answers_are_read_the_way_real_models_write_them(text, expected):
+    assert extract_free_answer(text) == expected
+    assert extract_answer(text) == (expected if "boxed" in text else None)  # the strict reading is unchanged

@@ -42,10 +42,11 @@ def test_majority_vote_ignores_missing_answers_and_breaks_ties_by_first_seen():
 
 def test_scores_on_hand_built_samples():
     box = "<think>\nx\n</think>\nThe answer is \\boxed{{{}}}."
-    greedy = [box.format(7), "no answer"]
+    greedy = [box.format(7), "so the answer is 3 apples"]
     samples = [[box.format(7), box.format(1), box.format(7), box.format(2)], [box.format(9), box.format(9), box.format(3), "x"]]
     metrics, rows = score_problems(greedy, samples, ["7", "3"], ks=[1, 2, 4])
-    assert metrics["pass@1"] == 0.5  # greedy: right, then no answer
+    assert metrics["pass@1"] == 0.5  # greedy: right, then no boxed answer
+    assert metrics["free_text_pass@1"] == 1.0  # ... which the lenient reading finds
     assert metrics["format_rate"] == 0.5
     assert metrics["maj@4"] == 0.5  # 7 wins in the first, 9 (wrong) in the second
     assert metrics["pass@4"] == 1.0
