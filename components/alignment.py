@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from components.artifacts import DataError, read_records
 from components.config import StageResult, StrictModel
 from components.modeling import load_model, load_tokenizer
-from components.trainer_args import TrainerConfig, save_trained, trl_config
+from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "sft")
 
@@ -78,12 +78,12 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
     trainer = DPOTrainer(
         model=load_model(inputs["model"]),  # ref_model=None: TRL loads the reference from the same path
-        args=trl_config(cfg, out / "checkpoints", save_strategy="no", dataset_num_proc=1),
+        args=trl_config(cfg, out / "checkpoints", dataset_num_proc=1),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=cfg.peft_config(),  # with LoRA the reference is the adapter-disabled model, not a second copy
     )
-    trainer.train()
+    resumed_from = train_resumably(trainer, cfg, out / "checkpoints", "alignment")
     outputs = save_trained(trainer, out / "model", tokenizer)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     history = [e for e in trainer.state.log_history if "rewards/margins" in e]
@@ -96,7 +96,7 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
         outputs=outputs,
         metrics={f"final_{k}": v[-1] for k, v in curves.items() if v} | {"pairs": float(len(pairs))},
         curves=curves,
-        info={"method": "dpo", "pairs_file": inputs["prefs"], "parent_model": inputs["model"]},
+        info={"method": "dpo", "pairs_file": inputs["prefs"], "parent_model": inputs["model"], "resumed_from": resumed_from},
         wall_seconds=time.perf_counter() - start,
     )
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from components import stages
 from components.artifacts import DataError
 from components.config import ParamsError, read_params, validate_config
+from components.trainer_args import StorageFull
 
 
 def stage_parser(stage: stages.Stage) -> argparse.ArgumentParser:
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if own_main is not None:
             return own_main(argv[1:]) or 0
         return run_stage_command(stage, argv[1:])
-    except (ParamsError, DataError, stages.StageInputError) as error:
+    except (ParamsError, DataError, stages.StageInputError, StorageFull) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ models R1 distils into. Two students are trained from that same start with the s
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,7 @@ from components.config import StageResult, StrictModel
 from components.modeling import load_model, load_tokenizer, save_pretrained
 from components.sampling import SamplingConfig, sample_verified, to_sft_records
 from components.supervised import SFTConfig, train_sft
-from components.trainer_args import TrainerConfig, save_trained, trl_config
+from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
 class StudentTooLarge(ValueError):
@@ -108,7 +109,14 @@ def build_student(base_dir: str, n_layers: int, out_dir: Path) -> str:
 
 
 def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], sft_file: str, out: Path) -> tuple[str, dict]:
-    """The teacher's verified answers on the prompts of `prompt_files` (the first `limit`), as SFT messages."""
+    """The teacher's verified answers on the prompts of `prompt_files` (the first `limit`), as SFT messages.
+
+    The output folder is the stage run's own (keyed by config and inputs), so answers left there
+    by a run that was killed later on are this run's answers: they are reused, not drawn again."""
+    done = out / "teacher_stats.json"  # written after the answers: its presence means they are complete
+    if done.is_file():
+        print(f"[distill] reusing the teacher's answers of an interrupted run: {out / 'teacher_sft.jsonl'}")
+        return str(out / "teacher_sft.jsonl"), json.loads(done.read_text())
     problems = []
     for path in prompt_files:
         for record in read_records(path):
@@ -122,7 +130,9 @@ def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], sft_file
     if not records:
         raise DataError(f"the teacher {teacher} produced no verified-correct answer on {len(problems)} prompts: nothing to distil")
     path = write_records(out / "teacher_sft.jsonl", records)
-    return str(path), {f"teacher_{k}": v for k, v in stats.items()}
+    stats = {f"teacher_{k}": v for k, v in stats.items()}
+    write_json(done, stats)
+    return str(path), stats
 
 
 def _reference(solution: str) -> str:
@@ -140,14 +150,16 @@ def run_on_policy(cfg: Config, student: str, teacher: str, data: str, out: Path)
     trainer = DistillationTrainer(
         model=load_model(student),
         teacher_model=load_model(teacher),
-        args=trl_config(cfg.on_policy, out / "checkpoints", save_strategy="no"),
+        args=trl_config(cfg.on_policy, out / "checkpoints"),
         train_dataset=Dataset.from_list(prompts),
         processing_class=tokenizer,
         peft_config=cfg.on_policy.peft_config(),
     )
-    trainer.train()
+    train_resumably(trainer, cfg.on_policy, out / "checkpoints", "distill")
     tokenizer.padding_side = "right"
-    return save_trained(trainer, out / "model", tokenizer)["model"]
+    model = save_trained(trainer, out / "model", tokenizer)["model"]
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the saved student supersedes them
+    return model
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:

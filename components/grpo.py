@@ -28,14 +28,14 @@ from components.artifacts import read_records
 from components.config import StageResult
 from components.generation import choose_backend
 from components.modeling import load_model, load_tokenizer
-from components.trainer_args import TrainerConfig, last_checkpoint, save_trained, trl_config
+from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
 class GRPOStageConfig(TrainerConfig):
     """`trl.GRPOConfig`: any of its fields may be set here; the reward plan and the backend are ours."""
 
     TRL_CLASS = "trl.GRPOConfig"
-    OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend", "resume"})
+    OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend"})
 
     max_steps: int = Field(100, ge=1, description="optimizer steps")
     per_device_train_batch_size: int = Field(128, ge=2, description="completions per step (prompts x num_generations)")
@@ -57,8 +57,6 @@ class GRPOStageConfig(TrainerConfig):
     generation_backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM when installed with a GPU")
     vllm_mode: Literal["colocate", "server"] = Field("colocate", description="TRL's vLLM mode")
     logging_steps: int = Field(5, ge=1)
-    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
-    resume: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> GRPOStageConfig:
@@ -79,7 +77,7 @@ Config = GRPOStageConfig  # the stage contract's name for it
 
 def training_args(cfg: Config, checkpoint_dir: Path, backend: str, weights: list[float]):
     stage_set = {"reward_weights": weights, "use_vllm": backend == "vllm"}
-    return trl_config(cfg, checkpoint_dir, defaults={"save_strategy": "steps", "save_total_limit": 2}, **stage_set)
+    return trl_config(cfg, checkpoint_dir, **stage_set)
 
 
 def reward_plan(cfg: Config) -> tuple[list[str], list[float]]:
@@ -133,8 +131,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
         callbacks=callbacks,
         peft_config=cfg.peft_config(),
     )
-    resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
-    trainer.train(resume_from_checkpoint=resume_from)
+    resume_from = train_resumably(trainer, cfg, checkpoint_dir, "grpo")
 
     outputs = save_trained(trainer, out / "model", tokenizer)
     if trainer.is_world_process_zero():

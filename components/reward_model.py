@@ -23,7 +23,7 @@ from components.artifacts import DataError, read_records, write_json
 from components.config import StageResult
 from components.modeling import load_tokenizer
 from components.scoring import RewardScorer
-from components.trainer_args import TrainerConfig, save_trained, trl_config
+from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
 class RewardModelConfig(TrainerConfig):
@@ -79,13 +79,13 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in train])
     trainer = RewardTrainer(
         model=inputs["model"],  # a path: TRL builds the sequence-classification head on it
-        args=trl_config(cfg, out / "checkpoints", save_strategy="no", dataset_num_proc=1),
+        args=trl_config(cfg, out / "checkpoints", dataset_num_proc=1),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=cfg.peft_config("SEQ_CLS", modules_to_save=["score"]),  # LoRA: the score head trains in full
     )
     trainer.model.config.pad_token_id = tokenizer.pad_token_id  # where the score is read: last non-pad token
-    trainer.train()
+    resumed_from = train_resumably(trainer, cfg, out / "checkpoints", "reward_model")
     outputs = save_trained(trainer, out / "model", tokenizer, generation_defaults=False)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
@@ -104,6 +104,6 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         outputs=outputs,
         metrics=metrics,
         curves={name: [e[name] for e in history if name in e] for name in ("loss", "accuracy", "margin")},
-        info={"parent_model": inputs["model"]},
+        info={"parent_model": inputs["model"], "resumed_from": resumed_from},
         wall_seconds=time.perf_counter() - start,
     )

@@ -20,14 +20,13 @@ from pydantic import Field
 from components.artifacts import read_records
 from components.config import StageResult
 from components.modeling import load_model, load_tokenizer
-from components.trainer_args import TrainerConfig, last_checkpoint, save_trained, trl_config
+from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
 class SFTConfig(TrainerConfig):
-    """`trl.SFTConfig`: any of its fields may be set here; `resume` is ours."""
+    """`trl.SFTConfig`: any of its fields may be set here."""
 
     TRL_CLASS = "trl.SFTConfig"
-    OWN_FIELDS = frozenset({"resume"})
 
     max_steps: int = Field(300, ge=1, description="optimizer steps")
     per_device_train_batch_size: int = Field(32, ge=1, description="examples per step and device")
@@ -36,17 +35,13 @@ class SFTConfig(TrainerConfig):
     warmup_steps: int = Field(25, ge=0)
     lr_scheduler_type: str = Field("cosine", description="any transformers scheduler name")
     max_length: int = Field(256, ge=16, description="tokens per example; longer ones are truncated")
-    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
     logging_steps: int = Field(10, ge=1)
-    resume: bool = Field(True, description="continue from the last checkpoint in the output directory")
 
 
 # The stage's choices where TRL's defaults are GPU defaults; params.yaml may override each.
 SFT_DEFAULTS = {
     "assistant_only_loss": True,
     "packing": False,  # padding-free packing is ~5x slower on CPU; examples are short anyway
-    "save_strategy": "steps",
-    "save_total_limit": 2,
     "dataset_num_proc": 1,
 }
 
@@ -99,10 +94,7 @@ def train_sft(
     dataset = trainer.train_dataset
 
     # ---- train (resume is the default path)
-    resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
-    if resume_from:
-        print(f"[{stage}] resuming from {resume_from}")
-    trainer.train(resume_from_checkpoint=resume_from)
+    resume_from = train_resumably(trainer, cfg, checkpoint_dir, stage)
 
     outputs = save_trained(trainer, out / "model", tokenizer)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

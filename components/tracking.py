@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,12 +52,60 @@ def setup(tracking_uri: str, experiment: str, artifact_location: str | None = No
     return experiment_id
 
 
+OWNER_HOST, OWNER_PID = "posttrain.host", "posttrain.pid"  # which process a parent run belongs to
+
+
 @contextmanager
 def pipeline_run(run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
-    """The parent run of one pipeline execution; stages log into nested runs under it."""
+    """The parent run of one pipeline execution; stages log into nested runs under it.
+
+    A pipeline killed outright (SIGKILL, OOM, a pre-empted node) never ends its run, so each new
+    one first ends, as KILLED, the runs that processes on this host left RUNNING and died."""
     mlflow = _mlflow()
-    with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
+    close_orphaned_runs(_experiment_id())
+    owner = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+    with mlflow.start_run(run_name=run_name, tags={**tags, **owner}) as run:
         yield run.info.run_id
+
+
+def _experiment_id() -> str:
+    """The experiment `setup` made active (where the parent run is about to start)."""
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return _get_experiment_id()
+
+
+def close_orphaned_runs(experiment_id: str) -> list[str]:
+    """End as KILLED every RUNNING run (and its RUNNING children) of a dead process on this host."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    host = socket.gethostname().replace("'", "")
+    running = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{OWNER_HOST}` = '{host}'")
+    closed = []
+    for run in running:
+        if _alive(int(run.data.tags.get(OWNER_PID, "0"))):
+            continue
+        children = client.search_runs(
+            [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = '{run.info.run_id}'"
+        )
+        for orphan in [*children, run]:
+            client.set_terminated(orphan.info.run_id, status="KILLED")
+            closed.append(orphan.info.run_id)
+        print(f"[tracking] run {run.info.run_id} was left RUNNING by a process that died (pid {run.data.tags.get(OWNER_PID)}): now KILLED")
+    return closed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:

@@ -11,8 +11,10 @@ stage and the key named. So `grpo.beta` in params.yaml reaches `GRPOConfig(beta=
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import importlib
+import shutil
 import typing
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,10 +87,12 @@ class TrainerConfig(StrictModel):
     gradient_checkpointing: bool = False
     deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
     peft: LoraSettings | None = Field(None, description="LoRA adapters instead of full fine-tuning (the saved model is merged)")
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (what resume restarts from)")
+    resume: bool = Field(True, description="continue from the last complete checkpoint in the stage's output folder")
 
     @property
     def own_fields(self) -> frozenset[str]:
-        return self.OWN_FIELDS | {"peft"}
+        return self.OWN_FIELDS | {"peft", "resume"}
 
     def peft_config(self, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None):
         """The trainer's `peft_config`, or None for full fine-tuning."""
@@ -119,6 +123,10 @@ class TrainerConfig(StrictModel):
         return {key: value for key, value in values.items() if key not in STAGE_OWNED}
 
 
+# Every trainer saves checkpoints, a few at a time: what `resume` restarts a killed stage from.
+CHECKPOINTING = {"save_strategy": "steps", "save_total_limit": 2}
+
+
 def _key_error(key: str, message: str) -> PydanticCustomError:
     """An error that components.config.describe_validation_error reports at `<section>.<key>`."""
     return PydanticCustomError("section_key", "{message}", {"key": key, "message": message})
@@ -129,11 +137,13 @@ def trl_config(cfg: TrainerConfig, output_dir: str | Path, defaults: dict[str, A
 
     `defaults` are the stage's choices a user may override (e.g. `packing`); `stage_set` are
     derived from the stage's own fields (e.g. `reward_weights` from `rewards`) and always win.
+    Every trainer checkpoints (`CHECKPOINTING`, under `output_dir`) so that a killed run resumes.
     `report_to="none"`: the flow logs to MLflow; a stage never talks to the tracker.
     """
     module, _, name = cfg.TRL_CLASS.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return cls(**(defaults or {}) | cfg.trl_kwargs() | stage_set, output_dir=str(output_dir), report_to="none")
+    kwargs = CHECKPOINTING | (defaults or {}) | cfg.trl_kwargs() | stage_set
+    return cls(**kwargs, output_dir=str(output_dir), report_to="none")
 
 
 def save_trained(trainer, model_dir: Path, tokenizer, generation_defaults: bool = True) -> dict[str, str]:
@@ -161,7 +171,50 @@ def save_trained(trainer, model_dir: Path, tokenizer, generation_defaults: bool 
 
 
 def last_checkpoint(checkpoint_dir: Path) -> str | None:
-    """The newest complete HF checkpoint under `checkpoint_dir` (what `resume` restarts from)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete HF checkpoint under `checkpoint_dir` (what `resume` restarts from).
 
-    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    Complete means its trainer_state.json exists: the Trainer writes it last, so a checkpoint
+    cut short by a kill or a full disk is passed over (transformers' own get_last_checkpoint
+    would pick it and the resume would fail on its missing files)."""
+    steps = {}
+    for folder in Path(checkpoint_dir).glob("checkpoint-*"):
+        step = folder.name.removeprefix("checkpoint-")
+        if step.isdigit() and (folder / "trainer_state.json").is_file():
+            steps[int(step)] = folder
+    return str(steps[max(steps)]) if steps else None
+
+
+def disk_full(folder: Path, error: BaseException) -> bool:
+    """Did `error` come from a full disk under `folder`? By errno where the writer kept it, else by
+    the space left (safetensors and torch.save wrap the OS error in their own)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), Path("/"))
+    return shutil.disk_usage(existing).free < DISK_FULL_BYTES
+
+
+DISK_FULL_BYTES = 1 << 20  # under 1 MiB left after a failed write: the disk is what failed
+
+
+class StorageFull(OSError):
+    """The disk filled while a trainer wrote a checkpoint or its model."""
+
+
+def train_resumably(trainer, cfg: TrainerConfig, checkpoint_dir: Path, stage: str) -> str | None:
+    """`trainer.train()`, from the last complete checkpoint when `cfg.resume`; returns that checkpoint.
+
+    A full disk becomes one clear error that names the folder and what is still intact."""
+    resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
+    if resume_from:
+        print(f"[{stage}] resuming from {resume_from}")
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
+        if not disk_full(checkpoint_dir, error):
+            raise
+        intact = last_checkpoint(checkpoint_dir)
+        kept = f"the last complete checkpoint, {intact}, is intact" if intact else "no checkpoint had been completed"
+        raise StorageFull(f"{stage}: the disk is full under {checkpoint_dir}; {kept}: free space and re-run to resume") from error
+    return resume_from

@@ -18,6 +18,7 @@ exactly like an in-process one.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -63,13 +64,34 @@ class StageRequest(StrictModel):
         return name
 
 
-def execute_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str) -> StageResult:
-    """Run the registered stage's entry function and mark its output folder complete with `result.json`."""
+def execute_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, reuse: bool = True) -> StageResult:
+    """Run the registered stage's entry function and mark its output folder complete with `result.json`.
+
+    `out_dir` is keyed by the stage's cache key, so two pipelines with the same stage config
+    meet here: a lock beside the folder lets one train while the other waits, and the waiter
+    then reuses the finished result (unless `reuse` is off: a forced re-run). The lock is an
+    flock, so a killed run releases it."""
+    from filelock import FileLock
+
     spec = stages.get(name)
     spec.check_inputs(inputs)
-    result = spec.entry_function()(cfg, inputs, out_dir)
-    write_result(out_dir, key, result)
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{out_dir}.lock")
+    if lock.is_locked:
+        print(f"[{name}] another run is working in {out_dir}: waiting for it")
+    with lock:
+        if reuse and completed_by(out_dir, key):
+            print(f"[{name}] {out_dir} was completed by another run: reusing its result")
+            return read_result(out_dir)
+        result = spec.entry_function()(cfg, inputs, out_dir)
+        write_result(out_dir, key, result)
     return result
+
+
+def completed_by(out_dir: str, key: str) -> bool:
+    """Does `out_dir` hold a finished result of exactly this stage run (cache key `key`)?"""
+    path = Path(out_dir) / RESULT_FILE
+    return path.is_file() and json.loads(path.read_text()).get("key") == key
 
 
 def execute_through_exchange(request: StageRequest, cfg) -> StageResult:
@@ -174,10 +196,12 @@ def _stage_cache_key(context, parameters) -> str:
 # log_prints stays off: `datasets` fingerprints functions through dill, which disassembles them
 # into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
 @task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
-def run_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, dispatch: Dispatch | None = None) -> StageResult:
+def run_stage(
+    name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, dispatch: Dispatch | None = None, reuse: bool = True
+) -> StageResult:
     """Run the stage here, or as a child flow run of a deployment (e.g. on the GPU pool)."""
     if dispatch is None:
-        return execute_stage(name, cfg, inputs, out_dir, key)
+        return execute_stage(name, cfg, inputs, out_dir, key, reuse=reuse)
     return dispatch.run(StageRequest(module=name, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key))
 
 
@@ -193,7 +217,7 @@ def stage(name: str, cfg, inputs: dict[str, str], execution, artifacts_dir: str,
     # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
     refresh = force or not outputs_present(out_dir, dispatch)
     task_fn = run_stage.with_options(name=label or name, refresh_cache=refresh or None)
-    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, return_state=True)
+    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, reuse=not force, return_state=True)
     return state.result(), state.name == "Cached"
 
 

@@ -53,6 +53,10 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+    if session.exitstatus == 0:
+        from tests import fault_table
+
+        fault_table.write()  # docs/faults.md, when the fault tests ran and passed
     if _SKIPPED_IN_CI and session.exitstatus == 0:
         print(f"\nCI=true and {len(_SKIPPED_IN_CI)} test(s) skipped (only `gpu` tests may skip in CI):", file=sys.stderr)
         for line in _SKIPPED_IN_CI:
