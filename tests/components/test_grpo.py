@@ -18,3 +18,57 @@ def test_grpo_trains_logs_each_reward_and_the_gap(tmp_path, tiny_sft_model, tiny
         assert len(result.curves[name]) == 3, name
     assert all(0.0 <= v <= 1.0 for v in result.curves["reward_accuracy"])
     assert not (tmp_path / "checkpoints").exists()
+
+
+def verified_reward(model_dir: str, problems: list[dict], seed: int = 1) -> tuple[float, list[list[str]]]:
+    """Mean accuracy reward of 8 sampled answers per prompt (fixed seed), and the samples."""
+    from components.answers import score
+    from components.generation import chat_prompts, sample
+    from components.modeling import load_tokenizer
+    from components.sampling import SamplingConfig
+
+    tokenizer = load_tokenizer(model_dir)
+    cfg = SamplingConfig(num_samples=8, temperature=1.0, max_new_tokens=64, seed=seed)
+    samples = sample(load_model(model_dir), tokenizer, chat_prompts(tokenizer, [p["prompt"] for p in problems]), cfg, desc="check")
+    hits = [score(s, p["answer"]) for p, group in zip(problems, samples, strict=True) for s in group]
+    return sum(hits) / len(hits), samples
+
+
+def test_grpo_raises_the_mean_verified_reward_on_its_training_prompts(tmp_path, tiny_base_model, tiny_data):
+    """GRPO must move the policy toward what the accuracy reward pays for.
+
+    The tiny model cannot solve the arithmetic, so its groups would have no reward variance.
+    The start is instead an SFT model whose data boxes `7` as the answer in a quarter of its
+    rows: it answers 7 now and then, and the task's reference answer is 7 for every prompt.
+    The mean verified reward on the training prompts is measured before and after with the
+    same sampling seed; a negated or disconnected accuracy reward makes it fall or stay put."""
+    import re
+
+    from components import sft
+    from components.artifacts import read_records, write_records
+
+    rows = read_records(tiny_data["sft"])
+    for row in rows[::4]:
+        row["messages"][-1]["content"] = re.sub(r"\\boxed\{[^}]*\}", r"\\boxed{7}", row["messages"][-1]["content"])
+    sevens = write_records(tmp_path / "sft-sevens.jsonl", rows)
+    sft_cfg = sft.Config(**{**tiny_overrides()["sft"], "max_steps": 150, "learning_rate": 3e-3, "warmup_steps": 10})
+    start = sft.run(sft_cfg, {"model": tiny_base_model, "sft": str(sevens)}, str(tmp_path / "sft")).outputs["model"]
+    task = [{**p, "answer": "7"} for p in read_records(tiny_data["rl"])[:16]]
+    rl = write_records(tmp_path / "rl.jsonl", task)
+    before, _ = verified_reward(start, task, seed=2)
+
+    overrides = {
+        **tiny_overrides()["grpo"],
+        "rewards": {"accuracy": 1.0},
+        "max_steps": 20,
+        "per_device_train_batch_size": 32,
+        "num_generations": 8,  # 4 prompts x 8 answers a step
+        "learning_rate": 5e-4,
+        "beta": 0.0,
+        "temperature": 1.0,
+        "max_completion_length": 64,
+    }
+    result = grpo.run(grpo.Config(**overrides), {"model": start, "rl": str(rl)}, str(tmp_path / "grpo"))
+    after, _ = verified_reward(result.outputs["model"], task, seed=2)
+    print(f"GRPO on {len(task)} prompts: verified reward {before:.3f} -> {after:.3f}; curve {result.curves['reward_accuracy']}")
+    assert after >= before + 0.15, f"mean verified reward {before:.3f} -> {after:.3f}: GRPO did not learn (margin 0.15)"
