@@ -23,8 +23,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.artifacts import DataError, read_records
+from components.artifacts import DataError
 from components.config import StageResult, StrictModel
+from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
@@ -71,7 +72,7 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     from trl import DPOTrainer
 
     start = time.perf_counter()
-    pairs = read_records(inputs["prefs"])
+    pairs = read_dataset(inputs["prefs"], "prefs")
     if not pairs:
         raise DataError(f"{inputs['prefs']}: no preference pairs to align on")
     tokenizer = load_tokenizer(inputs["model"])

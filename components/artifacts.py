@@ -21,6 +21,9 @@ from pydantic import BaseModel
 COMPONENTS_DIR = Path(__file__).resolve().parent
 
 
+MAX_LINE_BYTES = 8 << 20  # one dataset row; a longer line is a wrong file, not a training example
+
+
 class DataError(ValueError):
     """A dataset file is missing or malformed; the message names the file and line."""
 
@@ -37,12 +40,19 @@ def read_records(path: str | Path) -> list[dict]:
     if path.suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: unsupported dataset format {path.suffix!r} (use .jsonl or .parquet)")
     records = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:  # bytes: bad UTF-8 and oversized lines are named by line
         for lineno, line in enumerate(handle, start=1):
+            if len(line) > MAX_LINE_BYTES:
+                raise DataError(
+                    f"{path}:{lineno}: a {len(line) / 2**20:.0f} MiB line, over the {MAX_LINE_BYTES >> 20} MiB "
+                    "any one row may hold: is this the right file?"
+                )
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {line[exc.start]:#04x} at column {exc.start + 1})") from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):

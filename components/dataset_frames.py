@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from components.answers import extract_answer
+from components.artifacts import DataError, read_records
 
 SUFFIXES = (".jsonl", ".parquet")
 MISSING = object()
@@ -79,6 +80,24 @@ def read_rows(path: Path) -> list[tuple[int, Any, str | None]]:
             error = None if isinstance(record, dict) else f"not a JSON object (a {type(record).__name__})"
             rows.append((lineno, record, error))
     return rows
+
+
+def read_dataset(path: str | Path, kind: str) -> list[dict]:
+    """A `kind` dataset's records for a stage to train or evaluate on: at least one, each with the
+    schema's fields in their shapes; else a DataError naming the file, the row and the field.
+    (The validate stage checks far more; this is what a stage run on its own needs.)"""
+    records = read_records(path)
+    if not records:
+        raise DataError(f"{path}: no rows (a {kind} dataset needs at least one)")
+    for row, record in enumerate(records, start=1):
+        for field, wanted in SCHEMA[kind].items():
+            got = shape(record.get(field, MISSING))
+            if wanted.endswith("?") and got in ("missing", "null"):
+                continue
+            if got != wanted.rstrip("?"):
+                described = "a list of {role, content} turns" if wanted == "messages" else "a string"
+                raise DataError(f"{path}: row {row}: field {field!r} must be {described}, got {got}")
+    return records
 
 
 def _plain(value: Any) -> Any:

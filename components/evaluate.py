@@ -52,6 +52,7 @@ from pydantic import Field, model_validator
 
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel
+from components.dataset_frames import read_dataset
 from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation, sample
 from components.metrics import scaling_curve, score_problems
 from components.modeling import load_model, load_tokenizer
@@ -138,7 +139,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
 
     start = time.perf_counter()
     out = Path(out_dir)
-    problems = read_records(inputs["eval"])[: cfg.limit]
+    problems = read_dataset(inputs["eval"], "eval")[: cfg.limit]
     probes = read_records(inputs["probe"]) if inputs.get("probe") else None
     references = [str(p["answer"]) for p in problems]
 

@@ -24,8 +24,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components import rewards
-from components.artifacts import read_records
 from components.config import StageResult
+from components.dataset_frames import read_dataset
 from components.generation import choose_backend
 from components.modeling import load_model, load_tokenizer
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
@@ -120,7 +120,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     tokenizer = load_tokenizer(inputs["model"])
     tokenizer.padding_side = "left"
     model = load_model(inputs["model"])
-    records = read_records(inputs["rl"])
+    records = read_dataset(inputs["rl"], "rl")
     dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in records])
     trainer = GRPOTrainer(
         model=model,

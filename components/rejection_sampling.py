@@ -18,6 +18,7 @@ from pathlib import Path
 
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult
+from components.dataset_frames import read_dataset
 from components.sampling import Candidates, SamplingConfig, sample_verified, to_sft_records
 
 Config = SamplingConfig  # the stage contract's name for it
@@ -40,7 +41,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     """Sample from `inputs["model"]` on `inputs["prompts"]`; writes `sft.jsonl`, `pairs.jsonl`, `stats.json`."""
     start = time.perf_counter()
     out = Path(out_dir)
-    problems = read_records(inputs["prompts"])[: cfg.limit]
+    problems = read_dataset(inputs["prompts"], "rl")[: cfg.limit]
     scorer = None
     if inputs.get("reward_model"):
         from components.scoring import RewardScorer

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from components.artifacts import DataError, read_records, write_json
+from components.artifacts import DataError, write_json
 from components.config import StageResult
+from components.dataset_frames import read_dataset
 from components.modeling import load_tokenizer
 from components.scoring import RewardScorer
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
@@ -69,7 +70,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
 
     start = time.perf_counter()
     out = Path(out_dir)
-    records = read_records(inputs["prefs"])
+    records = read_dataset(inputs["prefs"], "prefs")
     if len(records) < 2:
         raise DataError(f"{inputs['prefs']}: the reward model needs at least 2 preference pairs, got {len(records)}")
     train, held_out = split_pairs(records, cfg.held_out_fraction, cfg.seed)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from components.artifacts import read_records
 from components.config import StageResult
+from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
@@ -71,7 +71,7 @@ def build_trainer(cfg: SFTConfig, model_path: str, data_path: str, checkpoint_di
 
     tokenizer = load_tokenizer(model_path)
     mode = loss_mask_mode(tokenizer)
-    dataset = Dataset.from_list(sft_records(read_records(data_path), mode))
+    dataset = Dataset.from_list(sft_records(read_dataset(data_path, "sft"), mode))
     trainer = SFTTrainer(
         model=load_model(model_path),
         args=training_args(cfg, checkpoint_dir, mode),

@@ -67,8 +67,8 @@ def test_on_policy_distillation_brings_the_student_closer_to_its_teacher(tmp_pat
     import json
 
     from components.artifacts import read_records
-    from components.supervised import SFTConfig, train_sft
     from components.generation import chat_prompts, generate
+    from components.supervised import SFTConfig, train_sft
 
     rows = read_records(tiny_data["sft"])
     train, held_out = rows[:64], rows[-8:]
