@@ -39,10 +39,30 @@ def connect(tracking_uri: str):
     return mlflow
 
 
+class TrackingUnavailable(RuntimeError):
+    """The MLflow server did not answer, retries included."""
+
+
+def bound_retries(max_retries: int, backoff_seconds: float, timeout_seconds: int) -> None:
+    """How long an MLflow request may keep failing: MLflow's own defaults retry for ~4 minutes."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(backoff_seconds)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout_seconds)
+
+
 def setup(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> str:
-    """Point MLflow at `tracking_uri` and make sure `experiment` exists; returns its id."""
+    """Point MLflow at `tracking_uri` and make sure `experiment` exists; returns its id.
+
+    An MLflow that does not answer fails here, naming the server, before anything is trained."""
     mlflow = connect(tracking_uri)
-    found = mlflow.get_experiment_by_name(experiment)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+    except Exception as error:  # MlflowException or a requests error, depending on where it broke
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+        raise TrackingUnavailable(
+            f"MLflow at {tracking_uri} did not answer ({retries} retries): {type(error).__name__}; "
+            "start the server or set tracking.tracking_uri; nothing was trained or registered"
+        ) from error
     if found is None:
         location = Path(artifact_location).resolve().as_uri() if artifact_location else None
         experiment_id = mlflow.create_experiment(experiment, artifact_location=location)

@@ -62,6 +62,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
     """
     logger = get_run_logger()
     started = time.perf_counter()
+    tracking.bound_retries(params.tracking.max_retries, params.tracking.retry_backoff_seconds, params.tracking.request_timeout_seconds)
     tracking.setup(params.tracking.tracking_uri, params.tracking.experiment, params.tracking.artifact_location)
     lineage = {
         "params_hash": params_hash(params),
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except tracking.TrackingUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(format_summary(summary))
     print(json.dumps({"summary": str(Path(params.paths.reports_dir) / "summary.json")}))
     return 0

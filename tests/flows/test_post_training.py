@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import write
@@ -73,3 +74,23 @@ def test_user_data_without_a_probe_set_is_evaluated_without_one(tmp_path, monkey
     post_training._evaluate(summary, "sft", str(tmp_path / "model"), datasets, PipelineParams(), force=False)
     assert seen["name"] == "evaluate" and "probe" not in seen["inputs"]
     assert summary.stages["sft"].metrics["eval.pass@1"] == 0.5
+
+
+@pytest.mark.slow
+def test_an_mlflow_server_that_does_not_answer_is_named_after_bounded_retries_before_any_training(tmp_path, capsys, prefect_server):
+    import time
+
+    from flows.post_training import main
+    from tests.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    tracking = f"  tracking_uri: {url}\n  max_retries: 2\n  retry_backoff_seconds: 0.1\n"
+    path = write(
+        tmp_path, f"tracking:\n{tracking}paths:\n  artifacts_dir: {tmp_path / 'artifacts'}\ndata:\n  out_dir: {tmp_path / 'data'}\n"
+    )
+    started = time.monotonic()
+    assert main(["--params", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: MLflow at {url} did not answer (2 retries)") and "nothing was trained" in err[-1], err[-3:]
+    assert time.monotonic() - started < 60, "the retries are bounded"
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "data").exists()
