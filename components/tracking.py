@@ -43,7 +43,19 @@ class TrackingUnavailable(RuntimeError):
     """The MLflow server did not answer, retries included."""
 
 
-def bound_retries(max_retries: int, backoff_seconds: float, timeout_seconds: int) -> None:
+def lost_connection(error: BaseException) -> bool:
+    """Is `error` an MLflow server that stopped answering (not a bad request)?"""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import Timeout
+
+    while error is not None:
+        if isinstance(error, (RequestsConnectionError, Timeout, ConnectionError)) or "Max retries exceeded" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def bound_retries(max_retries: int, backoff_seconds: int, timeout_seconds: int) -> None:
     """How long an MLflow request may keep failing: MLflow's own defaults retry for ~4 minutes."""
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(backoff_seconds)
@@ -58,6 +70,8 @@ def setup(tracking_uri: str, experiment: str, artifact_location: str | None = No
     try:
         found = mlflow.get_experiment_by_name(experiment)
     except Exception as error:  # MlflowException or a requests error, depending on where it broke
+        if not lost_connection(error):
+            raise
         retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
         raise TrackingUnavailable(
             f"MLflow at {tracking_uri} did not answer ({retries} retries): {type(error).__name__}; "

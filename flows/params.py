@@ -56,7 +56,7 @@ class TrackingConfig(StrictModel):
     experiment: str = Field("post-training", min_length=1)
     registered_model: str = Field("r1-tiny-math", min_length=1, description="MLflow registered model name")
     max_retries: int = Field(4, ge=0, le=20, description="retries of each MLflow request (exponential backoff) before the run fails")
-    retry_backoff_seconds: float = Field(1.0, gt=0, le=60, description="first retry's wait; it doubles each retry")
+    retry_backoff_seconds: int = Field(1, ge=0, le=60, description="first retry's wait; it doubles each retry (MLflow takes whole seconds)")
     request_timeout_seconds: int = Field(30, ge=1, le=600, description="each MLflow request's timeout")
 
 

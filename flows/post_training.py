@@ -296,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     except tracking.TrackingUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not tracking.lost_connection(exc):
+            raise
+        print(
+            f"error: MLflow at {params.tracking.tracking_uri} stopped answering mid-run ({params.tracking.max_retries} retries: "
+            f"{type(exc).__name__}); the stages that finished are kept: start it again and re-run to continue",
+            file=sys.stderr,
+        )
+        return 2
     print(format_summary(summary))
     print(json.dumps({"summary": str(Path(params.paths.reports_dir) / "summary.json")}))
     return 0

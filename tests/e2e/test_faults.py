@@ -240,3 +240,64 @@ def test_the_pipeline_killed_mid_stage_resumes_leaves_no_run_running_and_registe
         f"the re-run resumed SFT from checkpoint-{step}, reused the finished stages, ended the dead run's MLflow run as KILLED",
         "nothing; no run left RUNNING, no model version registered twice",
     )
+
+
+def test_mlflow_stopping_mid_run_is_named_and_a_re_run_after_it_is_back_finishes(tmp_path, prefect_server):
+    from prefect.settings import PREFECT_API_URL
+
+    from mlflow import MlflowClient
+    from tests.conftest import make_project, start_mlflow_server, stop
+
+    project = make_project(tmp_path / "project")
+    backend = f"sqlite:///{project}/mlflow-server.db"
+    url, server = start_mlflow_server(project, backend_uri=backend, artifacts=str(project / "mlflow-artifacts"))
+
+    def write_params(tracking_uri: str) -> None:
+        overrides = {
+            "data": {"out_dir": str(project / "data")},
+            "sft": {"max_steps": STEPS, "save_steps": EVERY},
+            "tracking": {"tracking_uri": tracking_uri, "artifact_location": None, "registered_model": "outage", "max_retries": 2},
+            "paths": {"artifacts_dir": str(project / "artifacts"), "reports_dir": str(project / "reports")},
+        }
+        (project / "params.yaml").write_text(yaml.safe_dump(deep_merge(tiny_overrides(), overrides)))
+
+    write_params(url)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "flows.post_training", "--params", "params.yaml"]
+    first = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not [c for c in (project / "artifacts" / "sft").glob("*/checkpoints") if last_checkpoint(c)]:
+            if first.poll() is not None:
+                pytest.fail(f"the flow ended (exit {first.returncode}) before SFT checkpointed:\n{first.stderr.read()[-3000:]}")
+            assert time.monotonic() < deadline, "SFT did not checkpoint in time"
+            time.sleep(0.05)
+        stop(server)  # the tracking server goes away while SFT trains
+        _, err = first.communicate(timeout=600)
+    finally:
+        stop(server)
+    last = err.strip().splitlines()[-1]
+    assert first.returncode == 2 and last.startswith(f"error: MLflow at {url} stopped answering mid-run (2 retries"), err[-2000:]
+    finished_sft = list((project / "artifacts" / "sft").glob("*/result.json"))
+    assert finished_sft, "SFT finished before the flow next spoke to MLflow: its result is kept"
+    written = finished_sft[0].stat().st_mtime_ns
+
+    url, server = start_mlflow_server(project, backend_uri=backend, artifacts=str(project / "mlflow-artifacts"))
+    try:
+        write_params(url)
+        rerun = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        client = MlflowClient(tracking_uri=url, registry_uri=url)
+        runs = client.search_runs([client.get_experiment_by_name("post-training").experiment_id])
+        assert "RUNNING" not in {r.info.status for r in runs}
+        versions = [v for m in client.search_registered_models() for v in client.search_model_versions(f"name = '{m.name}'")]
+        assert versions and all(v.tags.get("model_digest") for v in versions), "a version registered without its lineage"
+        assert finished_sft[0].stat().st_mtime_ns == written, "SFT was trained again instead of reused"
+    finally:
+        stop(server)
+    fault_table.record(
+        "the MLflow server stops while SFT trains",
+        f"SFT finished; the next MLflow call failed after 2 retries: one line naming {url.rsplit(':', 1)[0]}:<port>, exit 2; "
+        "server back, the same command re-ran from the cache (SFT not retrained) and finished",
+        "nothing; no run left RUNNING, no version without its lineage tags",
+    )

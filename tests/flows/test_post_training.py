@@ -84,7 +84,7 @@ def test_an_mlflow_server_that_does_not_answer_is_named_after_bounded_retries_be
     from tests.conftest import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    tracking = f"  tracking_uri: {url}\n  max_retries: 2\n  retry_backoff_seconds: 0.1\n"
+    tracking = f"  tracking_uri: {url}\n  max_retries: 2\n  retry_backoff_seconds: 0\n"
     path = write(
         tmp_path, f"tracking:\n{tracking}paths:\n  artifacts_dir: {tmp_path / 'artifacts'}\ndata:\n  out_dir: {tmp_path / 'data'}\n"
     )
