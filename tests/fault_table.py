@@ -16,10 +16,19 @@ def record(fault: str, happened: str, lost: str) -> None:
     _rows.append((fault, happened, lost))
 
 
+def _existing() -> dict[str, tuple[str, str, str]]:
+    """The table's rows as last written, by fault: a run of some fault tests keeps the others' rows."""
+    if not TABLE.is_file():
+        return {}
+    rows = [line.split(" | ") for line in TABLE.read_text().splitlines() if line.startswith("| ") and not line.startswith("| fault |")]
+    return {cells[0][2:]: (cells[0][2:], cells[1], cells[2].removesuffix(" |")) for cells in rows if len(cells) == 3}
+
+
 def write() -> Path | None:
-    """Write docs/faults.md from the rows recorded in this session, if any."""
+    """Write docs/faults.md: the rows recorded in this session over those of the last run."""
     if not _rows:
         return None
+    merged = _existing() | {row[0]: row for row in _rows}
     lines = [
         "# Faults survived",
         "",
@@ -28,7 +37,7 @@ def write() -> Path | None:
         "",
         "| fault | what happened | what was lost |",
         "|---|---|---|",
-        *(f"| {fault} | {happened} | {lost} |" for fault, happened, lost in sorted(_rows)),
+        *(f"| {fault} | {happened} | {lost} |" for fault, happened, lost in sorted(merged.values())),
         "",
     ]
     TABLE.write_text("\n".join(lines))
