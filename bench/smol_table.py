@@ -1,0 +1,99 @@
+"""The README's SmolLM2 table, from the artifacts of one `make smol` run.
+
+    python bench/smol_table.py [--artifacts artifacts] [--peak-kb FILE] [--out bench/results/smol.json]
+
+Reads each stage's `result.json` and each evaluation's `metrics.json` / `predictions.jsonl` under
+the run's artifacts folder (the newest output of each label), so a run that was stopped part-way
+still gives the rows it reached. Adds paired-bootstrap 95% intervals of the pass@1 differences
+the issue's goals name (recipe vs shipped model, GRPO vs SFT), over the same held-out problems.
+Prints the markdown table and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from components.gate import resample_means
+
+ROWS = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
+TRAINED_BY = {"student_sft": "distill"}  # the SFT-only student is trained inside the distill stage
+METRICS = ("pass@1", "free_text_pass@1", "maj@2", "pass@2", "bon@2", "format_rate", "mean_length", "probe_accuracy")
+PAIRS = {"final_vs_shipped": ("alignment", "base"), "grpo_vs_sft": ("grpo", "sft"), "round2_vs_grpo": ("sft_round2", "grpo")}
+
+
+def newest(folder: Path, name: str) -> Path | None:
+    found = sorted(folder.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def row(artifacts: Path, label: str) -> dict | None:
+    metrics_file = newest(artifacts / f"evaluate-{label}", "metrics.json")
+    if metrics_file is None:
+        return None
+    trained = newest(artifacts / TRAINED_BY.get(label, label), "result.json")
+    evaluated = json.loads((metrics_file.parent / "result.json").read_text())
+    train_seconds = json.loads(trained.read_text())["wall_seconds"] if trained and label not in TRAINED_BY else 0.0
+    metrics = json.loads(metrics_file.read_text())
+    correct = [r["greedy_correct"] for r in map(json.loads, (metrics_file.parent / "predictions.jsonl").open())]
+    return {
+        **{name: metrics.get(name) for name in METRICS},
+        "train_seconds": train_seconds,
+        "eval_seconds": evaluated["wall_seconds"],
+        "greedy_correct": correct,
+    }
+
+
+def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> dict:
+    diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    low, high = np.quantile(resample_means(diffs, 10_000, np.random.default_rng(seed)), [0.025, 0.975])
+    return {"difference": float(diffs.mean()), "ci95": [float(low), float(high)], "problems": len(diffs)}
+
+
+def markdown(rows: dict[str, dict]) -> str:
+    lines = [
+        "| stage | pass@1 | free-text pass@1 | maj@2 | pass@2 | bon@2 | format | length | train s | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, r in rows.items():
+        cells = [f"{r[m]:.3f}" if r[m] is not None else "-" for m in METRICS[:6]]
+        lines.append(f"| {label} | {' | '.join(cells)} | {r['mean_length']:.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", default="artifacts")
+    parser.add_argument("--peak-kb", help="a file holding the run's peak RSS in KiB (e.g. from /usr/bin/time -v)")
+    parser.add_argument("--out", default="bench/results/smol.json")
+    args = parser.parse_args()
+    artifacts = Path(args.artifacts)
+    rows = {label: r for label in ROWS if (r := row(artifacts, label)) is not None}
+    intervals = {
+        name: paired_interval(rows[a]["greedy_correct"], rows[b]["greedy_correct"])
+        for name, (a, b) in PAIRS.items()
+        if a in rows and b in rows
+    }
+    peak = int(Path(args.peak_kb).read_text()) / 2**20 if args.peak_kb else None
+    result = {
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "stages": {label: {k: v for k, v in r.items() if k != "greedy_correct"} for label, r in rows.items()},
+        "paired_pass_at_1": intervals,
+        "peak_rss_gib": peak,
+        "complete": list(rows) == list(ROWS),
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(rows))
+    for name, interval in intervals.items():
+        low, high = interval["ci95"]
+        print(f"{name}: {interval['difference']:+.3f} pass@1, 95% CI [{low:+.3f}, {high:+.3f}] over {interval['problems']} problems")
+    if peak:
+        print(f"peak RSS {peak:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
