@@ -23,7 +23,12 @@ from components.gate import resample_means
 ROWS = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
 TRAINED_BY = {"student_sft": "distill"}  # the SFT-only student is trained inside the distill stage
 METRICS = ("pass@1", "free_text_pass@1", "maj@2", "pass@2", "bon@2", "format_rate", "mean_length", "probe_accuracy")
-PAIRS = {"final_vs_shipped": ("alignment", "base"), "grpo_vs_sft": ("grpo", "sft"), "round2_vs_grpo": ("sft_round2", "grpo")}
+PAIRS = {
+    "final_vs_shipped": ("alignment", "base"),
+    "sft_vs_shipped": ("sft", "base"),
+    "grpo_vs_sft": ("grpo", "sft"),
+    "round2_vs_grpo": ("sft_round2", "grpo"),
+}
 
 
 def newest(folder: Path, name: str) -> Path | None:
