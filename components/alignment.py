@@ -23,7 +23,6 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.artifacts import DataError
 from components.config import StageResult, StrictModel
 from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer
@@ -72,9 +71,7 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     from trl import DPOTrainer
 
     start = time.perf_counter()
-    pairs = read_dataset(inputs["prefs"], "prefs")
-    if not pairs:
-        raise DataError(f"{inputs['prefs']}: no preference pairs to align on")
+    pairs = read_dataset(inputs["prefs"], "prefs")  # refuses an empty or malformed file, naming it
     tokenizer = load_tokenizer(inputs["model"])
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
     trainer = DPOTrainer(

@@ -90,23 +90,16 @@ OWNER_HOST, OWNER_PID = "posttrain.host", "posttrain.pid"  # which process a par
 
 
 @contextmanager
-def pipeline_run(run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
+def pipeline_run(run_name: str, tags: Mapping[str, str], experiment_id: str) -> Iterator[str]:
     """The parent run of one pipeline execution; stages log into nested runs under it.
 
     A pipeline killed outright (SIGKILL, OOM, a pre-empted node) never ends its run, so each new
     one first ends, as KILLED, the runs that processes on this host left RUNNING and died."""
     mlflow = _mlflow()
-    close_orphaned_runs(_experiment_id())
+    close_orphaned_runs(experiment_id)
     owner = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
-    with mlflow.start_run(run_name=run_name, tags={**tags, **owner}) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={**tags, **owner}) as run:
         yield run.info.run_id
-
-
-def _experiment_id() -> str:
-    """The experiment `setup` made active (where the parent run is about to start)."""
-    from mlflow.tracking.fluent import _get_experiment_id
-
-    return _get_experiment_id()
 
 
 def close_orphaned_runs(experiment_id: str) -> list[str]:
@@ -114,7 +107,7 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    host = socket.gethostname().replace("'", "")
+    host = socket.gethostname()
     running = client.search_runs([experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{OWNER_HOST}` = '{host}'")
     closed = []
     for run in running:
@@ -134,11 +127,11 @@ def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
+    except PermissionError:  # it exists, as another user's
+        pass
     return True
 
 

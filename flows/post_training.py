@@ -63,7 +63,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
     logger = get_run_logger()
     started = time.perf_counter()
     tracking.bound_retries(params.tracking.max_retries, params.tracking.retry_backoff_seconds, params.tracking.request_timeout_seconds)
-    tracking.setup(params.tracking.tracking_uri, params.tracking.experiment, params.tracking.artifact_location)
+    experiment_id = tracking.setup(params.tracking.tracking_uri, params.tracking.experiment, params.tracking.artifact_location)
     lineage = {
         "params_hash": params_hash(params),
         "git_commit": git_commit(),
@@ -71,7 +71,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         "profile": params.profile,
     }
     summary = RunSummary(lineage=lineage)
-    with tracking.pipeline_run(f"post-training {flow_run.name or ''}".strip(), lineage) as parent_run_id:
+    with tracking.pipeline_run(f"post-training {flow_run.name or ''}".strip(), lineage, experiment_id) as parent_run_id:
         summary.mlflow_run_id = parent_run_id
         datasets = _prepare_and_validate(summary, params, force, started)
         recipe = Recipe(summary, datasets, params, force)

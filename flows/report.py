@@ -36,7 +36,8 @@ class RunSummary(BaseModel):
 
 def columns(stages: dict) -> list[tuple[str, str]]:
     """The summary table's columns: the test-time metrics at the largest k the evaluation ran."""
-    ks = [int(name[4:]) for row in stages.values() for name in row.get("metrics", {}) if name.startswith("maj@")]
+    names = [name.removeprefix("eval.") for row in stages.values() for name in row.get("metrics", {})]
+    ks = [int(name[4:]) for name in names if name.startswith("maj@")]
     k = max(ks, default=8)
     return [
         ("stage", "stage"),

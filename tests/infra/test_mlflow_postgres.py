@@ -132,7 +132,7 @@ def test_pipeline_and_stage_runs_are_recorded(server, database):
         wall_seconds=1.5,
     )
     lineage = {"params_hash": "p" * 64, "git_commit": "unknown", "prefect_flow_run_id": "none", "profile": "cluster"}
-    with tracking.pipeline_run("post-training test", lineage) as parent_id:
+    with tracking.pipeline_run("post-training test", lineage, experiment_id) as parent_id:
         stage_id = tracking.log_stage(result, SFTConfig(), cached=False, name="sft")
 
     from mlflow import MlflowClient
@@ -155,14 +155,14 @@ def test_pipeline_and_stage_runs_are_recorded(server, database):
 def test_champion_moves_only_past_the_gate(server):
     from mlflow import MlflowClient
 
-    tracking.setup(server["url"], "post-training-postgres")
+    experiment_id = tracking.setup(server["url"], "post-training-postgres")
     client = MlflowClient(server["url"])
     name = f"r1-test-{uuid.uuid4().hex[:8]}"
     client.create_registered_model(name)
 
     def register(solved: int) -> str:
         # What registry.register_model records, without training a model to log: 100 eval problems.
-        with tracking.pipeline_run("register", {}) as run_id:
+        with tracking.pipeline_run("register", {}, experiment_id) as run_id:
             version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
         tags = {"metric.pass_at_1": solved / 100, "model_digest": f"digest-{version}", registry.EVAL_SET_TAG: "eval-a"}
         tags["eval.per_problem.pass_at_1"] = encode_correctness([i < solved for i in range(100)])
