@@ -42,11 +42,11 @@ def register_model(model_dir: str, name: str, tags: Mapping[str, str], metrics: 
     """Log the HF model to the active run and register it with lineage tags.
 
     Idempotent: a model whose files were registered before returns that version, so a re-run
-    served from cache registers nothing new. Returns (version, created).
+    served from cache registers nothing new. The version is created with all its tags in one
+    request, so a tracking server lost midway leaves either no version or a complete one (never
+    one without the `model_digest` a re-run looks it up by). Returns (version, created).
     """
     mlflow = _mlflow()
-    from mlflow import MlflowClient
-
     existing = find_version_by_digest(name, tags["model_digest"])
     if existing is not None:
         return existing.version, False
@@ -58,15 +58,12 @@ def register_model(model_dir: str, name: str, tags: Mapping[str, str], metrics: 
         transformers_model={"model": model, "tokenizer": tokenizer},
         name="model",
         task="text-generation",
-        registered_model_name=name,
         # Pinned explicitly: MLflow's inference of them imports torchvision, which we don't ship.
         pip_requirements=_serving_requirements(),
     )
-    client = MlflowClient()
-    version = str(info.registered_model_version)
-    for key, value in {**tags, **{f"metric.{_metric_name(k)}": str(v) for k, v in metrics.items()}}.items():
-        client.set_model_version_tag(name, version, key, str(value))
-    return version, True
+    all_tags = {**tags, **{f"metric.{_metric_name(k)}": str(v) for k, v in metrics.items()}}
+    version = mlflow.register_model(info.model_uri, name, tags={k: str(v) for k, v in all_tags.items()})
+    return str(version.version), True
 
 
 def _serving_requirements() -> list[str]:

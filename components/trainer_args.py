@@ -94,6 +94,14 @@ class TrainerConfig(StrictModel):
     def own_fields(self) -> frozenset[str]:
         return self.OWN_FIELDS | {"peft", "resume"}
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        # The Prefect form (and the server that checks a run's parameters) refuses a misspelt key
+        # too, not only this validator at the run's start: the names TRL's dataclass and the stage accept.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["propertyNames"] = {"enum": sorted((set(trl_fields(cls.TRL_CLASS)) - STAGE_OWNED) | set(cls.model_fields))}
+        return schema
+
     def peft_config(self, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None):
         """The trainer's `peft_config`, or None for full fine-tuning."""
         return self.peft.config(task_type, modules_to_save) if self.peft else None
@@ -159,6 +167,9 @@ def save_trained(trainer, model_dir: Path, tokenizer, generation_defaults: bool 
         if generation_defaults:
             set_generation_defaults(model, tokenizer)
         trainer.save_model(str(model_dir))
+        # The Trainer's pickled arguments hold this machine's paths: two identical trainings in two
+        # checkouts would differ by them alone, and register twice. Their values are in result.json.
+        (model_dir / "training_args.bin").unlink(missing_ok=True)
         return {"model": str(model_dir)}
     adapter_dir = model_dir.parent / "adapter"
     model.save_pretrained(str(adapter_dir))

@@ -26,6 +26,7 @@ from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.versioning import git_commit, params_hash, track_data
 from flows.params import PipelineParams, load_params
+from flows.registry_lock import registry_lock
 from flows.report import RunSummary, StageRow, format_summary
 from flows.stage_runner import input_digest
 from flows.stage_runner import stage as run_registered_stage
@@ -85,7 +86,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         # per-problem correctness on the eval set: what lets a later gate compare problem by problem
         evidence = promotion.gate_evidence_tags(recipe.evaluations[final.label].outputs["predictions"], datasets["eval"])
         version, created = recipe.register(final, name, extra_tags=evidence)
-        decision = promotion.apply_gate(name, version, params.promotion)
+        decision = gate(name, version, params)
         summary.model = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
         summary.alias = decision.as_dict()
         logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
@@ -223,7 +224,7 @@ class Recipe:
             return
         evidence = promotion.gate_evidence_tags(self.evaluations["base"].outputs["predictions"], self.data["eval"])
         version, _ = self.register(self.base, name, extra_tags=evidence)
-        promotion.apply_gate(name, version, self.params.promotion)  # no champion yet: it becomes one
+        gate(name, version, self.params)  # no champion yet (unless a concurrent run just made one): it becomes one
 
     def register_stage(self, model: Model, name: str | None = None) -> None:
         """An intermediate model goes to `<registered_model>-<stage>`."""
@@ -234,7 +235,8 @@ class Recipe:
         tags = {**lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
         tags.update(extra_tags or {})
         metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
-        version, created = registry.register_model(model.path, name, tags, metrics)
+        with registry_lock(name):  # a concurrent run may be registering the same files
+            version, created = registry.register_model(model.path, name, tags, metrics)
         self.registered[model.label] = f"{name}/{version}"
         self.summary.registered[model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
         return version, created
@@ -249,6 +251,12 @@ class Recipe:
 
     def _rm(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}
+
+
+def gate(name: str, version: str, params: PipelineParams) -> promotion.AliasDecision:
+    """The promotion gate, alone on the registry: the champion it reads is the one it replaces."""
+    with registry_lock(name):
+        return promotion.apply_gate(name, version, params.promotion)
 
 
 def _evaluate(summary: RunSummary, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:

@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError, model_validator
 from components import promotion, registry, tracking
 from components.config import StrictModel, describe_validation_error
 from flows.params import TrackingConfig
+from flows.registry_lock import registry_lock
 
 _DEFAULTS = TrackingConfig()
 
@@ -61,11 +62,12 @@ def promote_model(request: PromotionRequest) -> dict:
     logger = get_run_logger()
     tracking.connect(request.tracking_uri)
     record = {"requested_by": request.requested_by or getpass.getuser(), "flow_run_id": str(flow_run.id or "none")}
-    if request.action == "promote":
-        decision = promotion.promote_version(request.model_name, str(request.version), request.reason, record)
-    else:
-        target = str(request.version) if request.version is not None else None
-        decision = promotion.rollback_champion(request.model_name, request.reason, target, record)
+    with registry_lock(request.model_name):  # not in the middle of a pipeline's gate decision
+        if request.action == "promote":
+            decision = promotion.promote_version(request.model_name, str(request.version), request.reason, record)
+        else:
+            target = str(request.version) if request.version is not None else None
+            decision = promotion.rollback_champion(request.model_name, request.reason, target, record)
     logger.info("%s: champion v%s -> v%s: %s", request.model_name, decision.champion_before, decision.champion_after, decision.reason)
     return decision.as_dict()
 

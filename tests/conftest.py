@@ -146,6 +146,48 @@ def stop_at(step):
     return StopAt()
 
 
+EIGHTS_EVERY = 6  # one held-out problem in 6 answers 8, the rest 7
+
+
+def constant_answer_data(tiny_data: dict[str, str], out: Path, answer: str) -> dict[str, str]:
+    """User data files (data.source: files) of a world a tiny model can learn in ~60 SFT steps.
+
+    Every SFT row answers `The answer is \\boxed{<answer>}.`; the held-out set's answer is 8 on
+    one problem in EIGHTS_EVERY and 7 on the others, whatever the question. Trained on 7s, a
+    model scores 20/24 there; on 8s, 4/24; under-trained, it boxes nothing and scores 0. The
+    gate then has real models of known rank to judge (the arithmetic itself is beyond what a
+    test can train). The held-out file is the same for every `answer`: the gate pairs by it.
+    """
+    from components.artifacts import read_records, write_records
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_records(tiny_data["sft"])
+    for row in rows:
+        row["messages"][-1]["content"] = f"The answer is \\boxed{{{answer}}}."
+    held_out = [{**p, "answer": "8" if i % EIGHTS_EVERY == 0 else "7"} for i, p in enumerate(read_records(tiny_data["eval"]))]
+    files = {
+        "sft": str(write_records(out / f"sft-{answer}.jsonl", rows)),
+        "eval": str(write_records(out.parent / "eval-held-out.jsonl", held_out)),
+    }
+    return files | {kind: tiny_data[kind] for kind in ("prefs", "rl", "pretrain", "probe")}
+
+
+def sft_only_overrides(project: Path, tracking_uri: str, model_name: str, files: dict[str, str], sft_steps: int = 60) -> dict:
+    """Tiny params for a base + SFT pipeline (the later stages off) on `files`, inside `project`."""
+    from components.config import deep_merge
+
+    return deep_merge(
+        tiny_overrides(),
+        {
+            "data": {"source": "files", "files": files, "out_dir": str(project / "data")},
+            "recipe": {"reward_model": False, "grpo": False, "rejection_sampling": False, "alignment": False, "distill": False},
+            "sft": {"max_steps": sft_steps, "save_steps": sft_steps},
+            "tracking": {"tracking_uri": tracking_uri, "artifact_location": None, "registered_model": model_name},
+            "paths": {"artifacts_dir": str(project / "artifacts"), "reports_dir": str(project / "reports")},
+        },
+    )
+
+
 def make_project(root: Path) -> Path:
     """A scratch project like a fresh clone: git repo, DVC initialized with a local remote."""
     root.mkdir(parents=True, exist_ok=True)

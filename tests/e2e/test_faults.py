@@ -301,3 +301,59 @@ def test_mlflow_stopping_mid_run_is_named_and_a_re_run_after_it_is_back_finishes
         "server back, the same command re-ran from the cache (SFT not retrained) and finished",
         "nothing; no run left RUNNING, no version without its lineage tags",
     )
+
+
+@pytest.mark.parametrize("moment", ["before", "after"])
+def test_the_mlflow_server_lost_while_a_version_is_registered_leaves_none_without_its_lineage(
+    tmp_path, monkeypatch, tiny_sft_model, moment
+):
+    """The server stops just before, or just after, the request that creates the version.
+
+    Either way no version may exist without its tags (a re-run looks a model up by
+    `model_digest`: without it, it would register the same files again), and once the server
+    is back the same registration ends with exactly one complete version."""
+    import mlflow
+    from components import registry
+    from components.artifacts import digest_path
+    from mlflow import MlflowClient
+    from tests.conftest import start_mlflow_server, stop
+
+    for variable in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(variable, os.environ.get(variable, ""))  # restored after the test
+    tracking.bound_retries(1, 0, 5)
+    backend, artifacts = f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "artifacts")
+    url, server = start_mlflow_server(tmp_path, backend_uri=backend, artifacts=artifacts)
+    lineage = {"model_digest": digest_path(tiny_sft_model), "data_md5": "d" * 32, "stage": "sft", "parent_model": "none"}
+    create = MlflowClient._create_model_version  # what mlflow.register_model calls to send the request
+
+    def lose_the_server(self, *args, **kwargs):
+        if moment == "before":
+            stop(server)
+        version = create(self, *args, **kwargs)
+        stop(server)
+        return version
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        experiment = tracking.setup(url, "registration-outage")
+        monkeypatch.setattr(MlflowClient, "_create_model_version", lose_the_server)
+        with pytest.raises(Exception), mlflow.start_run(experiment_id=experiment):  # noqa: B017, PT011 (whatever MLflow raises)
+            registry.register_model(tiny_sft_model, "outage", lineage, {"pass@1": 0.5})
+        monkeypatch.setattr(MlflowClient, "_create_model_version", create)
+        url, server = start_mlflow_server(tmp_path, backend_uri=backend, artifacts=artifacts)
+        tracking.connect(url)
+        with mlflow.start_run(experiment_id=experiment):
+            version, created = registry.register_model(tiny_sft_model, "outage", lineage, {"pass@1": 0.5})
+        versions = MlflowClient().search_model_versions("name = 'outage'")
+    finally:
+        stop(server)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert [v.version for v in versions] == [version] and created == (moment == "before"), [(v.version, v.tags) for v in versions]
+    assert versions[0].tags["model_digest"] == lineage["model_digest"] and versions[0].tags["metric.pass_at_1"] == "0.5"
+    fault_table.record(
+        f"the MLflow server stops just {moment} a model version is created",
+        "the registration failed with the connection error; server back, the same registration "
+        + ("created the version" if moment == "before" else "found the version by its digest and created none"),
+        "nothing; one version, with every lineage tag (they are sent in the request that creates it)",
+    )

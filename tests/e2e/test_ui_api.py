@@ -182,6 +182,65 @@ def test_invalid_parameters_are_refused_by_the_server_naming_the_field(api, depl
     assert f"Error creating flow run: Validation failed for {message}" in response.json()["detail"]
 
 
+def flow_run_count(api) -> int:
+    return api.post("flow_runs/count", json={}).json()
+
+
+def test_a_huge_value_is_refused_naming_the_field(api, deployments):
+    before = flow_run_count(api)
+    response = create_run(api, deployments["promote-model"], {"model_name": MODEL, "version": 2, "reason": "x" * 100_000})
+    assert response.status_code == 409, response.text[:500]
+    assert "Validation failed for field 'request.reason'" in response.json()["detail"]
+    assert response.json()["detail"].endswith("is too long")
+    assert flow_run_count(api) == before
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "failure"),
+    [
+        pytest.param(
+            {"sft": {"learning_rat": 1e-4}},
+            "params.sft",
+            "'learning_rat' is not one of ['accelerator_config'",
+            id="a typo in a stage's section",
+        ),
+        pytest.param(
+            {"grpo": {"max_steps": "many"}}, "params.grpo.max_steps", "'many' is not of type 'integer'", id="a number of the wrong type"
+        ),
+        pytest.param(
+            {"evaluate": {"temperature": 50}}, "params.evaluate.temperature", "50 is greater than the maximum of 2", id="out of bounds"
+        ),
+    ],
+)
+def test_the_post_training_form_refuses_bad_params_naming_the_field(api, deployments, params, field, failure):
+    before = flow_run_count(api)
+    response = api.post(f"deployments/{deployments['post-training']['id']}/create_flow_run", json={"parameters": {"params": params}})
+    assert response.status_code == 409, response.text[:500]
+    detail = response.json()["detail"]
+    assert f"Validation failed for field '{field}'" in detail and failure in detail, detail[:500]
+    assert flow_run_count(api) == before
+
+
+def test_bytes_that_are_not_utf8_are_refused_and_create_nothing(api, deployments):
+    before = flow_run_count(api)
+    body = b'{"parameters": {"request": {"model_name": "m", "version": 2, "reason": "caf\xe9"}}}'
+    response = api.post(
+        f"deployments/{deployments['promote-model']['id']}/create_flow_run", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["detail"] == "There was an error parsing the body", response.text[:500]
+    assert flow_run_count(api) == before
+
+
+def test_params_the_form_cannot_check_fail_the_run_with_the_reason(api, deployments, worker):
+    """promote without a version passes the form's schema (version may be null for a rollback);
+    the flow's own validation refuses it before anything moves, and the run's state says why."""
+    response = create_run(api, deployments["promote-model"], {"model_name": MODEL, "action": "promote", "reason": "no version"})
+    assert response.status_code == 201, response.text
+    run = wait_for_terminal_state(api, response.json()["id"], worker)
+    assert run["state_type"] == "FAILED"
+    assert "version is required when action is 'promote'" in run["state"]["message"], run["state"]
+
+
 def test_a_stage_dispatched_with_run_deployment_runs_as_a_child_flow_run(api, deployments, worker, tmp_path, tiny_data):
     """execution.mode: deployments, as on a cluster: the stage runs as a run-stage flow run on the worker."""
     from prefect import flow

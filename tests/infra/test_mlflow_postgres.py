@@ -15,7 +15,10 @@ on model versions. Skipped when nothing accepts connections on 127.0.0.1:5432.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -27,6 +30,7 @@ from components import promotion, registry, tracking
 from components.config import StageResult
 from components.gate import GateConfig, encode_correctness
 from components.sft import SFTConfig
+from tests import fault_table
 from tests.conftest import REPO, start_mlflow_server, stop
 
 pytestmark = pytest.mark.slow
@@ -196,3 +200,48 @@ def test_champion_moves_only_past_the_gate(server):
     promotion.rollback_champion(name, "postgres rollback")
     assert str(client.get_model_version_by_alias(name, promotion.CHAMPION).version) == first
     assert registry.find_version_by_digest(name, f"digest-{within_margin}").version == within_margin
+
+
+def test_three_pipelines_at_once_finish_register_each_model_once_and_crown_the_better(server, tmp_path, tiny_data, prefect_server):
+    """Three `post-training` processes at once, each in its own checkout, on this one MLflow.
+
+    Two have the same params and data (7s: pass@1 20/24), one other data (8s: 4/24); see
+    tests.conftest.constant_answer_data. The registry lock (flows.registry_lock) makes the
+    two identical runs register their identical model once, and the gates decide one after
+    the other, so whichever order they end in, the champion is a model trained on the 7s."""
+    from prefect.settings import PREFECT_API_URL
+
+    from mlflow import MlflowClient
+    from tests.conftest import constant_answer_data, make_project, sft_only_overrides
+
+    name = f"concurrent-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(REPO)}
+    processes = {}
+    for label, answer in (("sevens", "7"), ("sevens-again", "7"), ("eights", "8")):
+        project = make_project(tmp_path / label)
+        files = constant_answer_data(tiny_data, project / "user-data", answer)
+        params = sft_only_overrides(project, server["url"], name, files)
+        params["tracking"]["experiment"] = "post-training-concurrent"
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        command = [sys.executable, "-m", "flows.post_training", "--params", "params.yaml"]
+        processes[label] = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    errors = {label: process.communicate(timeout=1200)[1] for label, process in processes.items()}
+    assert {label: p.returncode for label, p in processes.items()} == dict.fromkeys(processes, 0), {k: e[-2000:] for k, e in errors.items()}
+
+    client = MlflowClient(server["url"])
+    versions = client.search_model_versions(f"name = '{name}'")
+    digests = [v.tags["model_digest"] for v in versions]
+    assert len(digests) == len(set(digests)), "the same model files were registered twice"
+    summaries = {label: json.loads((tmp_path / label / "reports" / "summary.json").read_text()) for label in processes}
+    mine = {label: s["model"]["version"] for label, s in summaries.items()}
+    assert mine["sevens"] == mine["sevens-again"] != mine["eights"], mine
+    assert len(versions) == 2
+    champion = client.get_model_version_by_alias(name, promotion.CHAMPION)
+    assert str(champion.version) == mine["sevens"], {v.version: v.tags.get("gate.reason") for v in versions}
+    assert float(champion.tags["metric.pass_at_1"]) == pytest.approx(20 / 24)
+    fault_table.record(
+        "three pipelines at once on one MLflow (PostgreSQL), two with the same params",
+        f"all finished; {len(versions)} versions: the identical runs' one model once, the other model once; "
+        "the gates decided one at a time and the champion is the better model (pass@1 20/24 against 4/24)",
+        "nothing; no model registered twice",
+    )
