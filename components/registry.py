@@ -61,7 +61,7 @@ def register_model(model_dir: str, name: str, tags: Mapping[str, str], metrics: 
         # Pinned explicitly: MLflow's inference of them imports torchvision, which we don't ship.
         pip_requirements=_serving_requirements(),
     )
-    all_tags = {**tags, **{f"metric.{_metric_name(k)}": str(v) for k, v in metrics.items()}}
+    all_tags = {**tags, **{f"metric.{_metric_name(k)}": v for k, v in metrics.items()}}
     version = mlflow.register_model(info.model_uri, name, tags={k: str(v) for k, v in all_tags.items()})
     return str(version.version), True
 
