@@ -46,6 +46,7 @@ class OnPolicySettings(TrainerConfig):
     """`trl.DistillationConfig` (on-policy: the student samples, the teacher scores every token)."""
 
     TRL_CLASS = "trl.DistillationConfig"
+    COUNTS_OWN_TOKENS = True
 
     max_steps: int = Field(60, ge=1)
     per_device_train_batch_size: int = Field(32, ge=1, description="prompts per step")

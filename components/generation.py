@@ -11,6 +11,8 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Literal
 
+from components import accounting
+
 Backend = Literal["auto", "vllm", "hf"]
 Precision = Literal["float32", "bfloat16", "auto"]
 
@@ -62,6 +64,8 @@ class VLLMModel:
         )
         # vLLM schedules the whole list itself (continuous batching): no batches of ours.
         outputs = self.llm.generate(list(prompts), sampling, use_tqdm=True)
+        completions = [completion for request in outputs for completion in request.outputs]
+        accounting.add(tokens_generated=sum(len(c.token_ids) for c in completions), samples_generated=len(completions))
         return [[completion.text for completion in request.outputs] for request in outputs]
 
 
@@ -137,6 +141,8 @@ def generate(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        texts = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
+        accounting.add(tokens_generated=int((new_tokens != tokenizer.pad_token_id).sum()), samples_generated=len(new_tokens))
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         outputs.extend(texts[i : i + num_samples] for i in range(0, len(texts), num_samples))
     return outputs

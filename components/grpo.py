@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components import rewards
+from components import accounting, rewards
 from components.config import StageResult
 from components.dataset_frames import read_dataset
 from components.generation import choose_backend
@@ -35,6 +35,7 @@ class GRPOStageConfig(TrainerConfig):
     """`trl.GRPOConfig`: any of its fields may be set here; the reward plan and the backend are ours."""
 
     TRL_CLASS = "trl.GRPOConfig"
+    COUNTS_OWN_TOKENS = True
     OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend"})
 
     max_steps: int = Field(100, ge=1, description="optimizer steps")
@@ -98,6 +99,21 @@ def reward_gap_curve(history: list[dict], weights: dict[str, float]) -> list[flo
     return [e["reward"] / scale - e["rewards/accuracy/mean"] for e in history if "reward" in e and "rewards/accuracy/mean" in e]
 
 
+class CountedRollouts:
+    """A reward function that also counts the rollouts it scores (components.accounting).
+
+    TRL hands every reward function the completions' token ids, so the first one sees all the
+    tokens GRPO generated; it keeps the function's name, which TRL logs its reward by."""
+
+    def __init__(self, reward):
+        self.reward, self.__name__ = reward, reward.__name__
+
+    def __call__(self, *args, completion_ids=None, **kwargs) -> list[float]:
+        if completion_ids is not None:
+            accounting.add(tokens_generated=sum(len(ids) for ids in completion_ids), samples_generated=len(completion_ids))
+        return self.reward(*args, completion_ids=completion_ids, **kwargs)
+
+
 def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | None = None) -> StageResult:
     """RL-train `inputs["model"]` on the prompts of `inputs["rl"]`; the policy lands in `out_dir/model`."""
     from datasets import Dataset
@@ -124,7 +140,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in records])
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=functions,
+        reward_funcs=[CountedRollouts(functions[0]), *functions[1:]],
         args=training_args(cfg, checkpoint_dir, backend, weights),
         train_dataset=dataset,
         processing_class=tokenizer,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
+from components import accounting
 from components.answers import extract_answer, is_correct
 from components.config import StrictModel
 from components.generation import Backend, Precision, chat_prompts, load_for_generation, sample
@@ -100,6 +101,7 @@ def sample_verified(model_dir: str, problems: list[dict], cfg: SamplingConfig, s
         "acceptance_rate": len(kept_scores) / n_samples,
         "prompt_coverage": sum(bool(c.kept) for c in candidates) / max(1, len(candidates)),
     }
+    accounting.add(samples_kept=len(kept_scores))
     if scorer is not None and kept_scores:
         stats["mean_kept_reward"] = sum(kept_scores) / len(kept_scores)
     return candidates, stats, f"{backend}: {why}"

@@ -147,32 +147,75 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
+@contextmanager
+def stage_run(name: str, system_metrics: bool = False) -> Iterator[str]:
+    """A stage's nested run, open while the stage runs: its trainer streams there (components.live).
+
+    `system_metrics`: MLflow samples this process's CPU, memory (and GPU) into it, which says
+    something of the stage only when it runs in this process."""
+    mlflow = _mlflow()
+    with mlflow.start_run(run_name=name, nested=True, log_system_metrics=system_metrics) as run:
+        yield run.info.run_id
+
+
 def log_stage(
     result, cfg: BaseModel | None = None, cached: bool = False, name: str | None = None, artifacts: Mapping[str, str] | None = None
 ) -> str:
-    """One nested run for a stage: its config, metrics, curves (with a plot) and small artifacts.
+    """One nested run for a stage that already ran (see log_stage_result)."""
+    with stage_run(name or result.stage) as run_id:
+        log_stage_result(result, cfg, cached, artifacts)
+        return run_id
+
+
+def log_stage_result(
+    result, cfg: BaseModel | None = None, cached: bool = False, artifacts: Mapping[str, str] | None = None, streamed: bool = False
+) -> None:
+    """Into the active stage run: its config, metrics, usage, curves (with a plot) and small artifacts.
 
     `artifacts` maps an artifact folder name to a local file or folder to upload there.
+    `streamed`: the trainer logged its curves while it trained, on its global step; otherwise
+    (a cached stage) they are replayed here, on the logging index.
     """
     mlflow = _mlflow()
-    with mlflow.start_run(run_name=name or result.stage, nested=True) as run:
-        mlflow.set_tags({"stage": result.stage, "cached": str(cached).lower()})
-        if cfg is not None:
-            params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten("", cfg).items()}
-            mlflow.log_params(params)
-        metrics = {_metric_name(k): v for k, v in result.metrics.items() if _finite(v)}
-        metrics["wall_seconds"] = result.wall_seconds
-        mlflow.log_metrics(metrics)
+    mlflow.set_tags({"stage": result.stage, "cached": str(cached).lower()})
+    if cfg is not None:
+        params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten("", cfg).items()}
+        mlflow.log_params(params)
+    metrics = {_metric_name(k): v for k, v in result.metrics.items() if _finite(v)}
+    metrics["wall_seconds"] = result.wall_seconds
+    usage = result.info.get("usage", {})
+    metrics |= {f"usage.{k}": v for k, v in usage.items() if _finite(v)}
+    mlflow.log_metrics(metrics)
+    if usage:
+        mlflow.set_tags({"usage.device": str(usage.get("device")), "usage.device_count": str(usage.get("device_count"))})
+    if not streamed:
         for curve_name, values in result.curves.items():
             for step, value in enumerate(values):
                 if _finite(value):
                     mlflow.log_metric(_metric_name(curve_name), value, step=step)
-        if result.curves:
-            mlflow.log_figure(plots.plot_curves(result.curves, title=name or result.stage), f"{result.stage}_curves.png")
-        mlflow.log_dict({"outputs": result.outputs, "info": result.info}, "stage_result.json")
-        for artifact_path, local in (artifacts or {}).items():
-            log_report(local, artifact_path)
-        return run.info.run_id
+    if result.curves:
+        mlflow.log_figure(plots.plot_curves(result.curves, title=result.stage), f"{result.stage}_curves.png")
+    mlflow.log_dict({"outputs": result.outputs, "info": result.info}, "stage_result.json")
+    for artifact_path, local in (artifacts or {}).items():
+        log_report(local, artifact_path)
+
+
+def log_datasets(datasets: Mapping[str, str], digests: Mapping[str, str], context: str) -> None:
+    """`mlflow.log_input` for each dataset file on the active run: its path, our digest, its role.
+
+    The run's Datasets panel then shows what the stage read (`context` "input") or wrote
+    ("generated": rejection-sampled data, distillation traces), each named by its role."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    mlflow = _mlflow()
+    for role, path in datasets.items():
+        dataset = MetaDataset(resolve_dataset_source(str(Path(path).resolve())), name=role, digest=digests[role][:16])
+        mlflow.log_input(dataset, context=context, tags={"role": role, "digest": digests[role]})
+
+
+def tag_active_run(tags: Mapping[str, str]) -> None:
+    _mlflow().set_tags({k: str(v) for k, v in tags.items()})
 
 
 def log_summary(summary: Mapping[str, Any], path: str | Path) -> None:

@@ -80,6 +80,9 @@ class TrainerConfig(StrictModel):
 
     TRL_CLASS: ClassVar[str] = "trl.SFTConfig"
     OWN_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    # GRPO and on-policy distillation count the prompt and completion tokens in the trainer state
+    # themselves; every other trainer is asked to (`include_num_input_tokens_seen`): the cost accounting.
+    COUNTS_OWN_TOKENS: ClassVar[bool] = False
 
     seed: int = 0
     use_cpu: bool = Field(True, description="False on GPU nodes")
@@ -146,11 +149,13 @@ def trl_config(cfg: TrainerConfig, output_dir: str | Path, defaults: dict[str, A
     `defaults` are the stage's choices a user may override (e.g. `packing`); `stage_set` are
     derived from the stage's own fields (e.g. `reward_weights` from `rewards`) and always win.
     Every trainer checkpoints (`CHECKPOINTING`, under `output_dir`) so that a killed run resumes.
-    `report_to="none"`: the flow logs to MLflow; a stage never talks to the tracker.
+    `report_to="none"`: the trainer's own MLflow integration would open runs of its own; the
+    stage streams to the run the flow opened for it instead (components.live).
     """
     module, _, name = cfg.TRL_CLASS.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    kwargs = CHECKPOINTING | (defaults or {}) | cfg.trl_kwargs() | stage_set
+    counting = {} if cfg.COUNTS_OWN_TOKENS else {"include_num_input_tokens_seen": "non_padding"}
+    kwargs = CHECKPOINTING | counting | (defaults or {}) | cfg.trl_kwargs() | stage_set
     return cls(**kwargs, output_dir=str(output_dir), report_to="none")
 
 
@@ -216,7 +221,11 @@ class StorageFull(OSError):
 def train_resumably(trainer, cfg: TrainerConfig, checkpoint_dir: Path, stage: str) -> str | None:
     """`trainer.train()`, from the last complete checkpoint when `cfg.resume`; returns that checkpoint.
 
+    The trainer streams its logs and progress as it trains (components.live).
     A full disk becomes one clear error that names the folder and what is still intact."""
+    from components.live_callback import LiveCallback
+
+    trainer.add_callback(LiveCallback(stage))
     resume_from = last_checkpoint(checkpoint_dir) if cfg.resume else None
     if resume_from:
         print(f"[{stage}] resuming from {resume_from}")

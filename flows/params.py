@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -110,6 +110,16 @@ class ExecutionConfig(StrictModel):
         return self.stage_deployment if self.mode == "deployments" and stage in self.dispatched_stages else None
 
 
+class CostConfig(StrictModel):
+    """What a device-hour costs: the summary prices each stage's device time with it (components.accounting)."""
+
+    price_per_device_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: {"cpu": 0.10, "cuda": 2.50},
+        description="device name (e.g. 'NVIDIA H100 80GB HBM3') or kind ('cuda', 'cpu') -> price per device-hour",
+    )
+    currency: str = Field("USD", min_length=1, max_length=8)
+
+
 class PathsConfig(StrictModel):
     artifacts_dir: str = Field("artifacts", description="stage outputs, one folder per cache key")
     reports_dir: str = Field("reports", description="summary.json and validation reports")
@@ -137,6 +147,7 @@ class PipelineParams(StrictModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: GateConfig = Field(default_factory=GateConfig, description="the gate the champion alias moves past")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    cost: CostConfig = Field(default_factory=CostConfig, description="prices of device time, for the summary's cost column")
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
     @model_validator(mode="after")

@@ -15,15 +15,17 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from components import promotion, registry, tracking
+from components import promotion, registry, stages, tracking
 from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
+from components.live import LiveTarget
 from components.versioning import git_commit, params_hash, track_data
 from flows.params import PipelineParams, load_params
 from flows.registry_lock import registry_lock
@@ -36,9 +38,39 @@ class ValidationFailed(RuntimeError):
     """The data failed validation: nothing was trained, registered or promoted."""
 
 
-def stage(name: str, cfg, inputs: dict[str, str], params: PipelineParams, force: bool, label: str | None = None):
-    """Run the registered stage `name` (cached, in-process or dispatched as `params.execution` says)."""
-    return run_registered_stage(name, cfg, inputs, params.execution, params.paths.artifacts_dir, force, label=label)
+def stage(
+    name: str,
+    cfg,
+    inputs: dict[str, str],
+    params: PipelineParams,
+    force: bool,
+    label: str | None = None,
+    artifacts: Callable[[StageResult], dict[str, str]] | None = None,
+) -> tuple[StageResult, bool]:
+    """Run the registered stage `name` in its own MLflow run (cached, in-process or dispatched as `params.execution` says).
+
+    The run opens before the stage starts, so a trainer streams its metrics there while it trains
+    (components.live); the datasets it read and wrote, its result, usage and `artifacts(result)`
+    (name -> local path) are logged there when it ends. Returns (result, from_cache)."""
+    dispatched = params.execution.deployment_for(name) is not None
+    with tracking.stage_run(label or name, system_metrics=not dispatched) as run_id:
+        target = LiveTarget(tracking_uri=params.tracking.tracking_uri, run_id=run_id)
+        result, cached = run_registered_stage(
+            name, cfg, inputs, params.execution, params.paths.artifacts_dir, force, label=label, target=target
+        )
+        _log_datasets(name, inputs, result)
+        tracking.log_stage_result(result, cfg, cached, artifacts=artifacts(result) if artifacts else None, streamed=not cached)
+    return result, cached
+
+
+def _log_datasets(name: str, inputs: dict[str, str], result: StageResult) -> None:
+    """The dataset files the stage read (by the registry's input kinds) and the ones it wrote."""
+    consumes = stages.get(name).consumes
+    read = {role: path for role, path in inputs.items() if consumes[role].kind == "dataset" and Path(path).is_file()}
+    wrote = {role: path for role, path in result.outputs.items() if path.endswith(".jsonl") and Path(path).is_file()}
+    for datasets, context in ((read, "input"), (wrote, "generated")):
+        if datasets:
+            tracking.log_datasets(datasets, {role: input_digest(path) for role, path in datasets.items()}, context)
 
 
 @task(log_prints=True)
@@ -93,6 +125,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         if params.recipe.distill:
             recipe.distill(teacher=final)
         path = _write_summary(summary, params, started)
+        tracking.tag_active_run(summary.lineage)
         tracking.log_summary(summary.as_dict(), path)
     return summary.as_dict()
 
@@ -101,12 +134,15 @@ def _prepare_and_validate(summary: RunSummary, params: PipelineParams, force: bo
     """Data, versioned by DVC, then validation: nothing trains on data that failed its checks."""
     data_result, data_version = prepare_data(params)
     summary.lineage.update(data_version)
-    _record(summary, "data", data_result, cached=False, cfg=params.data)
+    tracking.log_stage(data_result, params.data, name="data")
+    _record(summary, "data", data_result, cached=False)
     datasets = {k: v for k, v in data_result.outputs.items() if k != "data_dir"}
-    validation, cached = stage("validate", params.validation, datasets, params, force)
-    report_dir = str(Path(validation.outputs["report"]).parent)
-    _record(summary, "validate", validation, cached, cfg=params.validation, artifacts={"validation_report": report_dir})
+    data_docs = lambda result: {"validation_report": str(Path(result.outputs["report"]).parent)}  # noqa: E731 (GX's HTML)
+    validation, cached = stage("validate", params.validation, datasets, params, force, artifacts=data_docs)
+    _record(summary, "validate", validation, cached)
     summary.lineage["validation_status"] = "passed" if validation.metrics.get("passed") else "failed"
+    tracking.tag_active_run(summary.lineage)  # the parent run: the data version and whether it passed
+    tracking.log_datasets(datasets, {role: input_digest(path) for role, path in datasets.items()}, "input")
     if not validation.metrics.get("passed"):
         _write_summary(summary, params, started)
         failures = "\n  ".join(validation.info.get("failures", [])[:10])
@@ -179,7 +215,7 @@ class Recipe:
 
     def run_stage(self, label: str, cfg, inputs: dict[str, str], name: str | None = None) -> StageResult:
         result, cached = stage(name or label, cfg, inputs, self.params, self.force, label=label)
-        _record(self.summary, label, result, cached, cfg=cfg)
+        _record(self.summary, label, result, cached)
         return result
 
     def train(self, label: str, name: str, cfg, inputs: dict[str, str], parent: Model | None) -> Model:
@@ -262,26 +298,29 @@ def gate(name: str, version: str, params: PipelineParams) -> promotion.AliasDeci
 def _evaluate(summary: RunSummary, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:
     probe = {"probe": datasets["probe"]} if datasets.get("probe") else {}  # user data may have no probe set
     inputs = {"model": model, "eval": datasets["eval"], **probe, **(extra or {})}
-    result, cached = stage("evaluate", params.evaluate, inputs, params, force, label=f"evaluate-{label}")
-    evaluation_dir = str(Path(result.outputs["metrics"]).parent)  # predictions, report, test-time-scaling curve
-    tracking.log_stage(result, params.evaluate, cached, name=f"evaluate-{label}", artifacts={"evaluation": evaluation_dir})
+    folder = lambda result: {"evaluation": str(Path(result.outputs["metrics"]).parent)}  # noqa: E731 (predictions, report, curves)
+    result, cached = stage("evaluate", params.evaluate, inputs, params, force, label=f"evaluate-{label}", artifacts=folder)
     row = summary.stages[label]
     row.metrics.update({f"eval.{k}": v for k, v in result.metrics.items()})
     row.wall_seconds += result.wall_seconds
+    row.usage += [result.info["usage"]] if "usage" in result.info else []
     return result
 
 
-def _record(summary: RunSummary, label: str, result: StageResult, cached: bool, cfg=None, artifacts=None) -> None:
-    tracking.log_stage(result, cfg, cached, name=label, artifacts=artifacts)
+def _record(summary: RunSummary, label: str, result: StageResult, cached: bool) -> None:
     notes = {
         k: v for k, v in result.info.items() if k in ("generation_backend", "generation_backend_reason", "resumed_from", "method") and v
     }
     get_run_logger().info("%s: %.0f s%s %s", label, result.wall_seconds, " (cached)" if cached else "", notes or "")
-    summary.stages[label] = StageRow(metrics=dict(result.metrics), wall_seconds=result.wall_seconds, cached=cached, outputs=result.outputs)
+    usage = [result.info["usage"]] if "usage" in result.info else []  # none from a result cached before usage was metered
+    summary.stages[label] = StageRow(
+        metrics=dict(result.metrics), wall_seconds=result.wall_seconds, cached=cached, outputs=result.outputs, usage=usage
+    )
 
 
 def _write_summary(summary: RunSummary, params: PipelineParams, started: float) -> Path:
     summary.pipeline_wall_seconds = time.perf_counter() - started
+    summary.price(params.cost.price_per_device_hour, params.cost.currency)
     return write_json(Path(params.paths.reports_dir) / "summary.json", summary.as_dict())
 
 

@@ -9,14 +9,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from components import accounting
+
 
 class StageRow(BaseModel):
-    """One stage's line of the summary: its metrics (and its evaluation's, as `eval.*`), time, cache hit."""
+    """One stage's line of the summary: its metrics (and its evaluation's, as `eval.*`), time, cache hit, cost."""
 
     metrics: dict[str, float] = Field(default_factory=dict)
     wall_seconds: float = 0.0
     cached: bool = False
     outputs: dict[str, str] = Field(default_factory=dict)
+    usage: list[dict[str, Any]] = Field(default_factory=list, description="components.accounting.Usage of the stage and its evaluation")
+    cost: float | None = Field(None, description="the usage at params' cost.price_per_device_hour")
+
+    def priced(self, prices: dict[str, float]) -> None:
+        self.cost = sum(accounting.price(usage, prices) for usage in self.usage)
 
 
 class RunSummary(BaseModel):
@@ -29,9 +36,22 @@ class RunSummary(BaseModel):
     model: dict[str, Any] | None = Field(None, description="the final model's registered name, version, path, stage")
     alias: dict[str, Any] | None = Field(None, description="the gate's decision (components.promotion.AliasDecision)")
     pipeline_wall_seconds: float | None = None
+    totals: dict[str, Any] | None = Field(None, description="usage and cost summed over the stages; `spent`: the ones not cached")
 
     def as_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)
+
+    def price(self, prices: dict[str, float], currency: str) -> None:
+        """Each row's cost, and the run's totals: of every stage, and of those it computed (not cached)."""
+        for row in self.stages.values():
+            row.priced(prices)
+        rows = self.stages.values()
+        usages = [u for row in rows for u in row.usage]
+        self.totals = accounting.total(usages) | {
+            "cost": sum(row.cost or 0.0 for row in rows),
+            "spent": sum(row.cost or 0.0 for row in rows if not row.cached),
+            "currency": currency,
+        }
 
 
 def columns(stages: dict) -> list[tuple[str, str]]:
@@ -50,11 +70,17 @@ def columns(stages: dict) -> list[tuple[str, str]]:
         ("eval.mean_length", "length"),
         ("eval.mean_reward", "reward"),
         ("wall_seconds", "seconds"),
+        ("tokens", "tokens"),
+        ("cost", "cost"),
         ("cached", "cached"),
     ]
 
 
-def _cell(value) -> str:
+def _cell(value, key: str = "") -> str:
+    if key == "tokens" and value:
+        return _count(value)
+    if key == "cost" and value is not None:
+        return f"{value:.4f}" if value < 1 else f"{value:.2f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -65,8 +91,15 @@ def _cell(value) -> str:
 def format_summary(summary: dict) -> str:
     rows, table = [], columns(summary.get("stages", {}))
     for stage, row in summary.get("stages", {}).items():
-        values = {"stage": stage, "wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), **row.get("metrics", {})}
-        rows.append([_cell(values.get(key)) for key, _ in table])
+        tokens = sum(u.get("tokens_trained", 0) + u.get("tokens_generated", 0) for u in row.get("usage", []))
+        facts = {"wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), "tokens": tokens, "cost": row.get("cost")}
+        values = {"stage": stage, **facts, **row.get("metrics", {})}
+        rows.append([_cell(values.get(key), key) for key, _ in table])
+    totals = summary.get("totals")
+    if totals:
+        facts = {"stage": "total", "wall_seconds": totals["wall_seconds"], "cost": totals["cost"]}
+        facts["tokens"] = totals["tokens_trained"] + totals["tokens_generated"]
+        rows.append([_cell(facts.get(key), key) if key in facts else "" for key, _ in table])
     headers = [title for _, title in table]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
@@ -89,7 +122,21 @@ def format_summary(summary: dict) -> str:
         )
     if "pipeline_wall_seconds" in summary:
         lines.append(f"pipeline: {summary['pipeline_wall_seconds']:.0f} s")
+    if totals:
+        lines.append(
+            f"cost: {totals['cost']:.4f} {totals['currency']} of device time in all, {totals['spent']:.4f} spent by this run "
+            f"(the rest was cached); {_count(totals['tokens_trained'])} tokens trained, {_count(totals['tokens_generated'])} generated, "
+            f"{totals['samples_generated']} samples generated ({totals['samples_kept']} kept by rejection sampling and distillation)"
+        )
     return "\n".join(lines)
+
+
+def _count(n: float) -> str:
+    """1234567 -> 1.2M: token counts read at a glance."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.1f}{suffix}"
+    return str(int(n))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 from prefect import flow, task
 from pydantic import Field, field_validator
 
-from components import stages
+from components import accounting, live, stages
 from components.artifacts import cache_key, digest_path
 from components.config import StageResult, StrictModel
 from flows.artifact_exchange import RESULT_FILE, ArtifactExchange, read_result, relocate, write_result
@@ -53,6 +53,7 @@ class StageRequest(StrictModel):
     out_dir: str = Field(min_length=1, description="output folder, on storage the parent can read (the checkpoints volume)")
     key: str = Field(pattern=r"^[0-9a-f]{64}$", description="the parent's cache key of this stage run (sha256 hex)")
     exchange: ExchangeRefs | None = Field(None, description="where inputs and outputs live in object storage, if not on a shared volume")
+    stream: live.LiveTarget | None = Field(None, description="the MLflow run the parent opened for the stage: it streams its metrics there")
 
     @field_validator("module")
     @classmethod
@@ -64,7 +65,17 @@ class StageRequest(StrictModel):
         return name
 
 
-def execute_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, reuse: bool = True) -> StageResult:
+def run_metered(name: str, cfg, inputs: dict[str, str], out_dir: str, target: live.LiveTarget | None = None) -> StageResult:
+    """The stage's entry function, streaming to `target` while it trains; its usage lands in `info["usage"]`."""
+    with live.streaming_to(target), accounting.metered() as usage:
+        result = stages.get(name).entry_function()(cfg, inputs, out_dir)
+    result.info["usage"] = usage.as_dict()
+    return result
+
+
+def execute_stage(
+    name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, reuse: bool = True, target: live.LiveTarget | None = None
+) -> StageResult:
     """Run the registered stage's entry function and mark its output folder complete with `result.json`.
 
     `out_dir` is keyed by the stage's cache key, so two pipelines with the same stage config
@@ -83,7 +94,7 @@ def execute_stage(name: str, cfg, inputs: dict[str, str], out_dir: str, key: str
         if reuse and completed_by(out_dir, key):
             print(f"[{name}] {out_dir} was completed by another run: reusing its result")
             return read_result(out_dir)
-        result = spec.entry_function()(cfg, inputs, out_dir)
+        result = run_metered(name, cfg, inputs, out_dir, target)
         write_result(out_dir, key, result)
     return result
 
@@ -105,7 +116,7 @@ def execute_through_exchange(request: StageRequest, cfg) -> StageResult:
         mirror = CheckpointMirror(exchange, local_out, request.exchange.out)
         restored = mirror.restore()
         with mirror.running(request.exchange.checkpoint_sync_seconds):
-            result = stages.get(request.module).entry_function()(cfg, local_inputs, str(local_out))
+            result = run_metered(request.module, cfg, local_inputs, str(local_out), request.stream)
         result.info["restored_checkpoints"] = restored
         # Report paths as the parent will have them: its out_dir, its own input paths.
         path_map = {str(local_out): request.out_dir}
@@ -127,7 +138,7 @@ def run_stage_flow(request: StageRequest) -> dict:
     cfg = stages.get(request.module).config_class().model_validate(request.config)
     if request.exchange is not None:
         return execute_through_exchange(request, cfg).model_dump(mode="json")
-    return execute_stage(request.module, cfg, request.inputs, request.out_dir, request.key).model_dump(mode="json")
+    return execute_stage(request.module, cfg, request.inputs, request.out_dir, request.key, target=request.stream).model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- the orchestrator's side
@@ -197,16 +208,37 @@ def _stage_cache_key(context, parameters) -> str:
 # into a captured stdout that Prefect's print-to-log hook would send to the run log instead.
 @task(cache_key_fn=_stage_cache_key, persist_result=True, log_prints=False)
 def run_stage(
-    name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, dispatch: Dispatch | None = None, reuse: bool = True
+    name: str,
+    cfg,
+    inputs: dict[str, str],
+    out_dir: str,
+    key: str,
+    dispatch: Dispatch | None = None,
+    reuse: bool = True,
+    target: live.LiveTarget | None = None,
 ) -> StageResult:
     """Run the stage here, or as a child flow run of a deployment (e.g. on the GPU pool)."""
     if dispatch is None:
-        return execute_stage(name, cfg, inputs, out_dir, key, reuse=reuse)
-    return dispatch.run(StageRequest(module=name, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key))
+        return execute_stage(name, cfg, inputs, out_dir, key, reuse=reuse, target=target)
+    # The pod samples its own CPU, memory and GPU into the run: the orchestrator's would say nothing of it.
+    target = target.model_copy(update={"system_metrics": True}) if target is not None else None
+    request = StageRequest(module=name, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key, stream=target)
+    return dispatch.run(request)
 
 
-def stage(name: str, cfg, inputs: dict[str, str], execution, artifacts_dir: str, force: bool, label: str | None = None):
-    """Run the registered stage `name` as a cached task (under `label`, e.g. sft_round2); returns (result, from_cache)."""
+def stage(
+    name: str,
+    cfg,
+    inputs: dict[str, str],
+    execution,
+    artifacts_dir: str,
+    force: bool,
+    label: str | None = None,
+    target: live.LiveTarget | None = None,
+):
+    """Run the registered stage `name` as a cached task (under `label`, e.g. sft_round2); returns (result, from_cache).
+
+    `target`: the MLflow run the stage streams its training metrics to (not part of the cache key)."""
     spec = stages.get(name)
     spec.check_inputs(inputs)
     digests = {k: input_digest(v) for k, v in inputs.items()}
@@ -217,7 +249,7 @@ def stage(name: str, cfg, inputs: dict[str, str], execution, artifacts_dir: str,
     # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
     refresh = force or not outputs_present(out_dir, dispatch)
     task_fn = run_stage.with_options(name=label or name, refresh_cache=refresh or None)
-    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, reuse=not force, return_state=True)
+    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, reuse=not force, target=target, return_state=True)
     return state.result(), state.name == "Cached"
 
 

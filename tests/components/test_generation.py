@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from components import generation
+from components import accounting, generation
 
 
 @pytest.fixture
@@ -40,7 +40,9 @@ def fake_vllm(calls: list):
             calls.append(("generate", prompts, sampling.kwargs))
             n = sampling.kwargs["n"]
             completion = types.SimpleNamespace
-            return [types.SimpleNamespace(outputs=[completion(text=f"{p}#{i}") for i in range(n)]) for p in prompts]
+            return [
+                types.SimpleNamespace(outputs=[completion(text=f"{p}#{i}", token_ids=[0] * (i + 1)) for i in range(n)]) for p in prompts
+            ]
 
     module.LLM, module.SamplingParams = LLM, SamplingParams
     module.__spec__ = types.SimpleNamespace(name="vllm")
@@ -55,8 +57,11 @@ def test_with_vllm_and_a_gpu_generation_goes_through_vllm(monkeypatch, tiny_base
 
     tokenizer, model, backend, why = generation.load_for_generation(tiny_base_model, "auto", seed=3)
     assert backend == "vllm" and why == "vLLM is installed and a GPU is present"
-    out = generation.generate(model, tokenizer, ["a", "b"], max_new_tokens=7, num_samples=2, temperature=0.6, top_p=0.9, seed=3)
+    monkeypatch.setattr(accounting, "device", lambda: {"device": "fake GPU", "device_count": 1})  # no CUDA to name here
+    with accounting.metered() as usage:
+        out = generation.generate(model, tokenizer, ["a", "b"], max_new_tokens=7, num_samples=2, temperature=0.6, top_p=0.9, seed=3)
     assert out == [["a#0", "a#1"], ["b#0", "b#1"]]
+    assert (usage.samples_generated, usage.tokens_generated) == (4, 1 + 2 + 1 + 2), "the cost accounting counts vLLM's tokens"
     greedy = generation.generate(model, tokenizer, ["c"], max_new_tokens=5)
     assert greedy == [["c#0"]]
     assert calls[0] == ("init", tiny_base_model, 3)

@@ -63,12 +63,11 @@ def test_user_data_without_a_probe_set_is_evaluated_without_one(tmp_path, monkey
 
     seen = {}
 
-    def fake_stage(name, cfg, inputs, params, force, label=None):
+    def fake_stage(name, cfg, inputs, params, force, label=None, artifacts=None):
         seen.update(name=name, inputs=inputs)
         return StageResult(stage=name, outputs={"metrics": str(tmp_path / "m" / "metrics.json")}, metrics={"pass@1": 0.5}), False
 
     monkeypatch.setattr(post_training, "stage", fake_stage)
-    monkeypatch.setattr(post_training.tracking, "log_stage", lambda *args, **kwargs: None)
     summary = RunSummary(stages={"sft": StageRow()})
     datasets = {"eval": str(tmp_path / "eval.jsonl"), "sft": str(tmp_path / "sft.jsonl")}
     post_training._evaluate(summary, "sft", str(tmp_path / "model"), datasets, PipelineParams(), force=False)
