@@ -1,14 +1,17 @@
 """Evaluation report: a readable markdown page and the plots of the evaluate stage.
 
-- `plot_scaling_curve`: accuracy against N samples (pass@N, maj@N, bon@N, wmaj@N);
+- `plot_scaling_curve`: accuracy against N samples (pass@N, maj@N, bon@N, wmaj@N), with
+  a bootstrap interval band per series when the per-problem rows are given (components.intervals);
 - `plot_accuracy_by_stage`: grouped bars of the accuracy metrics of several evaluated models;
+- `plot_reliability`: accuracy of the majority answer per confidence bin, against the diagonal;
 - `render_report`: the metrics table (with what each metric means), the test-time-scaling
   table, an accuracy-by-stage table when given several results, and links to the plots.
 
 Combine the evaluations of several stages into one report:
 
     python -m components.eval_report --result base=artifacts/evaluate-base/<key>/metrics.json \\
-        --result sft=artifacts/evaluate-sft/<key>/metrics.json --out reports/eval
+        --result sft=artifacts/evaluate-sft/<key>/metrics.json --out reports/eval \\
+        [--curve .../tts_curve.json --predictions .../predictions.jsonl]
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from components import intervals
+from components.artifacts import read_records
+from components.metrics import CalibrationBin, calibration_bins, calibration_pairs, expected_calibration_error
 from components.plots import pyplot
 
 # What each metric means, in a phrase; `@k` names are matched by their prefix.
@@ -129,18 +135,47 @@ def write_text(path: str | Path, text: str) -> Path:
 # ---------------------------------------------------------------- plots
 
 
-def plot_scaling_curve(curve: Mapping[str, list[float]], title: str = "test-time scaling"):
+def plot_scaling_curve(
+    curve: Mapping[str, list[float]], bands: Mapping[str, list[tuple[float, float]]] | None = None, title: str = "test-time scaling"
+):
+    """Accuracy against N per series; with `bands` (intervals.scaling_bands), each series' interval shaded in its colour."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name in curve_series(curve):
-        ax.plot(curve["n"], curve[name], CURVE_STYLE.get(name, "o-"), label=name)
+        (line,) = ax.plot(curve["n"], curve[name], CURVE_STYLE.get(name, "o-"), label=name)
+        if bands and name in bands:
+            lows, highs = zip(*bands[name], strict=True)
+            ax.fill_between(curve["n"], lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log", base=2)
     ax.set_xticks(curve["n"], [str(int(n)) for n in curve["n"]])
     ax.set_ylim(-0.02, 1.02)  # lines at 0 or 1 stay visible
     ax.set_xlabel("N samples per problem")
     ax.set_ylabel("held-out accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    # The legend says what the shading is, so the figure reads alone (in MLflow, without the report).
+    ax.legend(fontsize=8, title=f"shaded: {intervals.METHOD}" if bands else None, title_fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_reliability(bins: list[CalibrationBin], ece: float, title: str = "reliability of self-consistency"):
+    """Accuracy of the majority answer per confidence bin against the diagonal, and how many problems each bin holds."""
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    lows, widths = [b.low for b in bins], [b.high - b.low for b in bins]
+    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="calibrated")
+    top.bar(lows, [b.accuracy for b in bins], widths, align="edge", edgecolor="black", alpha=0.6, label="accuracy in bin")
+    # The mean confidence, not the bin's centre, is what ECE compares accuracy with.
+    top.plot([b.confidence for b in bins], [b.accuracy for b in bins], "o", color="tab:red", label="(mean confidence, accuracy)")
+    top.set_ylim(0, 1.05)  # markers at accuracy 1 stay whole
+    top.set_ylabel("majority answer right")
+    top.set_title(f"{title}\nECE = {ece:.3f} ({sum(b.count for b in bins)} problems)", fontsize=10)
+    top.legend(fontsize=7, loc="upper left")
+    bottom.bar(lows, [b.count for b in bins], widths, align="edge", edgecolor="black", color="tab:gray")
+    bottom.set_xlim(-0.02, 1.02)  # and those at confidence 0 or 1
+    bottom.set_xlabel("confidence: share of samples giving the majority answer")
+    bottom.set_ylabel("problems")
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -171,13 +206,22 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def write_stage_report(results: Mapping[str, Mapping[str, float]], out_dir: str | Path, curve=None, title: str = "", facts=None) -> Path:
-    """report.md + accuracy_by_stage.png (and tts_curve.png when a curve is given) in out_dir."""
+def write_stage_report(
+    results: Mapping[str, Mapping[str, float]], out_dir: str | Path, curve=None, title: str = "", facts=None, rows: list[dict] | None = None
+) -> Path:
+    """report.md in out_dir, with its figures beside it: tts_curve.png (given a curve), accuracy_by_stage.png
+    (given several results), reliability.png (given predictions.jsonl's rows, which also band the curve)."""
     out = Path(out_dir)
     images = {}
     if curve:
-        save_figure(plot_scaling_curve(curve), out / "tts_curve.png")
+        bands = intervals.scaling_bands(rows, curve["n"]) if rows else None
+        save_figure(plot_scaling_curve(curve, bands), out / "tts_curve.png")
         images["test-time scaling"] = "tts_curve.png"
+    if rows:
+        confidences, outcomes = calibration_pairs(rows)
+        ece = expected_calibration_error(confidences, outcomes)
+        save_figure(plot_reliability(calibration_bins(confidences, outcomes), ece), out / "reliability.png")
+        images["reliability diagram"] = "reliability.png"
     if len(results) > 1:
         save_figure(plot_accuracy_by_stage(results), out / "accuracy_by_stage.png")
         images["accuracy by stage"] = "accuracy_by_stage.png"
@@ -190,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "--result", action="append", required=True, metavar="LABEL=METRICS_JSON", help="in stage order; the last one is the headline"
     )
     parser.add_argument("--curve", help="tts_curve.json of the headline model")
+    parser.add_argument("--predictions", help="predictions.jsonl of the headline model: the reliability diagram and the curve's bands")
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     results = {}
@@ -200,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         results[label] = json.loads(Path(path).read_text())
     curve = json.loads(Path(args.curve).read_text()) if args.curve else None
-    print(write_stage_report(results, args.out, curve))
+    rows = read_records(args.predictions) if args.predictions else None
+    print(write_stage_report(results, args.out, curve, rows=rows))
     return 0
 
 

@@ -35,8 +35,9 @@ generation); without one these metrics are absent, not zero:
   both right and wrong samples.
 
 Also written: predictions.jsonl (one row per problem, in eval-set order), metrics.json, the
-test-time-scaling curve (accuracy against N for pass@N, maj@N, bon@N, wmaj@N) as JSON and PNG,
-and a markdown report.
+test-time-scaling curve (accuracy against N for pass@N, maj@N, bon@N, wmaj@N) as JSON and PNG
+(with each series' 95% bootstrap band over problems), the reliability diagram of ece's
+confidence bins (reliability.png), and a markdown report showing both.
 
     posttrain evaluate --params params.yaml --model PATH --out reports/eval/manual \\
         [--reward-model PATH] [--base-model PATH]
@@ -171,8 +172,9 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         "predictions": str(write_records(out / "predictions.jsonl", rows)),
         "metrics": str(write_json(out / "metrics.json", metrics)),
         "tts_curve": str(write_json(out / "tts_curve.json", curve)),
-        "report": str(eval_report.write_stage_report({label: metrics}, out, curve, title=inputs["model"])),
+        "report": str(eval_report.write_stage_report({label: metrics}, out, curve, title=inputs["model"], rows=rows)),
         "tts_plot": str(out / "tts_curve.png"),
+        "reliability_plot": str(out / "reliability.png"),
     }
     return StageResult(
         stage="evaluate",

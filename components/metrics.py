@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import comb
 
 from components.answers import extract_answer, extract_free_answer, is_correct
@@ -68,20 +69,51 @@ def agreement(answers: Sequence[str | None]) -> float:
     return 0.0 if majority is None else sum(a == majority for a in answers) / len(answers)
 
 
-def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool], n_bins: int = ECE_BINS) -> float:
-    """ECE with equal-width bins on [0, 1]: sum over bins of |accuracy - mean confidence|, weighted by bin size."""
-    if not confidences:
-        return 0.0
+def _calibration_bins(confidences: Sequence[float], outcomes: Sequence[bool], n_bins: int) -> dict[int, list[tuple[float, bool]]]:
+    """Equal-width bins on [0, 1], in first-seen order: the one binning ECE and the reliability diagram share."""
     bins: dict[int, list[tuple[float, bool]]] = {}
     for confidence, outcome in zip(confidences, outcomes, strict=True):
         index = min(int(confidence * n_bins), n_bins - 1)  # confidence 1.0 belongs to the last bin
         bins.setdefault(index, []).append((confidence, outcome))
+    return bins
+
+
+def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool], n_bins: int = ECE_BINS) -> float:
+    """ECE with equal-width bins on [0, 1]: sum over bins of |accuracy - mean confidence|, weighted by bin size."""
+    if not confidences:
+        return 0.0
     error = 0.0
-    for members in bins.values():
+    for members in _calibration_bins(confidences, outcomes, n_bins).values():
         mean_confidence = sum(c for c, _ in members) / len(members)
         accuracy = sum(o for _, o in members) / len(members)
         error += len(members) / len(confidences) * abs(accuracy - mean_confidence)
     return error
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    """One non-empty bin of a reliability diagram: [low, high), its size, mean confidence and accuracy."""
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+def calibration_bins(confidences: Sequence[float], outcomes: Sequence[bool], n_bins: int = ECE_BINS) -> list[CalibrationBin]:
+    """The non-empty bins expected_calibration_error sums over, by rising confidence."""
+    bins = _calibration_bins(confidences, outcomes, n_bins)
+    return [
+        CalibrationBin(
+            low=index / n_bins,
+            high=(index + 1) / n_bins,
+            count=len(members),
+            confidence=sum(c for c, _ in members) / len(members),
+            accuracy=sum(o for _, o in members) / len(members),
+        )
+        for index, members in sorted(bins.items())
+    ]
 
 
 def reward_auc(rewards_per_problem: Sequence[Sequence[float]], correct_per_problem: Sequence[Sequence[bool]]) -> float | None:
@@ -160,13 +192,17 @@ def score_problems(
             scores.pop("pass@1", None)  # pass@1 stays greedy; its sampled estimate is sample_accuracy
             totals.update(scores)
     metrics = {name: value / n for name, value in totals.items()}
-    metrics["ece"] = expected_calibration_error(
-        [agreement(row["sample_answers"]) for row in rows],
-        [chosen_is_correct(row["sample_answers"], row["sample_correct"], majority_answer(row["sample_answers"])) for row in rows],
-    )
+    metrics["ece"] = expected_calibration_error(*calibration_pairs(rows))
     if rewards is not None:
         metrics.update(reward_metrics(rows, metrics["sample_accuracy"]))
     return metrics, rows
+
+
+def calibration_pairs(rows: list[dict]) -> tuple[list[float], list[bool]]:
+    """Per problem, what ece bins: self-consistency's confidence (agreement) and whether the majority answer is right."""
+    confidences = [agreement(row["sample_answers"]) for row in rows]
+    outcomes = [chosen_is_correct(row["sample_answers"], row["sample_correct"], majority_answer(row["sample_answers"])) for row in rows]
+    return confidences, outcomes
 
 
 def reward_metrics(rows: list[dict], sample_accuracy: float) -> dict[str, float]:
@@ -182,15 +218,24 @@ def reward_metrics(rows: list[dict], sample_accuracy: float) -> dict[str, float]
     return metrics
 
 
+def scaling_scores(rows: list[dict], sizes: Sequence[int]) -> dict[str, list[list[float]]]:
+    """Every problem's score per series and N: {"pass@N": [[problem scores at sizes[0]], ...], ...}.
+
+    The test-time-scaling curve is their means; its interval bands resample them."""
+    scores: dict[str, list[list[float]]] = {}
+    for i, size in enumerate(sizes):
+        for row in rows:
+            for name, value in score_at_k(row, size).items():
+                columns = scores.setdefault(name.replace(f"@{size}", "@N"), [[] for _ in sizes])
+                columns[i].append(value)
+    return scores
+
+
 def scaling_curve(rows: list[dict], num_samples: int) -> dict[str, list[float]]:
     """Accuracy against N (the test-time compute): {"n": [...], "pass@N": [...], "maj@N": [...], ...}."""
     sizes = scaling_sizes(num_samples)
     curve: dict[str, list[float]] = {"n": [float(s) for s in sizes]}
     n = max(1, len(rows))
-    for size in sizes:
-        totals: Counter = Counter()
-        for row in rows:
-            totals.update(score_at_k(row, size))
-        for name, value in totals.items():
-            curve.setdefault(name.replace(f"@{size}", "@N"), []).append(value / n)
+    for name, columns in scaling_scores(rows, sizes).items():
+        curve[name] = [sum(column) / n for column in columns]
     return curve

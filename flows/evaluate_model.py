@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 from pydantic import Field, ValidationError, model_validator
 
 from components import eval_report, evaluate, registry, tracking
-from components.artifacts import DataError
+from components.artifacts import DataError, read_records
 from components.config import ParamsError, StageResult, StrictModel, load_section
 from components.evaluate import EvaluateConfig
 from flows.params import TrackingConfig
@@ -155,7 +155,10 @@ def evaluate_model(params: EvaluateModelParams) -> dict:
     result = run_evaluation(params.evaluate, inputs, str(work / "model"))
     results[label] = result.metrics
     curve = json.loads(Path(result.outputs["tts_curve"]).read_text())
-    report = eval_report.write_stage_report(results, work / "report", curve, title=label, facts=describe_run(params, version, result))
+    rows = read_records(result.outputs["predictions"])  # per problem: the reliability diagram and the curve's bands
+    report = eval_report.write_stage_report(
+        results, work / "report", curve, title=label, facts=describe_run(params, version, result), rows=rows
+    )
 
     base_metrics = {f"base.{k}": v for k, v in results.get("base", {}).items()}
     run_id = tracking.log_evaluation(

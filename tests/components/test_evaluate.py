@@ -53,8 +53,10 @@ def test_evaluate_with_reward_model_and_base_reports_every_metric(tmp_path, tiny
     assert curve["n"] == [1, 2] and set(curve) == {"n", "pass@N", "maj@N", "bon@N", "wmaj@N"}
     assert curve["pass@N"][-1] == pytest.approx(metrics["pass@2"])
     assert Path(result.outputs["tts_plot"]).stat().st_size > 1000
+    assert Path(result.outputs["reliability_plot"]).stat().st_size > 1000
     report = Path(result.outputs["report"]).read_text()
     assert "| bon@2 |" in report and "![test-time scaling](tts_curve.png)" in report
+    assert "![reliability diagram](reliability.png)" in report
 
 
 @pytest.mark.slow

@@ -11,11 +11,14 @@ from components.metrics import (
     agreement,
     best_of_n_index,
     bradley_terry_weights,
+    calibration_bins,
+    calibration_pairs,
     expected_calibration_error,
     majority_answer,
     pass_at_k,
     reward_auc,
     scaling_curve,
+    scaling_scores,
     scaling_sizes,
     score_at_k,
     score_problems,
@@ -119,6 +122,42 @@ def test_ece_bins_by_equal_width_so_confidence_one_lands_in_the_last_bin():
     assert expected_calibration_error([0.95, 1.0], [RIGHT, WRONG]) == pytest.approx(0.475)
     # With 2 bins, 0.3 and 0.45 share the lower bin.
     assert expected_calibration_error([0.3, 0.45], [RIGHT, WRONG], n_bins=2) == pytest.approx(abs(0.5 - 0.375))
+
+
+def test_calibration_bins_on_a_hand_built_case_are_what_ece_sums():
+    confidences = [0.05, 0.12, 0.18, 0.5, 0.95, 1.0]
+    outcomes = [WRONG, RIGHT, WRONG, RIGHT, RIGHT, WRONG]
+    bins = calibration_bins(confidences, outcomes)
+    # Empty bins are left out; 1.0 shares the last bin with 0.95; bins come by rising confidence.
+    assert [(b.low, b.high, b.count) for b in bins] == [(0.0, 0.1, 1), (0.1, 0.2, 2), (0.5, 0.6, 1), (0.9, 1.0, 2)]
+    assert [b.accuracy for b in bins] == [0.0, 0.5, 1.0, 0.5]
+    assert [b.confidence for b in bins] == pytest.approx([0.05, 0.15, 0.5, 0.975])
+    from_bins = sum(b.count / len(confidences) * abs(b.accuracy - b.confidence) for b in bins)
+    assert expected_calibration_error(confidences, outcomes) == pytest.approx(from_bins)
+    assert calibration_bins([], []) == []
+
+
+def test_calibration_pairs_are_agreement_and_majority_correctness_and_give_the_ece():
+    box = "<think>\nx\n</think>\nThe answer is \\boxed{{{}}}."
+    samples = [[box.format(a) for a in answers] for answers in ([7, 7, 7, 1], [1, 1, 7, 2], [2, 3, 4, 5])] + [["no box"] * 4]
+    metrics, rows = score_problems([box.format(7)] * 4, samples, ["7"] * 4, ks=[1])
+    confidences, outcomes = calibration_pairs(rows)
+    # 3 of 4 agree on the right 7; 2 of 4 on a wrong 1; a four-way tie goes to the first (wrong) answer;
+    # no boxed answer at all: confidence 0, and no majority to be right.
+    assert confidences == [0.75, 0.5, 0.25, 0.0] and outcomes == [True, False, False, False]
+    assert metrics["ece"] == expected_calibration_error(confidences, outcomes)
+
+
+def test_scaling_scores_are_the_per_problem_points_the_curve_averages():
+    box = "<think>\nx\n</think>\nThe answer is \\boxed{{{}}}."
+    samples = [[box.format(a) for a in answers] for answers in ([7, 1, 1, 7], [1, 7, 7, 7], [2, 2, 2, 2])]
+    _, rows = score_problems([box.format(7)] * 3, samples, ["7"] * 3, ks=[1])
+    scores = scaling_scores(rows, [1, 2, 4])
+    assert list(scores) == ["pass@N", "maj@N"] and all(len(column) == 3 for columns in scores.values() for column in columns)
+    assert scores["maj@N"] == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]  # a 1-1 tie at N=2 goes to the first answer
+    assert scores["pass@N"][0] == [0.5, 0.75, 0.0]
+    curve = scaling_curve(rows, num_samples=4)
+    assert curve["maj@N"] == [sum(column) / 3 for column in scores["maj@N"]]
 
 
 def test_reward_auc_ranks_within_problems_only():

@@ -108,7 +108,7 @@ def test_evaluate_model_flow_by_alias_and_by_version(tmp_path, registry, prefect
     assert run.data.metrics["bon_at_2"] == metrics["bon@2"] and "base.pass_at_1" in run.data.metrics
     assert [m.step for m in client.get_metric_history(run.info.run_id, "tts.maj")] == [1, 2]
     logged = {f.path for f in client.list_artifacts(run.info.run_id, "report")}
-    assert {"report/report.md", "report/tts_curve.png", "report/accuracy_by_stage.png"} <= logged
+    assert {"report/report.md", "report/tts_curve.png", "report/accuracy_by_stage.png", "report/reliability.png"} <= logged
     assert client.list_artifacts(run.info.run_id, "evaluation")
 
     by_version = evaluate_model(EvaluateModelParams(**common, version="1"))
