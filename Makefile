@@ -76,10 +76,15 @@ ui-mlflow: $(STAMP)
 ui-prefect: $(STAMP)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
 
-## Register the deployments of prefect.yaml (needs `make ui-prefect` running).
+## Register the deployments of prefect.yaml and their automations (needs `make ui-prefect` running).
+## Schedules stay inactive unless SCHEDULES=active; WEBHOOK_URL (or $$POSTTRAIN_WEBHOOK_URL) gets
+## a POST for each promotion the gate refuses.
+SCHEDULES ?= paused
+WEBHOOK_URL ?=
 deploy: $(STAMP)
 	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect work-pool create local-process --type process --overwrite
 	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect --no-prompt deploy --all
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(PY) -m flows.automations --schedules $(SCHEDULES) --webhook-url "$(WEBHOOK_URL)"
 
 ## The cluster deployments (docs/cluster.md): params checked as the flow will check them, then
 ## deployed to $PREFECT_API_URL with the image $POSTTRAIN_IMAGE.

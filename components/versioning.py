@@ -50,15 +50,31 @@ def read_dvc_md5(pointer: str | Path) -> str:
     return str(outs[0]["md5"])
 
 
+def _pointer(data_dir: Path) -> tuple[Path, Path] | None:
+    """The DVC root above `data_dir` and the pointer file `dvc add` writes for it (None outside DVC)."""
+    root = find_dvc_root(data_dir)
+    return None if root is None else (root, root / f"{data_dir.relative_to(root)}.dvc")
+
+
+def recorded_data_md5(data_dir: str | Path) -> str | None:
+    """The md5 `data_dir`'s DVC pointer holds now (before `track_data` updates it); None if there is none yet."""
+    found = _pointer(Path(data_dir).resolve())
+    if found is None or not found[1].is_file():
+        return None
+    try:
+        return read_dvc_md5(found[1])
+    except VersioningError:  # an unreadable pointer: `dvc add` rewrites it, the md5 counts as new
+        return None
+
+
 def track_data(data_dir: str | Path, push: bool = True) -> dict[str, str]:
     """Version `data_dir` with DVC when it lives in a DVC repo; returns the lineage facts."""
     data_dir = Path(data_dir).resolve()
-    root = find_dvc_root(data_dir)
-    if root is None:
+    found = _pointer(data_dir)
+    if found is None:
         return {"data_md5": f"sha256:{digest_path(data_dir)}", "data_versioned_by": "content-digest"}
-    relative = data_dir.relative_to(root)
-    _dvc(root, "add", str(relative))
-    pointer = root / f"{relative}.dvc"
+    root, pointer = found
+    _dvc(root, "add", str(data_dir.relative_to(root)))
     facts = {"data_md5": read_dvc_md5(pointer), "data_versioned_by": "dvc", "data_pointer": str(pointer)}
     if push and _dvc(root, "remote", "list").strip():
         _dvc(root, "push", str(pointer.relative_to(root)))

@@ -26,7 +26,8 @@ from components import promotion, registry, stages, tracking
 from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.live import LiveTarget
-from components.versioning import git_commit, params_hash, track_data
+from components.versioning import git_commit, params_hash, recorded_data_md5, track_data
+from flows import events
 from flows.params import PipelineParams, load_params
 from flows.registry_lock import registry_lock
 from flows.report import RunSummary, StageRow, format_summary
@@ -79,7 +80,10 @@ def prepare_data(params: PipelineParams) -> tuple[StageResult, dict[str, str]]:
     from components import data
 
     result = data.run(params.data)
-    return result, track_data(result.outputs["data_dir"])
+    previous_md5 = recorded_data_md5(result.outputs["data_dir"])  # read before `dvc add` rewrites the pointer
+    facts = track_data(result.outputs["data_dir"])
+    events.data_versioned(previous_md5, facts, result.outputs, params.tracking)
+    return result, facts
 
 
 # ---------------------------------------------------------------- the flow
@@ -273,6 +277,8 @@ class Recipe:
         metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
         with registry_lock(name):  # a concurrent run may be registering the same files
             version, created = registry.register_model(model.path, name, tags, metrics)
+        if created:
+            events.model_version_created(name, version, model.label, self.params.tracking)
         self.registered[model.label] = f"{name}/{version}"
         self.summary.registered[model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
         return version, created
@@ -292,7 +298,9 @@ class Recipe:
 def gate(name: str, version: str, params: PipelineParams) -> promotion.AliasDecision:
     """The promotion gate, alone on the registry: the champion it reads is the one it replaces."""
     with registry_lock(name):
-        return promotion.apply_gate(name, version, params.promotion)
+        decision = promotion.apply_gate(name, version, params.promotion)
+    events.gate_decided(name, decision, params.tracking)
+    return decision
 
 
 def _evaluate(summary: RunSummary, label: str, model: str, datasets: dict, params: PipelineParams, force: bool, extra=None) -> StageResult:

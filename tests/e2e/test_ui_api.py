@@ -55,7 +55,7 @@ def deployments(api, tmp_path_factory) -> dict[str, dict]:
     assert done.returncode == 0, done.stdout + done.stderr
     found = api.post("deployments/filter", json={}).json()
     by_name = {d["name"]: d for d in found}
-    # The weekly schedule is real: pause it here so no retrain of this checkout can start during the test.
+    # The weekly schedule is deployed inactive; pause the deployment too so no retrain of this checkout can start.
     assert api.patch(f"deployments/{by_name['retrain']['id']}", json={"paused": True}).status_code == 204
     return by_name
 
@@ -92,9 +92,10 @@ def test_every_deployment_has_a_typed_described_bounded_form(deployments):
     assert all(request[field]["description"] for field in request)
 
 
-def test_retrain_is_scheduled_weekly(deployments):
+def test_retrain_is_scheduled_weekly_and_deployed_inactive(deployments):
     schedules = deployments["retrain"]["schedules"]
     assert [s["schedule"]["cron"] for s in schedules] == ["0 3 * * 1"]
+    assert [s["active"] for s in schedules] == [False]  # `make deploy SCHEDULES=active` arms it
 
 
 @pytest.fixture

@@ -87,6 +87,27 @@ def test_with_no_champion_it_runs_the_real_pipeline_and_the_gate(first, project)
     assert first["data_md5"] == read_dvc_md5(project / "data.dvc")
 
 
+def test_the_real_pipeline_emitted_its_events_to_the_server(first):
+    """What the automations react to (flows/events.py), as the Prefect server stored them."""
+    import time
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    query = {"filter": {"event": {"prefix": ["posttrain."]}, "resource": {"labels": {"posttrain.model.name": ["retrain-model"]}}}}
+    wanted = {"posttrain.data.changed", "posttrain.model-version.created", "posttrain.promotion.promoted"}
+    deadline, seen = time.monotonic() + 60, []  # the server persists events in batches
+    while time.monotonic() < deadline and not wanted <= {e["event"] for e in seen}:
+        time.sleep(1)
+        seen = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json={**query, "limit": 50}, timeout=30).json()["events"]
+    by_name = {e["event"]: e for e in seen}
+    assert wanted <= set(by_name), sorted(by_name)
+    version = by_name["posttrain.model-version.created"]["resource"]
+    assert version["prefect.resource.id"] == f"mlflow.model-version.retrain-model.{first['model']['version']}"
+    assert version["posttrain.model.role"] == "candidate"
+    assert by_name["posttrain.data.changed"]["resource"]["posttrain.data.md5"] == first["data_md5"]
+
+
 def test_unchanged_data_and_params_are_skipped(first, project):
     result = retrain(project)
     assert result["status"] == "skipped"
