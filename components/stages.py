@@ -250,7 +250,7 @@ flowchart TB
     subgraph stages["components/&lt;stage&gt;.py (one module per stage, registered in components/stages.py)"]
         {" & ".join(STAGES)}
     end
-    subgraph shared["components/ shared helpers (import no stage; MLflow only in tracking, registry, promotion)"]
+    subgraph shared["components/ shared helpers (import no stage; MLflow only in tracking, registry, promotion and the live stream)"]
         {" & ".join(_shared_modules())}
     end
     flows --> stages --> shared
