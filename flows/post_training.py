@@ -27,7 +27,7 @@ from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.live import LiveTarget
 from components.versioning import git_commit, params_hash, recorded_data_md5, track_data
-from flows import events
+from flows import events, run_artifacts
 from flows.params import PipelineParams, load_params
 from flows.registry_lock import registry_lock
 from flows.report import RunSummary, StageRow, format_summary
@@ -68,7 +68,8 @@ def _log_datasets(name: str, inputs: dict[str, str], result: StageResult) -> Non
     """The dataset files the stage read (by the registry's input kinds) and the ones it wrote."""
     consumes = stages.get(name).consumes
     read = {role: path for role, path in inputs.items() if consumes[role].kind == "dataset" and Path(path).is_file()}
-    wrote = {role: path for role, path in result.outputs.items() if path.endswith(".jsonl") and Path(path).is_file()}
+    # named by the stage that wrote them: rejection sampling reads `sft` and writes another one
+    wrote = {f"{name}.{role}": path for role, path in result.outputs.items() if path.endswith(".jsonl") and Path(path).is_file()}
     for datasets, context in ((read, "input"), (wrote, "generated")):
         if datasets:
             tracking.log_datasets(datasets, {role: input_digest(path) for role, path in datasets.items()}, context)
@@ -129,6 +130,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         if params.recipe.distill:
             recipe.distill(teacher=final)
         path = _write_summary(summary, params, started)
+        run_artifacts.publish_stage_table(summary, params.cost.currency)
         tracking.tag_active_run(summary.lineage)
         tracking.log_summary(summary.as_dict(), path)
     return summary.as_dict()
@@ -149,6 +151,7 @@ def _prepare_and_validate(summary: RunSummary, params: PipelineParams, force: bo
     tracking.log_datasets(datasets, {role: input_digest(path) for role, path in datasets.items()}, "input")
     if not validation.metrics.get("passed"):
         _write_summary(summary, params, started)
+        run_artifacts.publish_stage_table(summary, params.cost.currency)
         failures = "\n  ".join(validation.info.get("failures", [])[:10])
         raise ValidationFailed(f"data validation failed; nothing was trained or registered:\n  {failures}")
     return datasets
@@ -300,6 +303,7 @@ def gate(name: str, version: str, params: PipelineParams) -> promotion.AliasDeci
     with registry_lock(name):
         decision = promotion.apply_gate(name, version, params.promotion)
     events.gate_decided(name, decision, params.tracking)
+    run_artifacts.publish_gate(name, decision)
     return decision
 
 

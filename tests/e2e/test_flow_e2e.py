@@ -107,6 +107,56 @@ def test_summary_file_and_mlflow_runs(first_run, project, mlflow_server):
     assert "validation_report" in artifacts
 
 
+def test_each_stage_streamed_to_its_own_run_and_was_metered(first_run, project, mlflow_server):
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    mlflow = client(mlflow_server)
+    runs = {
+        r.info.run_name: r
+        for r in mlflow.search_runs(
+            [mlflow.get_experiment_by_name("post-training").experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow_run_id']}'",
+        )
+    }
+    sft = runs["sft"]
+    steps = sorted(p.step for p in mlflow.get_metric_history(sft.info.run_id, "train/loss"))
+    assert steps == [2, 4, 6, 8, 10, 12], "SFT's loss on the trainer's global step (logging_steps 2 of 12)"
+    assert sft.data.metrics["usage.tokens_trained"] > 0 and sft.data.tags["usage.device"] == "cpu"
+    assert {d.dataset.name for d in sft.inputs.dataset_inputs} == {"sft"}, "the dataset it read, by role"
+    sampled = runs["rejection_sampling"]
+    contexts = {d.dataset.name: next(t.value for t in d.tags if t.key == "mlflow.data.context") for d in sampled.inputs.dataset_inputs}
+    assert contexts == {"prompts": "input", "sft": "input", "rejection_sampling.sft": "generated", "rejection_sampling.pairs": "generated"}
+    assert runs["grpo"].data.metrics["usage.tokens_generated"] > 0, "GRPO's rollouts are counted"
+    assert 0 <= runs["grpo"].data.metrics["usage.zero_advantage_share"] <= 1
+    parent = mlflow.get_run(summary["mlflow_run_id"])
+    assert parent.data.tags["data_md5"] == summary["lineage"]["data_md5"] and parent.data.tags["validation_status"] == "passed"
+
+    for stage in RECIPE:
+        assert summary["stages"][stage]["usage"] and summary["stages"][stage]["cost"] > 0, stage
+    totals = summary["totals"]
+    assert totals["cost"] == pytest.approx(sum(row.get("cost", 0) for row in summary["stages"].values()))
+    assert totals["tokens_trained"] > 0 and totals["samples_generated"] > 0  # (the tiny model keeps few or none)
+
+
+def test_the_flow_run_shows_progress_the_stage_table_and_the_gate_in_prefect(first_run, project):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    flow_run_id = summary["lineage"]["prefect_flow_run_id"]
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    by_key = {a.key: a for a in artifacts if a.key}
+    for stage in ("sft", "grpo", "reward-model", "alignment"):
+        progress = by_key.get(f"training-progress-{stage}")
+        assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0, stage
+    table = json.loads(by_key["post-training-stages"].data)
+    names = [row["stage"] for row in table]
+    assert names[:3] == ["data", "validate", "base"] and names[-1] == "total", "in the order they ran, then the total"
+    assert set(names[:-1]) == set(summary["stages"])
+    gate = by_key["promotion-gate-e2e-model"]
+    assert gate.type == "markdown" and f"v{summary['model']['version']}" in gate.data and "## Reasons" in gate.data
+
+
 def test_dvc_pushed_the_data_to_the_local_remote(first_run, project):
     assert any((project / ".dvc-remote").rglob("*")), "dvc push wrote nothing to the remote"
 
