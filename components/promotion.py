@@ -25,7 +25,7 @@ from typing import Any
 
 from components import gate
 from components.artifacts import digest_path, read_records
-from components.registry import EVAL_SET_TAG, PER_PROBLEM_TAG, PREVIOUS_CHAMPION_TAG, RegistryError, get_version
+from components.registry import EVAL_SET_TAG, PER_PROBLEM_TAG, PREVIOUS_CHAMPION_TAG, RegistryError, get_version, update_model_card
 from components.tracking import _metric_name
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -77,7 +77,7 @@ def apply_gate(name: str, version: str, cfg) -> AliasDecision:
     """Decide with the gate (`cfg`: components.gate.GateConfig), record why, then move the aliases.
 
     `challenger` always moves to `version`; `champion` only when the gate passes. The decision and
-    each reason are `gate.*` version tags, written before any alias moves.
+    each reason are `gate.*` version tags, written (and the model card rewritten) before any alias moves.
     """
     from mlflow import MlflowClient
 
@@ -93,6 +93,7 @@ def apply_gate(name: str, version: str, cfg) -> AliasDecision:
     champion_evidence = version_evidence(champion, cfg, f"champion v{champion_before}") if champion else None
     decision = gate.decide(cfg, version_evidence(challenger, cfg, f"challenger v{version}"), champion_evidence)
     _record_gate(client, name, str(version), decision, champion_before)
+    update_model_card(name, str(version))  # the card now says what the gate decided, before any alias moves
     client.set_registered_model_alias(name, CHALLENGER, version)
     if decision.promoted:
         try:

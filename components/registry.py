@@ -1,8 +1,9 @@
 """The MLflow model registry: registering model versions, finding and downloading them, tags.
 
 A version is registered once per set of model files (`model_digest`), with lineage and metric
-tags; evaluations add `eval.*` tags. Moving the `champion` / `challenger` aliases is
-components.promotion's job.
+tags and its model card (components.model_card) as description; evaluations add `eval.*` tags.
+How a folder is logged so that `mlflow models serve` answers it is components.serving's part;
+moving the `champion` / `challenger` aliases is components.promotion's job.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from components import model_card
+from components.serving import CHAT_TASK, LOGGERS, SERVING_TASK_TAG
 from components.tracking import _finite, _metric_name, _mlflow
 
 PER_PROBLEM_TAG = "eval.per_problem.{metric}"  # '0'/'1' per eval problem (components.gate.encode_correctness)
@@ -38,38 +41,42 @@ def find_version_by_digest(name: str, model_digest: str):
     return max(matches, key=lambda v: int(v.version)) if matches else None
 
 
-def register_model(model_dir: str, name: str, tags: Mapping[str, str], metrics: Mapping[str, float]):
-    """Log the HF model to the active run and register it with lineage tags.
+def register_model(model_dir: str, name: str, tags: Mapping[str, str], metrics: Mapping[str, float], task: str = CHAT_TASK):
+    """Log the HF model folder to the active run, servable as `task`, and register it with lineage tags.
+
+    `task` is components.serving's CHAT_TASK for a policy, REWARD_TASK for a reward model. The
+    model is logged from its folder (the weights are never loaded here) with its model card as
+    `model_card.md`; the card is also the version's description.
 
     Idempotent: a model whose files were registered before returns that version, so a re-run
     served from cache registers nothing new. The version is created with all its tags in one
     request, so a tracking server lost midway leaves either no version or a complete one (never
-    one without the `model_digest` a re-run looks it up by). Returns (version, created).
+    one without the `model_digest` a re-run looks it up by). The description follows in a second
+    request (`mlflow.register_model` takes none); a version found without it gets it then.
+    Returns (version, created).
     """
     mlflow = _mlflow()
     existing = find_version_by_digest(name, tags["model_digest"])
     if existing is not None:
+        if not existing.description:  # the server was lost between creation and the description
+            update_model_card(name, existing.version)
         return existing.version, False
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    info = mlflow.transformers.log_model(
-        transformers_model={"model": model, "tokenizer": tokenizer},
-        name="model",
-        task="text-generation",
-        # Pinned explicitly: MLflow's inference of them imports torchvision, which we don't ship.
-        pip_requirements=_serving_requirements(),
-    )
-    all_tags = {**tags, **{f"metric.{_metric_name(k)}": v for k, v in metrics.items()}}
-    version = mlflow.register_model(info.model_uri, name, tags={k: str(v) for k, v in all_tags.items()})
+    metric_tags = {f"metric.{_metric_name(k)}": v for k, v in metrics.items()}
+    all_tags = {k: str(v) for k, v in {**tags, SERVING_TASK_TAG: task, **metric_tags}.items()}
+    info = LOGGERS[task](model_dir, model_card.build(name, all_tags))
+    version = mlflow.register_model(info.model_uri, name, tags=all_tags)
+    update_model_card(name, str(version.version), all_tags)
     return str(version.version), True
 
 
-def _serving_requirements() -> list[str]:
-    from importlib.metadata import version
+def update_model_card(name: str, version: str, tags: Mapping[str, str] | None = None) -> str:
+    """(Re)write the version's description as its model card, from its tags (read when not given)."""
+    from mlflow import MlflowClient
 
-    return [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "transformers", "tokenizers", "accelerate")]
+    client = MlflowClient()
+    card = model_card.build(name, tags if tags is not None else client.get_model_version(name, str(version)).tags, str(version))
+    client.update_model_version(name, str(version), description=card)
+    return card
 
 
 def get_version(name: str, version: str):
@@ -118,8 +125,10 @@ def download_model_version(name: str, version: str, dst: str | Path) -> Path:
     """Download a registered version and return a folder transformers can load model + tokenizer from.
 
     `mlflow.transformers` stores the weights under `model/` and the tokenizer under
-    `components/tokenizer/` (per the MLmodel file); they are merged into `model/`. A version
-    logged as a plain HF folder is returned as is.
+    `components/tokenizer/` (per the MLmodel file); they are merged into `model/`. (A version
+    logged from its folder, as register_model does now, has the whole folder, tokenizer and
+    chat template included, in `model/` already; one logged from loaded objects, as before, has
+    the tokenizer only in `components/`.) A version logged as a plain HF folder is returned as is.
     """
     import shutil
 

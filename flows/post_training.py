@@ -22,7 +22,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from components import promotion, registry, stages, tracking
+from components import accounting, promotion, registry, serving, stages, tracking
 from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.live import LiveTarget
@@ -127,6 +127,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         summary.model = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
         summary.alias = decision.as_dict()
         logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
+        recipe.register_reward_model()
         if params.recipe.distill:
             recipe.distill(teacher=final)
         path = _write_summary(summary, params, started)
@@ -273,18 +274,48 @@ class Recipe:
         """An intermediate model goes to `<registered_model>-<stage>`."""
         self.register(model, name or f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}")
 
-    def register(self, model: Model, name: str, extra_tags: dict[str, str] | None = None) -> tuple[str, bool]:
+    def register_reward_model(self) -> None:
+        """The reward model goes to `<registered_model>-reward-model`, its parent the SFT model it was trained from.
+
+        Its metrics are its stage's own (held-out pairwise accuracy and margin); it is logged as a
+        servable scorer (components.serving.log_reward_model says which flavor and why)."""
+        if not self.reward_model:
+            return
+        sft = next(model for model in self.trained if model.label == "sft")
+        model, metrics = Model("reward_model", self.reward_model, sft), self.summary.stages["reward_model"].metrics
+        self.register(model, f"{self.params.tracking.registered_model}-reward-model", metrics=metrics, task=serving.REWARD_TASK)
+
+    def register(
+        self, model: Model, name: str, extra_tags: dict[str, str] | None = None, metrics: dict | None = None, task: str = serving.CHAT_TASK
+    ) -> tuple[str, bool]:
         lineage = self.summary.lineage
         tags = {**lineage, "stage": model.label, "model_digest": digest_path(model.path), "parent_model": self._parent_ref(model)}
         tags.update(extra_tags or {})
-        metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
+        tags.update(self._cost_tags(model.label))
+        if metrics is None:  # a policy: its evaluation
+            metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
         with registry_lock(name):  # a concurrent run may be registering the same files
-            version, created = registry.register_model(model.path, name, tags, metrics)
+            version, created = registry.register_model(model.path, name, tags, metrics, task=task)
         if created:
             events.model_version_created(name, version, model.label, self.params.tracking)
         self.registered[model.label] = f"{name}/{version}"
         self.summary.registered[model.label] = {"name": name, "version": version, "parent_model": tags["parent_model"]}
         return version, created
+
+    def _cost_tags(self, label: str) -> dict[str, str]:
+        """What the stage that made the model cost (its training and evaluation): on the version and its card."""
+        row, prices = self.summary.stages[label], self.params.cost
+        if not row.usage:
+            return {}
+        used = accounting.total(row.usage)
+        cost = sum(accounting.price(usage, prices.price_per_device_hour) for usage in row.usage)
+        return {
+            f"cost.{prices.currency.lower()}": f"{cost:.6g}",
+            "cost.device_seconds": f"{used['device_seconds']:.1f}",
+            "cost.tokens_trained": str(used["tokens_trained"]),
+            "cost.tokens_generated": str(used["tokens_generated"]),
+            "cost.device": str(row.usage[0].get("device")),
+        }
 
     def _parent_ref(self, model: Model) -> str:
         if model.parent is None:  # the base: built here, or a pretrained model with its revision or digest

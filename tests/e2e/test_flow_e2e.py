@@ -69,14 +69,17 @@ def test_first_run_registers_the_model_with_every_lineage_tag(first_run, project
 def test_every_stage_model_is_registered_with_its_parent(first_run, mlflow_server):
     mlflow = client(mlflow_server)
     registered = first_run["registered"]
-    assert set(registered) == {"base", "sft", "grpo", "sft_round2", "alignment", "distill"}
-    chain = [("sft", "base"), ("grpo", "sft"), ("alignment", "sft_round2"), ("distill", "alignment")]
+    assert set(registered) == {"base", "sft", "reward_model", "grpo", "sft_round2", "alignment", "distill"}
+    chain = [("sft", "base"), ("reward_model", "sft"), ("grpo", "sft"), ("alignment", "sft_round2"), ("distill", "alignment")]
     for child, parent in chain:
         version = mlflow.get_model_version(registered[child]["name"], registered[child]["version"])
         parent_ref = f"models:/{registered[parent]['name']}/{registered[parent]['version']}"
         assert version.tags["parent_model"] == parent_ref, child
         assert version.tags["stage"] == child
     assert registered["alignment"]["name"] == "e2e-model"  # the final policy carries the main name
+    assert registered["reward_model"]["name"] == "e2e-model-reward-model"
+    reward_model = mlflow.get_model_version("e2e-model-reward-model", registered["reward_model"]["version"])
+    assert "metric.held_out_pairwise_accuracy" in reward_model.tags and reward_model.description.startswith("# e2e-model-reward-model")
 
 
 def test_first_model_becomes_champion_and_challenger(first_run, mlflow_server):

@@ -1,0 +1,48 @@
+"""The post-training flow registers the reward model: its own name, the SFT model as parent, its held-out metrics."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from components import serving
+from flows.params import PipelineParams
+from flows.post_training import Model, Recipe
+from flows.report import RunSummary, StageRow
+
+
+def test_the_reward_model_is_registered_with_the_sft_model_as_parent(tmp_path, monkeypatch):
+    calls = []
+
+    def register_model(model_dir, name, tags, metrics, task):
+        calls.append({"model_dir": model_dir, "name": name, "tags": tags, "metrics": metrics, "task": task})
+        return "7", True
+
+    monkeypatch.setattr("flows.post_training.registry.register_model", register_model)
+    monkeypatch.setattr("flows.post_training.registry_lock", lambda name: nullcontext())
+    folders = {label: tmp_path / label for label in ("base", "sft", "reward_model")}
+    for label, folder in folders.items():
+        folder.mkdir()
+        (folder / "model.safetensors").write_text(label)  # what the model digest is taken over
+
+    rm_metrics = {"held_out_pairwise_accuracy": 0.75, "held_out_mean_margin": 0.2, "train_pairs": 36.0}
+    summary = RunSummary(lineage={"git_commit": "c0ffee", "params_hash": "p"}, stages={"reward_model": StageRow(metrics=rm_metrics)})
+    recipe = Recipe(summary, datasets={}, params=PipelineParams(), force=False)
+    base = Model("base", str(folders["base"]))
+    recipe.trained = [base, Model("sft", str(folders["sft"]), base)]
+    recipe.registered = {"base": "posttrain-base/1", "sft": "posttrain-sft/3"}
+    recipe.reward_model = str(folders["reward_model"])
+
+    recipe.register_reward_model()
+
+    [call] = calls
+    name = f"{PipelineParams().tracking.registered_model}-reward-model"
+    assert call["name"] == name and call["model_dir"] == str(folders["reward_model"]) and call["task"] == serving.REWARD_TASK
+    assert call["tags"]["parent_model"] == "models:/posttrain-sft/3" and call["tags"]["stage"] == "reward_model"
+    assert call["tags"]["git_commit"] == "c0ffee" and len(call["tags"]["model_digest"]) == 64
+    assert call["metrics"] == rm_metrics
+    assert summary.registered["reward_model"] == {"name": name, "version": "7", "parent_model": "models:/posttrain-sft/3"}
+
+
+def test_no_reward_model_registers_nothing(monkeypatch):
+    monkeypatch.setattr("flows.post_training.registry.register_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("registered")))
+    Recipe(RunSummary(), datasets={}, params=PipelineParams(), force=False).register_reward_model()
