@@ -96,7 +96,7 @@ def test_the_flow_emits_at_registration_and_at_the_gate(emitted, monkeypatch):
     monkeypatch.setattr(post_training, "registry_lock", lambda name: nullcontext())
     monkeypatch.setattr(post_training, "digest_path", lambda path: "d" * 64)
     created = iter([("5", True), ("5", False)])
-    monkeypatch.setattr(post_training.registry, "register_model", lambda *args: next(created))
+    monkeypatch.setattr(post_training.registry, "register_model", lambda *args, **kwargs: next(created))
     monkeypatch.setattr(post_training.promotion, "apply_gate", lambda name, version, cfg: decision(False, version, "4"))
     summary = RunSummary(lineage={})
     summary.stages["sft"] = StageRow()
