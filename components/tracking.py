@@ -147,6 +147,11 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
+def in_a_run() -> bool:
+    """Is an MLflow run active in this process (a pipeline's parent run)?"""
+    return _mlflow().active_run() is not None
+
+
 @contextmanager
 def stage_run(name: str, system_metrics: bool = False) -> Iterator[str]:
     """A stage's nested run, open while the stage runs: its trainer streams there (components.live).

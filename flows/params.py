@@ -58,6 +58,13 @@ class TrackingConfig(StrictModel):
     max_retries: int = Field(4, ge=0, le=20, description="retries of each MLflow request (exponential backoff) before the run fails")
     retry_backoff_seconds: int = Field(1, ge=0, le=60, description="first retry's wait; it doubles each retry (MLflow takes whole seconds)")
     request_timeout_seconds: int = Field(30, ge=1, le=600, description="each MLflow request's timeout")
+    task_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="retries of the registration and gate tasks when the server stopped answering (their requests' own retries spent)",
+    )
+    task_retry_delay_seconds: int = Field(10, ge=0, le=600, description="the first task retry's wait; each next one waits 4x longer")
 
 
 def _rm_grpo() -> GRPOStageConfig:
@@ -84,7 +91,15 @@ class ExecutionConfig(StrictModel):
     )
 
     stage_timeout_seconds: int = Field(
-        43200, ge=60, description="how long the orchestrator waits for a dispatched stage's flow run before failing the stage"
+        43200, ge=60, description="how long a stage may run (in process, or as a dispatched flow run and its Job) before it is failed"
+    )
+    stage_timeouts: dict[Literal[tuple(DISPATCHABLE)], Annotated[int, Field(ge=60)]] = Field(
+        default_factory=dict, description="stage -> its own limit in seconds, in place of stage_timeout_seconds (e.g. grpo: 86400)"
+    )
+    gpu_slots: int = Field(
+        8,
+        ge=1,
+        description="GPUs the dispatched stages may hold at once (a Prefect global concurrency limit, `gpu-pool`, made with this many)",
     )
     checkpoint_sync_seconds: int = Field(
         300, ge=10, description="with exchange_uri: how often a dispatched stage mirrors its newest checkpoint to the store"
@@ -105,6 +120,9 @@ class ExecutionConfig(StrictModel):
                     f"execution.exchange_uri {self.exchange_uri!r}: unknown storage protocol {protocol!r} (e.g. s3, gs, az, file)"
                 )
         return self
+
+    def timeout_for(self, stage: str) -> int:
+        return self.stage_timeouts.get(stage, self.stage_timeout_seconds)
 
     def deployment_for(self, stage: str) -> str | None:
         return self.stage_deployment if self.mode == "deployments" and stage in self.dispatched_stages else None

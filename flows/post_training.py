@@ -12,6 +12,7 @@ the `champion` alias moves only past the promotion gate (components.gate).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from components import accounting, promotion, registry, serving, stages, tracking
@@ -53,12 +55,16 @@ def stage(
     The run opens before the stage starts, so a trainer streams its metrics there while it trains
     (components.live); the datasets it read and wrote, its result, usage and `artifacts(result)`
     (name -> local path) are logged there when it ends. Returns (result, from_cache)."""
+    run_here = functools.partial(run_registered_stage, name, cfg, inputs, params.execution, params.paths.artifacts_dir, force, label=label)
+    if not tracking.in_a_run():  # a stage called outside a pipeline run (a test, a notebook): nothing to log into
+        return run_here()
     dispatched = params.execution.deployment_for(name) is not None
+    uri = params.tracking.tracking_uri
     with tracking.stage_run(label or name, system_metrics=not dispatched) as run_id:
-        target = LiveTarget(tracking_uri=params.tracking.tracking_uri, run_id=run_id)
-        result, cached = run_registered_stage(
-            name, cfg, inputs, params.execution, params.paths.artifacts_dir, force, label=label, target=target
-        )
+        # A dispatched pod streams only to a tracking server: a SQLite file or folder is this machine's.
+        reachable = not dispatched or uri.startswith(("http://", "https://", "databricks"))
+        target = LiveTarget(tracking_uri=uri, run_id=run_id) if reachable else None
+        result, cached = run_here(target=target)
         _log_datasets(name, inputs, result)
         tracking.log_stage_result(result, cfg, cached, artifacts=artifacts(result) if artifacts else None, streamed=not cached)
     return result, cached
@@ -294,8 +300,8 @@ class Recipe:
         tags.update(self._cost_tags(model.label))
         if metrics is None:  # a policy: its evaluation
             metrics = {k.removeprefix("eval."): v for k, v in self.summary.stages[model.label].metrics.items() if k.startswith("eval.")}
-        with registry_lock(name):  # a concurrent run may be registering the same files
-            version, created = registry.register_model(model.path, name, tags, metrics, task=task)
+        retrying = _server_retries(register_version, self.params.tracking, f"register-{model.label}")
+        version, created = retrying(model.path, name, tags, metrics, task)
         if created:
             events.model_version_created(name, version, model.label, self.params.tracking)
         self.registered[model.label] = f"{name}/{version}"
@@ -329,10 +335,37 @@ class Recipe:
         return {"reward_model": self.reward_model} if self.reward_model else {}
 
 
+# ---------------------------------------------------------------- the steps that talk to the registry
+#
+# Prefect tasks, retried with backoff when the tracking server stopped answering (not on a bad
+# request, and never a training stage): both are safe to repeat. A registration finds the files
+# it already registered by their digest; the gate finds the version already champion.
+
+
+def _lost_connection(task, task_run, state) -> bool:
+    return tracking.lost_connection(state.result(raise_on_failure=False))
+
+
+@task(name="register-model-version", retry_condition_fn=_lost_connection, cache_policy=NO_CACHE)
+def register_version(model_dir: str, name: str, tags: dict, metrics: dict, serving_task: str) -> tuple[str, bool]:
+    with registry_lock(name):  # a concurrent run may be registering the same files
+        return registry.register_model(model_dir, name, tags, metrics, task=serving_task)
+
+
+@task(name="promotion-gate", retry_condition_fn=_lost_connection, cache_policy=NO_CACHE)
+def promotion_gate(name: str, version: str, cfg) -> promotion.AliasDecision:
+    with registry_lock(name):  # alone on the registry: the champion it reads is the one it replaces
+        return promotion.apply_gate(name, version, cfg)
+
+
+def _server_retries(step, cfg, run_name: str):
+    backoff = [cfg.task_retry_delay_seconds * 4**attempt for attempt in range(cfg.task_retries)]  # 10 s, 40 s, ...
+    return step.with_options(task_run_name=run_name, retries=cfg.task_retries, retry_delay_seconds=backoff or 0)
+
+
 def gate(name: str, version: str, params: PipelineParams) -> promotion.AliasDecision:
-    """The promotion gate, alone on the registry: the champion it reads is the one it replaces."""
-    with registry_lock(name):
-        decision = promotion.apply_gate(name, version, params.promotion)
+    """The promotion gate on version `version`; its decision becomes an event and a Prefect artifact."""
+    decision = _server_retries(promotion_gate, params.tracking, f"gate-{name}-v{version}")(name, version, params.promotion)
     events.gate_decided(name, decision, params.tracking)
     run_artifacts.publish_gate(name, decision)
     return decision

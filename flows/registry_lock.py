@@ -30,16 +30,17 @@ def registry_lock(model_name: str, timeout_seconds: float = WAIT_SECONDS) -> Ite
     from prefect.concurrency.sync import concurrency
 
     name = lock_name(model_name)
-    _ensure_limit(name)
+    ensure_limit(name, slots=1)
     with concurrency(name, occupy=1, timeout_seconds=timeout_seconds, strict=True):
         yield
 
 
-def _ensure_limit(name: str) -> None:
+def ensure_limit(name: str, slots: int) -> None:
+    """A Prefect global concurrency limit `name` with `slots`, unless it exists (an operator may have resized it)."""
     from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     # Already there: made by an earlier run, or by the other run of a race.
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,10 @@ class StageDispatchFailed(RuntimeError):
     """A stage handed to a deployment did not complete (or left no result where the parent can read it)."""
 
 
+GPU_POOL_LIMIT = "gpu-pool"  # the global concurrency limit every dispatched GPU stage holds its GPUs of
+LOG_POLL_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class Dispatch:
     """Where a dispatched stage runs, and how its artifacts cross over."""
@@ -157,7 +163,8 @@ class Dispatch:
     digests: dict[str, str] | None = None  # of the inputs: their content address in the exchange
     remote_out: str | None = None
     checkpoint_sync_seconds: float = 300
-    timeout: float | None = None  # execution.stage_timeout_seconds: a hung Job fails the stage, not the whole night
+    timeout: float | None = None  # execution.timeout_for(stage): a hung Job fails the stage, not the whole night
+    gpu_slots: int = 8  # execution.gpu_slots: the size of the `gpu-pool` limit when this run creates it
 
     def run(self, request: StageRequest, timeout: float | None = None) -> StageResult:
         timeout = timeout if timeout is not None else self.timeout
@@ -167,24 +174,42 @@ class Dispatch:
                 uri=self.exchange.uri, inputs=published, out=self.remote_out, checkpoint_sync_seconds=self.checkpoint_sync_seconds
             )
             request = request.model_copy(update={"exchange": refs})
-        return dispatch_stage(self.deployment, request, timeout)
+        resources = stages.get(request.module).resources
+        with gpu_slots(resources.gpus if resources else 0, self.gpu_slots):
+            return dispatch_stage(self.deployment, request, timeout)
+
+
+@contextmanager
+def gpu_slots(gpus: int, pool_size: int):
+    """Hold `gpus` slots of the `gpu-pool` limit while a GPU stage runs: concurrent pipelines queue here, not on the nodes."""
+    if gpus <= 0:
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    from flows.registry_lock import ensure_limit
+
+    ensure_limit(GPU_POOL_LIMIT, slots=pool_size)
+    with concurrency(GPU_POOL_LIMIT, occupy=gpus, strict=True):
+        yield
 
 
 def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None = None) -> StageResult:
-    """Run the stage through `run_deployment` and wait; its result comes back through `out_dir` or the exchange."""
+    """Run the stage through `run_deployment`, relay its log, wait at most `timeout`; its result comes back through `out_dir` or the exchange."""
     from prefect.deployments import run_deployment
 
     resources = stages.get(request.module).resources
+    job_variables = resources.job_variables() if resources else {}
+    if timeout is not None:  # Kubernetes stops the Job too: a hung pod does not hold its GPU past the wait
+        job_variables["active_deadline_seconds"] = int(timeout)
     child = run_deployment(
-        name=deployment,
-        parameters={"request": request.model_dump(mode="json")},
-        job_variables=resources.job_variables() if resources else None,
-        timeout=timeout,
+        name=deployment, parameters={"request": request.model_dump(mode="json")}, job_variables=job_variables or None, timeout=0
     )
+    child = follow(child, request.module, timeout)
     if child.state and not child.state.is_final():
         raise StageDispatchFailed(
             f"{request.module}: flow run {child.name} of {deployment} still {child.state.name} after {timeout:.0f} s "
-            "(execution.stage_timeout_seconds): the stage is failed here; cancel or inspect that run in the Prefect UI"
+            "(execution.stage_timeout_seconds / stage_timeouts): the stage is failed here; cancel or inspect that run in the Prefect UI"
         )
     if not child.state or not child.state.is_completed():
         raise StageDispatchFailed(
@@ -198,6 +223,46 @@ def dispatch_stage(deployment: str, request: StageRequest, timeout: float | None
             "is out_dir on storage both can read? (or set execution.exchange_uri)"
         )
     return read_result(request.out_dir)
+
+
+def follow(child, module: str, timeout: float | None):
+    """Wait for the child flow run to end (at most `timeout` s), relaying its log lines into this run's log.
+
+    Returns the child as last read: still running if the timeout passed first."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    relayed = 0
+    with get_client(sync_client=True) as client:
+        while True:
+            child = client.read_flow_run(child.id)
+            ended = child.state is not None and child.state.is_final()
+            while True:  # the lines logged since the last look, a page at a time
+                logs = client.read_logs(
+                    LogFilter(flow_run_id=LogFilterFlowRunId(any_=[child.id])), sort=LogSort.TIMESTAMP_ASC, offset=relayed, limit=200
+                )
+                for line in logs:
+                    _logger().log(line.level, "[%s, flow run %s] %s", module, child.name, line.message)
+                relayed += len(logs)
+                if len(logs) < 200:
+                    break
+            if ended or (deadline is not None and time.monotonic() >= deadline):
+                return child
+            time.sleep(LOG_POLL_SECONDS if deadline is None else max(0.0, min(LOG_POLL_SECONDS, deadline - time.monotonic())))
+
+
+def _logger():
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a run (a test): the module's logger
+        import logging
+
+        return logging.getLogger(__name__)
 
 
 def _stage_cache_key(context, parameters) -> str:
@@ -248,7 +313,9 @@ def stage(
     dispatch = dispatch_for(name, execution, digests, relative_out)
     # Outputs deleted since the cached run? The cached result would point at nothing: recompute.
     refresh = force or not outputs_present(out_dir, dispatch)
-    task_fn = run_stage.with_options(name=label or name, refresh_cache=refresh or None)
+    # The limit stops a stage that runs here; a dispatched one is bounded by its wait (and its Job's deadline).
+    in_process_limit = execution.timeout_for(name) if dispatch is None else None
+    task_fn = run_stage.with_options(name=label or name, refresh_cache=refresh or None, timeout_seconds=in_process_limit)
     state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, reuse=not force, target=target, return_state=True)
     return state.result(), state.name == "Cached"
 
@@ -257,11 +324,12 @@ def dispatch_for(name: str, execution, digests: dict[str, str], relative_out: st
     deployment = execution.deployment_for(name)
     if deployment is None:
         return None
+    timeout, slots = execution.timeout_for(name), execution.gpu_slots
     if execution.exchange_uri is None:
-        return Dispatch(deployment, timeout=execution.stage_timeout_seconds)
+        return Dispatch(deployment, timeout=timeout, gpu_slots=slots)
     exchange = ArtifactExchange(execution.exchange_uri)
     remote_out = exchange.output_uri(relative_out)
-    return Dispatch(deployment, exchange, digests, remote_out, execution.checkpoint_sync_seconds, execution.stage_timeout_seconds)
+    return Dispatch(deployment, exchange, digests, remote_out, execution.checkpoint_sync_seconds, timeout, slots)
 
 
 def outputs_present(out_dir: str, dispatch: Dispatch | None) -> bool:

@@ -9,6 +9,7 @@ came through the store.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import pytest
@@ -34,7 +35,10 @@ def child_runs(monkeypatch, tmp_path):
 
     def run_deployment(name, parameters, job_variables=None, timeout=None):
         resources = stages.get(parameters["request"]["module"]).resources
-        assert job_variables == (resources.job_variables() if resources else None), "the registry's resources reach the Job"
+        sent = dict(job_variables or {})
+        sent.pop("active_deadline_seconds", None)  # the stage's timeout, when the dispatch has one
+        assert sent == (resources.job_variables() if resources else {}), "the registry's resources reach the Job"
+        assert timeout == 0, "the orchestrator follows the child itself (relaying its log), bounded by the stage's timeout"
         monkeypatch.setenv("TMPDIR", str(scratch))
         import tempfile
 
@@ -45,4 +49,6 @@ def child_runs(monkeypatch, tmp_path):
         return SimpleNamespace(name="child", state=SimpleNamespace(is_final=lambda: True, is_completed=lambda: True, name="Completed"))
 
     monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
+    monkeypatch.setattr("flows.stage_runner.follow", lambda child, module, timeout: child)  # it ran inline: nothing to wait for
+    monkeypatch.setattr("flows.stage_runner.gpu_slots", lambda gpus, pool_size: nullcontext())  # no Prefect API in these tests
     return SimpleNamespace(requests=requests, scratch=scratch)

@@ -93,3 +93,35 @@ def test_an_mlflow_server_that_does_not_answer_is_named_after_bounded_retries_be
     assert err[-1].startswith(f"error: MLflow at {url} did not answer (2 retries)") and "nothing was trained" in err[-1], err[-3:]
     assert time.monotonic() - started < 60, "the retries are bounded"
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "data").exists()
+
+
+def test_registration_is_retried_when_the_server_stopped_answering_but_not_after_a_bad_request(monkeypatch):
+    from contextlib import nullcontext
+
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    from components.registry import RegistryError
+    from flows import post_training
+    from flows.params import TrackingConfig
+
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append("flaky")
+        if len(calls) == 1:
+            raise RequestsConnectionError("HTTPConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded")
+        return "3", True
+
+    monkeypatch.setattr(post_training, "registry_lock", lambda name: nullcontext())
+    monkeypatch.setattr(post_training.registry, "register_model", flaky)
+    step = post_training._server_retries(post_training.register_version, TrackingConfig(task_retries=2, task_retry_delay_seconds=0), "r")
+    assert step("/m", "name", {}, {}, "llm/v1/chat") == ("3", True) and calls == ["flaky", "flaky"], "retried once, then it answered"
+
+    def refused(*args, **kwargs):
+        calls.append("refused")
+        raise RegistryError("model 'name' has no version 9")
+
+    monkeypatch.setattr(post_training.registry, "register_model", refused)
+    with pytest.raises(RegistryError, match="no version 9"):
+        step("/m", "name", {}, {}, "llm/v1/chat")
+    assert calls.count("refused") == 1, "a bad request is not retried"

@@ -68,6 +68,7 @@ def test_a_chain_of_stages_passes_models_through_the_store(store, child_runs, ti
 
 
 def test_a_dispatched_stage_that_outlives_its_timeout_fails_naming_the_knob(monkeypatch, tmp_path):
+    from contextlib import nullcontext
     from types import SimpleNamespace
 
     from flows.params import ExecutionConfig
@@ -76,15 +77,77 @@ def test_a_dispatched_stage_that_outlives_its_timeout_fails_naming_the_knob(monk
     waited = {}
 
     def run_deployment(name, parameters, job_variables=None, timeout=None):
-        waited["timeout"] = timeout
+        waited.update(returned_after=timeout, deadline=job_variables["active_deadline_seconds"])
         return SimpleNamespace(name="slow-child", state=SimpleNamespace(is_final=lambda: False, is_completed=lambda: False, name="Running"))
 
+    def follow(child, module, timeout):
+        waited["followed_for"] = timeout
+        return child  # still running when the wait ends
+
     monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
-    execution = ExecutionConfig(mode="deployments", stage_timeout_seconds=120)
+    monkeypatch.setattr("flows.stage_runner.follow", follow)
+    monkeypatch.setattr("flows.stage_runner.gpu_slots", lambda gpus, pool_size: nullcontext())
+    execution = ExecutionConfig(mode="deployments", stage_timeout_seconds=3600, stage_timeouts={"sft": 120})
     dispatch = dispatch_for("sft", execution, {}, "sft/0000")
     request = StageRequest(module="sft", config={}, inputs={}, out_dir=str(tmp_path), key="0" * 64)
     with pytest.raises(
-        StageDispatchFailed, match=r"sft: flow run slow-child .* still Running after 120 s \(execution.stage_timeout_seconds\)"
+        StageDispatchFailed, match=r"sft: flow run slow-child .* still Running after 120 s \(execution.stage_timeout_seconds"
     ):
         dispatch.run(request)
-    assert waited["timeout"] == 120, "run_deployment waits a bounded time"
+    assert waited == {"returned_after": 0, "followed_for": 120, "deadline": 120}, "a bounded wait, and the Job's own deadline"
+    assert dispatch_for("grpo", execution, {}, "grpo/0000").timeout == 3600, "stages without their own limit get stage_timeout_seconds"
+
+
+@pytest.mark.slow
+def test_the_dispatched_stages_log_is_relayed_into_the_orchestrators_and_the_wait_is_bounded(prefect_server, monkeypatch):
+    """`follow` against a real Prefect API: a child flow run's log lines (more than a page) reach the
+    orchestrator's log in order; a child that never ends is returned, still running, once the timeout passes."""
+    import logging
+    import time
+    from datetime import UTC, datetime
+
+    from prefect import flow, get_client
+    from prefect.client.schemas.actions import LogCreate
+    from prefect.states import Completed, Running
+
+    from flows import stage_runner
+
+    @flow(name="stand-in-child")
+    def child():
+        pass
+
+    relayed = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            relayed.append(record.getMessage())
+
+    logger = logging.getLogger("relay-test")
+    logger.addHandler(Catch())
+    logger.setLevel(logging.DEBUG)
+    monkeypatch.setattr(stage_runner, "_logger", lambda: logger)
+    monkeypatch.setattr(stage_runner, "LOG_POLL_SECONDS", 0.2)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(child, state=Running())
+        now = time.time()
+
+        lines = [
+            LogCreate(
+                name="posttrain",
+                level=logging.INFO,
+                message=f"step {i}",
+                timestamp=datetime.fromtimestamp(now + i / 1000, UTC),
+                flow_run_id=run.id,
+            )
+            for i in range(250)
+        ]
+        client.create_logs(lines)
+        time.sleep(1)  # the API writes logs asynchronously
+        started = time.monotonic()
+        still = stage_runner.follow(run, "sft", timeout=2)
+        assert not still.state.is_final() and time.monotonic() - started < 30, "the wait ends at the timeout"
+        client.set_flow_run_state(run.id, Completed(), force=True)
+        ended = stage_runner.follow(run, "sft", timeout=60)
+    assert ended.state.is_completed()
+    messages = [m for m in relayed if m.startswith("[sft, flow run")]
+    assert [m.rsplit("] ", 1)[1] for m in messages[:250]] == [f"step {i}" for i in range(250)], "in order, past the first page"
