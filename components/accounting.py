@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-COUNTS = ("tokens_trained", "tokens_generated", "samples_generated", "samples_kept")
+COUNTS = ("tokens_trained", "tokens_generated", "samples_generated", "samples_kept", "train_seconds")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Usage:
     samples_generated: int = 0
     samples_kept: int = 0
     zero_advantage_share: float | None = None  # GRPO: groups with equal rewards, mean over logged steps
+    train_seconds: float = 0.0  # inside trainer.train(): the stage's wall less loading, saving and evaluating
 
     @property
     def device_seconds(self) -> float:
@@ -52,7 +53,7 @@ def add(**counts: float) -> None:
     for name, value in counts.items():
         if name not in COUNTS:
             raise KeyError(f"unknown usage count {name!r} (known: {', '.join(COUNTS)})")
-        setattr(_open, name, getattr(_open, name) + int(value))
+        setattr(_open, name, getattr(_open, name) + value)
 
 
 def record(**values: float | None) -> None:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from components import accounting
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
@@ -95,10 +96,11 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, cfg))
     model.train()
-    curve, running = [], []
+    curve, running, tokens, started = [], [], 0, time.perf_counter()
     progress = tqdm(range(cfg.steps), desc="pretraining base", unit="step")
     for step in progress:
         picks = torch.randint(len(rows), (cfg.batch_size,), generator=generator).tolist()
+        tokens += sum(len(rows[i][0]) for i in picks)  # the real tokens, not the padding
         input_ids, labels = _collate([rows[i] for i in picks], tokenizer.pad_token_id)
         loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
@@ -112,6 +114,7 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
             running.clear()
             progress.set_postfix(loss=f"{curve[-1]:.3f}")
     model.eval()
+    accounting.add(tokens_trained=tokens, train_seconds=time.perf_counter() - started)
     return curve
 
 

@@ -26,12 +26,14 @@ class LiveCallback(TrainerCallback):
         self.progress_id = None
         self.progress_at = 0.0
         self.tokens_at_start = 0
+        self.started = time.perf_counter()
         self.zero_std: list[float] = []
 
     # ---- trainer events
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.tokens_at_start = state.num_input_tokens_seen or 0
+        self.started = time.perf_counter()
         if not state.is_world_process_zero:  # one stream per stage, not one per rank
             return
         if self.target is not None:
@@ -50,7 +52,8 @@ class LiveCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if self.progress_id is not None:
             self._progress(state, done=True)
-        accounting.add(tokens_trained=(state.num_input_tokens_seen or 0) - self.tokens_at_start)
+        tokens = int((state.num_input_tokens_seen or 0) - self.tokens_at_start)
+        accounting.add(tokens_trained=tokens, train_seconds=time.perf_counter() - self.started)
         if self.zero_std:
             accounting.record(zero_advantage_share=sum(self.zero_std) / len(self.zero_std))
 
