@@ -1,0 +1,68 @@
+"""bench/overhead.py and bench/mfu.py on the tiny model: they compare like with like, and count FLOPs as they say.
+
+The ratios themselves are machine-dependent: these tests check that the plain TRL script trains
+exactly the tokens the pipeline's stage trains (so the throughput ratio compares the same work)
+and that the FLOP count is the documented formula, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from components import alignment, reward_model, sft
+from flows.stage_runner import run_metered
+from tests.conftest import REPO, tiny_overrides
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["sft", "reward_model", "alignment"])
+def test_the_plain_trl_script_trains_the_same_tokens_as_the_pipelines_stage(stage, tmp_path, tiny_base_model, tiny_sft_model, tiny_data):
+    overrides = tiny_overrides()
+    cfg, model, data = {
+        "sft": (sft.Config(**{**overrides["sft"], "max_steps": 4}), tiny_base_model, tiny_data["sft"]),
+        "reward_model": (reward_model.Config(**overrides["reward_model"]), tiny_sft_model, tiny_data["prefs"]),
+        "alignment": (alignment.Config(**overrides["alignment"]), tiny_sft_model, tiny_data["prefs"]),
+    }[stage]
+    inputs = {"model": model, ("sft" if stage == "sft" else "prefs"): data}
+    through = run_metered(stage, cfg, inputs, str(tmp_path / "stage")).info["usage"]
+    alone = load("overhead").plain(stage, cfg, model, data, tmp_path / "plain")
+    assert through["tokens_trained"] > 0 and alone["tokens"] == through["tokens_trained"]
+    assert 0 < through["train_seconds"] <= through["wall_seconds"], "the training loop's time is inside the stage's"
+
+
+def test_flops_per_token_are_six_per_linear_weight_plus_attention(tiny_base_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    counted = load("mfu").flops_per_token(tiny_base_model, mean_length=50)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_model)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert counted["linear_parameters"] == linear, "the LM head is a linear layer too (and is counted)"
+    assert counted["total"] == 6 * linear + 12 * model.config.num_hidden_layers * model.config.hidden_size * 50
+
+
+def test_the_matmul_peak_is_a_rate_of_the_size_asked():
+    assert load("mfu").matmul_peak("float32", size=256, repeats=2) > 1e6
+
+
+def test_batched_and_one_at_a_time_generation_write_the_same_greedy_answers(tiny_base_model, tiny_data):
+    from components.dataset_frames import read_dataset
+    from components.generation import chat_prompts
+    from components.modeling import load_model, load_tokenizer
+
+    bench = load("generation")
+    tokenizer, model = load_tokenizer(tiny_base_model), load_model(tiny_base_model)
+    prompts = chat_prompts(tokenizer, [p["prompt"] for p in read_dataset(tiny_data["eval"], "eval")[:6]])
+    batched = bench.timed_generation(model, tokenizer, prompts, max_new_tokens=8, batch_size=6)
+    single = bench.timed_generation(model, tokenizer, prompts, max_new_tokens=8, batch_size=1)
+    assert batched["outputs"] == single["outputs"], "left padding changes nothing a greedy decoder writes"
+    assert batched["tokens"] == single["tokens"] > 0
