@@ -231,13 +231,16 @@ def test_the_pipeline_killed_mid_stage_resumes_leaves_no_run_running_and_registe
     statuses = sorted({run.info.status for run in runs})
     assert "RUNNING" not in statuses, [(r.info.run_name, r.info.status) for r in runs if r.info.status == "RUNNING"]
     killed = [r for r in runs if r.info.status == "KILLED"]
-    assert len(killed) == 1 and killed[0].data.tags[tracking.OWNER_PID] == str(victim.pid)
+    (parent,) = [r for r in killed if tracking.OWNER_PID in r.data.tags]
+    assert parent.data.tags[tracking.OWNER_PID] == str(victim.pid)
+    # SFT's own run was open (it streams there while it trains): ended with its pipeline's
+    assert [(r.info.run_name, r.data.tags["mlflow.parentRunId"]) for r in killed if r is not parent] == [("sft", parent.info.run_id)]
     for model in client.search_registered_models():
         digests = [v.tags["model_digest"] for v in client.search_model_versions(f"name = '{model.name}'")]
         assert len(digests) == len(set(digests)), f"{model.name}: a model registered twice"
     fault_table.record(
         "SIGKILL of the whole `post-training` flow during SFT",
-        f"the re-run resumed SFT from checkpoint-{step}, reused the finished stages, ended the dead run's MLflow run as KILLED",
+        f"the re-run resumed SFT from checkpoint-{step}, reused the finished stages, ended the dead run's MLflow run (and SFT's) as KILLED",
         "nothing; no run left RUNNING, no model version registered twice",
     )
 
