@@ -70,6 +70,7 @@ def columns(stages: dict) -> list[tuple[str, str]]:
         ("eval.mean_length", "length"),
         ("eval.mean_reward", "reward"),
         ("wall_seconds", "seconds"),
+        ("share", "share"),
         ("tokens", "tokens"),
         ("cost", "cost"),
         ("cached", "cached"),
@@ -79,6 +80,8 @@ def columns(stages: dict) -> list[tuple[str, str]]:
 def _cell(value, key: str = "") -> str:
     if key == "tokens" and value:
         return _count(value)
+    if key == "share" and value is not None:
+        return f"{value:.0%}"
     if key == "cost" and value is not None:
         return f"{value:.4f}" if value < 1 else f"{value:.2f}"
     if isinstance(value, bool):
@@ -93,6 +96,8 @@ def format_summary(summary: dict) -> str:
     for stage, row in summary.get("stages", {}).items():
         tokens = sum(u.get("tokens_trained", 0) + u.get("tokens_generated", 0) for u in row.get("usage", []))
         facts = {"wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), "tokens": tokens, "cost": row.get("cost")}
+        if summary.get("pipeline_wall_seconds"):  # the stage's share of the whole run's time
+            facts["share"] = (row.get("wall_seconds") or 0.0) / summary["pipeline_wall_seconds"]
         values = {"stage": stage, **facts, **row.get("metrics", {})}
         rows.append([_cell(values.get(key), key) for key, _ in table])
     totals = summary.get("totals")

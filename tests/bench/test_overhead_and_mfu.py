@@ -66,3 +66,9 @@ def test_batched_and_one_at_a_time_generation_write_the_same_greedy_answers(tiny
     single = bench.timed_generation(model, tokenizer, prompts, max_new_tokens=8, batch_size=1)
     assert batched["outputs"] == single["outputs"], "left padding changes nothing a greedy decoder writes"
     assert batched["tokens"] == single["tokens"] > 0
+
+
+def test_the_readmes_performance_table_is_the_one_the_committed_results_give():
+    table = load("perf_table")
+    readme = (REPO / "README.md").read_text()
+    assert table.rendered_readme(readme) == readme, "README.md's table is stale: run python bench/perf_table.py --write"

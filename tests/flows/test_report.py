@@ -18,6 +18,7 @@ def test_the_summary_shows_the_test_time_metrics_at_the_largest_k_evaluated():
         "length",
         "reward",
         "seconds",
+        "share",
         "tokens",
         "cost",
         "cached",
@@ -44,6 +45,7 @@ def test_each_stage_is_priced_by_its_device_and_the_total_counts_what_this_run_s
         }
     )
     summary.price({"cpu": 0.1, "cuda": 2.0, "NVIDIA H200": 4.0}, "USD")
+    summary.pipeline_wall_seconds = 5000.0
     assert summary.stages["sft"].cost == 0.1  # one CPU-hour
     assert summary.stages["grpo"].cost == 8.0, "two device-hours at the H200's own price, not the generic cuda one"
     assert summary.totals["cost"] == 8.1 and summary.totals["spent"] == 8.0, "a cached stage cost nothing this run"
@@ -52,6 +54,7 @@ def test_each_stage_is_priced_by_its_device_and_the_total_counts_what_this_run_s
     lines = format_summary(summary.as_dict()).splitlines()
     sft, grpo, total = (_cells(lines[0], line) for line in lines[2:5])
     assert (sft["tokens"], sft["cost"], grpo["tokens"], grpo["cost"]) == ("1.5k", "0.1000", "2.0M", "8.00")
+    assert (sft["share"], grpo["share"]) == ("72%", "18%"), "each stage's share of the run's time"
     assert total["stage"] == "total" and total["cost"] == "8.10" and total["tokens"] == "2.0M"
     assert any(line.startswith("cost: 8.1000 USD of device time in all, 8.0000 spent by this run") for line in lines)
 
