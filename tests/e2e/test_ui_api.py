@@ -31,11 +31,26 @@ MODEL = "ui-model"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+class RetryingTransport(httpx.HTTPTransport):
+    """Retries a 503, as Prefect's own client and its UI do: the server's answer to a busy SQLite
+    database ("Service Unavailable", retryable), seen under a loaded CI machine."""
+
+    def handle_request(self, request):
+        for wait in (0.5, 1, 2, 4, 8):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(wait)
+        return super().handle_request(request)
+
+
 @pytest.fixture(scope="module")
 def api(prefect_server):
     from prefect.settings import PREFECT_API_URL
 
-    with httpx.Client(base_url=PREFECT_API_URL.value().rstrip("/") + "/", timeout=30) as client:
+    url = PREFECT_API_URL.value().rstrip("/") + "/"
+    with httpx.Client(base_url=url, timeout=30, transport=RetryingTransport()) as client:
         yield client
 
 
