@@ -314,9 +314,9 @@ class Recipe:
         if not row.usage:
             return {}
         used = accounting.total(row.usage)
-        cost = sum(accounting.price(usage, prices.price_per_device_hour) for usage in row.usage)
+        row.priced(prices.price_per_device_hour)  # the summary's own pricing, early
         return {
-            f"cost.{prices.currency.lower()}": f"{cost:.6g}",
+            f"cost.{prices.currency.lower()}": f"{row.cost:.6g}",
             "cost.device_seconds": f"{used['device_seconds']:.1f}",
             "cost.tokens_trained": str(used["tokens_trained"]),
             "cost.tokens_generated": str(used["tokens_generated"]),

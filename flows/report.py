@@ -54,6 +54,11 @@ class RunSummary(BaseModel):
         }
 
 
+def tokens(usages: list[dict]) -> int:
+    """Tokens trained plus generated, over a stage's usages (components.accounting)."""
+    return sum(u.get("tokens_trained", 0) + u.get("tokens_generated", 0) for u in usages)
+
+
 def columns(stages: dict) -> list[tuple[str, str]]:
     """The summary table's columns: the test-time metrics at the largest k the evaluation ran."""
     names = [name.removeprefix("eval.") for row in stages.values() for name in row.get("metrics", {})]
@@ -94,8 +99,8 @@ def _cell(value, key: str = "") -> str:
 def format_summary(summary: dict) -> str:
     rows, table = [], columns(summary.get("stages", {}))
     for stage, row in summary.get("stages", {}).items():
-        tokens = sum(u.get("tokens_trained", 0) + u.get("tokens_generated", 0) for u in row.get("usage", []))
-        facts = {"wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), "tokens": tokens, "cost": row.get("cost")}
+        used = tokens(row.get("usage", []))
+        facts = {"wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), "tokens": used, "cost": row.get("cost")}
         if summary.get("pipeline_wall_seconds"):  # the stage's share of the whole run's time
             facts["share"] = (row.get("wall_seconds") or 0.0) / summary["pipeline_wall_seconds"]
         values = {"stage": stage, **facts, **row.get("metrics", {})}

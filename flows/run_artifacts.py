@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from flows.report import RunSummary
+from flows.report import RunSummary, tokens
 
 TABLE_KEY = "post-training-stages"
 COLUMNS = {  # table column -> the summary row's metric
@@ -33,13 +33,12 @@ def stage_table(summary: RunSummary) -> list[dict]:
     rows = []
     for name, row in summary.stages.items():
         cells = {"stage": name, **{title: _round(row.metrics.get(metric)) for title, metric in COLUMNS.items()}}
-        tokens = sum(u.get("tokens_trained", 0) + u.get("tokens_generated", 0) for u in row.usage)
-        cells |= {"seconds": round(row.wall_seconds, 1), "tokens": tokens, "cost": _round(row.cost), "cached": row.cached}
+        cells |= {"seconds": round(row.wall_seconds, 1), "tokens": tokens(row.usage), "cost": _round(row.cost), "cached": row.cached}
         rows.append(cells)
     if summary.totals:
         totals = summary.totals
-        tokens = totals["tokens_trained"] + totals["tokens_generated"]
-        rows.append({"stage": "total", "seconds": round(totals["wall_seconds"], 1), "tokens": tokens, "cost": _round(totals["cost"])})
+        used = totals["tokens_trained"] + totals["tokens_generated"]
+        rows.append({"stage": "total", "seconds": round(totals["wall_seconds"], 1), "tokens": used, "cost": _round(totals["cost"])})
     return rows
 
 
