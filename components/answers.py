@@ -23,6 +23,7 @@ problems can be told apart.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from functools import lru_cache
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -105,6 +106,25 @@ def _math_equal(prediction: str, reference: str) -> bool:
         return bool(gold) and bool(pred) and bool(verify(gold, pred))
     except Exception:  # math-verify raises on unparsable input; that is simply "wrong"
         return False
+
+
+def equivalent(a: str, b: str) -> bool:
+    """Do two extracted answers say the same thing (`31`, `31.0`, `62/2`)? Plain numbers are compared
+    exactly as fractions; anything else goes to math-verify, either way round."""
+    a, b = a.strip(), b.strip()
+    if a == b:
+        return True
+    numbers = _as_fraction(a), _as_fraction(b)
+    if None not in numbers:
+        return numbers[0] == numbers[1]
+    return _math_equal(a, b)
+
+
+def _as_fraction(text: str) -> Fraction | None:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def score(text: str, reference: str) -> bool:

@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components import user_data
-from components.answers import format_solution
+from components.answers import THINK_CLOSE, format_solution
 from components.artifacts import DataError, digest_path, write_records
 from components.config import StageResult, StrictModel, load_section
 
@@ -47,12 +47,12 @@ class DataConfig(StrictModel):
     n_pretrain: int = Field(40000, ge=0, description="plain-text documents for base pretraining")
     pretrain_worked_fraction: float = Field(0.5, ge=0, le=1, description="share of worked problems (the rest: drills)")
     n_sft: int = Field(3000, ge=1)
-    n_prefs: int = Field(800, ge=1)
+    n_prefs: int = Field(1600, ge=1, description="preference pairs (correct vs a near-miss); 10% held out by the reward model")
     n_rl: int = Field(800, ge=1)
     n_eval: int = Field(200, ge=1)
     n_probe: int = Field(200, ge=1)
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
-    max_steps: int = Field(3, ge=1, le=6, description="operations per word problem, at most")
+    max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
     max_operand: int = Field(99, ge=9, le=999, description="largest number in a problem")
     files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"], str | user_data.FileSpec] = Field(
         default_factory=dict,
@@ -100,24 +100,37 @@ def make_problem(rng: random.Random, cfg: Config) -> tuple[str, list[str], int]:
 
 
 def corrupt_solution(rng: random.Random, steps: list[str], answer: int) -> str:
-    """A plausible but wrong solution: an arithmetic slip that propagates, or a wrong final answer."""
-    if rng.random() < 0.7:
-        bad_at = rng.randrange(len(steps))
-        new_steps, carry = [], None
-        for i, step in enumerate(steps):
-            left, result = step.split("=")
-            op = "+" if "+" in left else "-"
-            a, b = (int(x) for x in left.split(op))
-            a = carry if carry is not None else a
-            value = a + b if op == "+" else a - b
-            if i == bad_at:
-                value += rng.choice((-10, -2, -1, 1, 2, 10))
-            new_steps.append(f"{a}{op}{b}={value}")
-            carry = value
-        if carry != answer:
-            return format_solution(new_steps, str(carry))
-    wrong = answer + rng.choice((-3, -1, 1, 3, 11))
-    return format_solution(steps, str(wrong))
+    """A realistic near-miss, as a model writes them: half an arithmetic slip that propagates, a
+    quarter right steps with a wrong final answer, a quarter a format break (the right answer unboxed,
+    or the reasoning block left open). The reward model reports its accuracy on each kind."""
+    draw = rng.random()
+    if draw < 0.5:
+        slipped = slipped_solution(rng, steps, answer)
+        if slipped is not None:
+            return slipped
+    if draw < 0.75:
+        return format_solution(steps, str(answer + rng.choice((-3, -1, 1, 3, 11))))
+    solution = format_solution(steps, str(answer))
+    if rng.random() < 0.5:
+        return solution.replace(f"\\boxed{{{answer}}}", str(answer))
+    return solution.replace(f"{THINK_CLOSE}\n", "")
+
+
+def slipped_solution(rng: random.Random, steps: list[str], answer: int) -> str | None:
+    """The steps with one arithmetic slip carried through to the end (None if it cancels out)."""
+    bad_at = rng.randrange(len(steps))
+    new_steps, carry = [], None
+    for i, step in enumerate(steps):
+        left, _ = step.split("=")
+        op = "+" if "+" in left else "-"
+        a, b = (int(x) for x in left.split(op))
+        a = carry if carry is not None else a
+        value = a + b if op == "+" else a - b
+        if i == bad_at:
+            value += rng.choice((-10, -2, -1, 1, 2, 10))
+        new_steps.append(f"{a}{op}{b}={value}")
+        carry = value
+    return format_solution(new_steps, str(carry)) if carry != answer else None
 
 
 def chat_prompt(question: str) -> list[dict]:

@@ -8,7 +8,8 @@ checked with the strict extractor + math-verify. Metrics (shares in [0, 1] unles
   model that solves the problem but never boxes its answer counts here, not in pass@1;
 - sample_accuracy: mean correctness of single samples (pass@1 under sampling);
 - pass@k (k > 1): unbiased estimator (Chen et al. 2021) from the n samples;
-- maj@k: self-consistency, the most frequent extracted answer among the first k samples;
+- maj@k: self-consistency, the most frequent extracted answer among the first k samples, math-
+  equivalent answers voting together (`31`, `31.0` and `62/2` are one vote: `answers.equivalent`);
 - ece: expected calibration error of self-consistency over the n samples: confidence is the
   agreement (share of samples giving the majority answer), outcome is "majority answer right",
   10 equal-width bins;
@@ -34,7 +35,8 @@ generation); without one these metrics are absent, not zero:
   (ties count half): how well the RM ranks what best-of-N ranks; absent when no problem has
   both right and wrong samples.
 
-Also written: predictions.jsonl (one row per problem, in eval-set order), metrics.json, the
+Also written: predictions.jsonl (one row per problem, in eval-set order), probe_predictions.jsonl
+(per probe: right or not, what a paired forgetting interval resamples), metrics.json, the
 test-time-scaling curve (accuracy against N for pass@N, maj@N, bon@N, wmaj@N) as JSON and PNG
 (with each series' 95% bootstrap band over problems), the reliability diagram of ece's
 confidence bins (reliability.png), and a markdown report showing both.
@@ -85,11 +87,15 @@ Config = EvaluateConfig  # the stage contract's name for it
 # ---------------------------------------------------------------- model passes
 
 
-def probe_accuracy(model, tokenizer, probes: list[dict], cfg: Config) -> float:
+def probe_correct(model, tokenizer, probes: list[dict], cfg: Config) -> list[bool]:
+    """Per probe, whether the model's bare completion starts with its answer."""
     prompts = [p["prompt"] for p in probes]
     outputs = generate(model, tokenizer, prompts, max_new_tokens=8, batch_size=cfg.batch_size, desc="probe")
-    hits = sum(o[0].strip().split()[0:1] == [p["answer"]] for o, p in zip(outputs, probes, strict=True))
-    return hits / max(1, len(probes))
+    return [o[0].strip().split()[0:1] == [p["answer"]] for o, p in zip(outputs, probes, strict=True)]
+
+
+def probe_accuracy(model, tokenizer, probes: list[dict], cfg: Config) -> float:
+    return sum(probe_correct(model, tokenizer, probes, cfg)) / max(1, len(probes))
 
 
 def sample_completions(model, tokenizer, prompts: list[str], cfg: Config) -> tuple[list[str], list[list[str]]]:
@@ -127,6 +133,11 @@ def base_probe_accuracy(inputs: dict[str, str], probes: list[dict], cfg: Config)
     return None
 
 
+def _probe_rows(probes: list[dict], hits: list[bool]) -> list[dict]:
+    """probe_predictions.jsonl: per probe (in probe-set order), whether it was right; what a paired forgetting interval needs."""
+    return [{"prompt": p["prompt"], "answer": p["answer"], "correct": hit} for p, hit in zip(probes, hits, strict=True)]
+
+
 # ---------------------------------------------------------------- the stage
 
 
@@ -147,7 +158,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     tokenizer, model, backend, why = load_for_generation(inputs["model"], cfg.generation_backend, cfg.seed, cfg.generation_dtype)
     print(f"[evaluate] generating with {backend}: {why}")
     greedy, samples = sample_completions(model, tokenizer, chat_prompts(tokenizer, [p["prompt"] for p in problems]), cfg)
-    probe_score = probe_accuracy(model, tokenizer, probes, cfg) if probes else None
+    probe_hits = probe_correct(model, tokenizer, probes, cfg) if probes else None
+    probe_score = sum(probe_hits) / max(1, len(probes)) if probes else None
     del model  # the reward model and the base model come next: one model in memory at a time
 
     rewards = reward_samples(inputs["reward_model"], problems, samples, cfg.batch_size) if inputs.get("reward_model") else None
@@ -172,6 +184,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         "predictions": str(write_records(out / "predictions.jsonl", rows)),
         "metrics": str(write_json(out / "metrics.json", metrics)),
         "tts_curve": str(write_json(out / "tts_curve.json", curve)),
+        **({"probe_predictions": str(write_records(out / "probe_predictions.jsonl", _probe_rows(probes, probe_hits)))} if probes else {}),
         "report": str(eval_report.write_stage_report({label: metrics}, out, curve, title=inputs["model"], rows=rows)),
         "tts_plot": str(out / "tts_curve.png"),
         "reliability_plot": str(out / "reliability.png"),

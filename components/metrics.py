@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb
 
-from components.answers import extract_answer, extract_free_answer, is_correct
+from components.answers import equivalent, extract_answer, extract_free_answer, is_correct
 from components.rewards import sigmoid  # the reward_model reward's squashing, so the gap reads on its scale
 
 ECE_BINS = 10
@@ -30,14 +30,30 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_answer(answers: Sequence[str | None]) -> str | None:
-    """Most frequent non-empty answer; ties go to the answer seen first."""
+    """Most frequent non-empty answer, counting math-equivalent ones together; ties go to the answer seen first."""
     return weighted_majority_answer(answers, [1.0] * len(answers))
 
 
+def equivalence_classes(answers: Sequence[str | None]) -> list[str | None]:
+    """Each answer replaced by the first-seen answer it is math-equivalent to (`31.0` votes with `31`)."""
+    representatives: list[str] = []
+    classes: list[str | None] = []
+    for answer in answers:
+        if answer is None:
+            classes.append(None)
+            continue
+        same = next((r for r in representatives if equivalent(answer, r)), None)
+        if same is None:
+            representatives.append(same := answer)
+        classes.append(same)
+    return classes
+
+
 def weighted_majority_answer(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
-    """The non-empty answer with the largest total weight; ties go to the answer seen first."""
+    """The non-empty answer whose math-equivalence class has the largest total weight (its first-seen
+    member stands for it); ties go to the class seen first."""
     totals: dict[str, float] = {}
-    for answer, weight in zip(answers, weights, strict=True):
+    for answer, weight in zip(equivalence_classes(answers), weights, strict=True):
         if answer is not None:
             totals[answer] = totals.get(answer, 0.0) + weight
     if not totals:
@@ -64,9 +80,9 @@ def chosen_is_correct(answers: Sequence[str | None], correct: Sequence[bool], ch
 
 
 def agreement(answers: Sequence[str | None]) -> float:
-    """Share of samples that give the majority answer: self-consistency's confidence."""
+    """Share of samples that give the majority answer (or an equivalent one): self-consistency's confidence."""
     majority = majority_answer(answers)
-    return 0.0 if majority is None else sum(a == majority for a in answers) / len(answers)
+    return 0.0 if majority is None else sum(a == majority for a in equivalence_classes(answers)) / len(answers)
 
 
 def _calibration_bins(confidences: Sequence[float], outcomes: Sequence[bool], n_bins: int) -> dict[int, list[tuple[float, bool]]]:

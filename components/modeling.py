@@ -9,6 +9,7 @@ every stage uses (`load_model`), so that path is exercised by the local tests to
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -109,16 +110,40 @@ def available_cores() -> int:
     return cores
 
 
-def configure_threads() -> int:
-    """torch's intra-op threads from the cores the process has (OMP_NUM_THREADS, when set, wins).
+def configure_threads(threads: int | None = None) -> int:
+    """torch's intra-op threads: `threads` when given, else the cores the process has (OMP_NUM_THREADS, when set, wins).
 
     torch otherwise counts the host's cores: in a pod limited to 2 of 64, or beside another job,
-    oversubscribed threads ran 10x slower than one."""
+    oversubscribed threads ran 10x slower than one. A fixed count is what makes training
+    reproducible across machines: the count sets how CPU reductions split their sums, so 1 and 2
+    threads train bitwise different weights from the same seed, and a chaotic little training run
+    turns that last bit into a different model (issue 16)."""
     import torch
 
     if not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(available_cores())
+        torch.set_num_threads(threads or available_cores())
     return torch.get_num_threads()
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # the ones that pick oneDNN's kernels
+
+
+def math_settings() -> dict[str, str]:
+    """What decides a training's floating-point results beyond its seeds: recorded in every result and the lineage."""
+    import torch
+
+    flags: list[str] = []
+    with contextlib.suppress(OSError):  # no /proc (macOS): the flags stay unknown
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return {
+        "torch": torch.__version__,
+        "torch_threads": str(torch.get_num_threads()),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cpu_flags": ",".join(f for f in CPU_FLAGS if f in set(flags)) or "none of " + ",".join(CPU_FLAGS),
+        "cuda": torch.version.cuda or "none",
+    }
 
 
 def load_model(name_or_path: str, dtype: str = "float32"):

@@ -5,6 +5,9 @@ cold-start SFT model, as in the R1 recipe) and trains `-log sigmoid(r_chosen - r
 A slice of the pairs is held out; the stage reports pairwise accuracy on it, scored by the
 same `RewardScorer` that best-of-N evaluation, GRPO's optional `reward_model` reward and
 rejection sampling use, so the number measures the scorer the later stages actually get.
+It is also reported per kind of rejected answer (`rejected_kind`: a format break, a wrong final
+answer under right steps, a wrong step), since "separates good from bad" means little when one
+easy kind carries the average; held_out_pairs.jsonl keeps every held-out pair's margin.
 
     posttrain reward-model --params params.yaml --model artifacts/sft/<key>/model \\
         --prefs data/prefs.jsonl --out artifacts/reward_model/manual
@@ -19,7 +22,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from components.artifacts import DataError, write_json
+from components.answers import THINK_CLOSE, extract_answer
+from components.artifacts import DataError, write_json, write_records
 from components.config import StageResult
 from components.dataset_frames import read_dataset
 from components.modeling import load_tokenizer
@@ -54,13 +58,44 @@ def split_pairs(records: list[dict], held_out_fraction: float, seed: int) -> tup
     return shuffled[n_held_out:], shuffled[:n_held_out]
 
 
-def pairwise_accuracy(scorer: RewardScorer, pairs: list[dict]) -> tuple[float, float]:
-    """Share of pairs where chosen outscores rejected, and the mean margin."""
+REJECTED_KINDS = ("format", "wrong_final", "wrong_step")
+
+
+def rejected_kind(chosen: str, rejected: str) -> str:
+    """What is wrong with the rejected answer, read off the pair itself (so any user's pairs have kinds too).
+
+    format: it has no strict boxed answer; wrong_final: its reasoning equals the chosen one's but
+    the final answer differs; wrong_step: its reasoning differs (a slip, and what follows from it)."""
+    if extract_answer(rejected) is None or THINK_CLOSE in chosen and THINK_CLOSE not in rejected:
+        return "format"
+    if THINK_CLOSE in chosen and chosen.split(THINK_CLOSE, 1)[0] == rejected.split(THINK_CLOSE, 1)[0]:
+        return "wrong_final"
+    return "wrong_step"
+
+
+def score_pairs(scorer: RewardScorer, pairs: list[dict]) -> list[dict]:
+    """Per pair: its kind and the margin r(chosen) - r(rejected) (above 0: the scorer ranks it right)."""
     prompts = [p["prompt"] for p in pairs]
-    chosen = scorer.score(prompts, [p["chosen"][-1]["content"] for p in pairs])
-    rejected = scorer.score(prompts, [p["rejected"][-1]["content"] for p in pairs])
-    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-    return sum(m > 0 for m in margins) / len(margins), sum(margins) / len(margins)
+    chosen_texts, rejected_texts = [p["chosen"][-1]["content"] for p in pairs], [p["rejected"][-1]["content"] for p in pairs]
+    chosen, rejected = scorer.score(prompts, chosen_texts), scorer.score(prompts, rejected_texts)
+    return [
+        {"kind": rejected_kind(c_text, r_text), "margin": c - r, "correct": c > r}
+        for c_text, r_text, c, r in zip(chosen_texts, rejected_texts, chosen, rejected, strict=True)
+    ]
+
+
+def pairwise_metrics(scored: list[dict]) -> dict[str, float]:
+    """Held-out pairwise accuracy and mean margin, overall and per kind of rejected answer present."""
+    metrics = {
+        "held_out_pairwise_accuracy": sum(p["correct"] for p in scored) / len(scored),
+        "held_out_mean_margin": sum(p["margin"] for p in scored) / len(scored),
+    }
+    for kind in REJECTED_KINDS:
+        members = [p for p in scored if p["kind"] == kind]
+        if members:
+            metrics[f"held_out_pairwise_accuracy.{kind}"] = sum(p["correct"] for p in members) / len(members)
+            metrics[f"held_out_pairs.{kind}"] = float(len(members))
+    return metrics
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
@@ -90,11 +125,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     outputs = save_trained(trainer, out / "model", tokenizer, generation_defaults=False)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
-    accuracy, margin = pairwise_accuracy(RewardScorer(str(out / "model")), held_out)
+    scored = score_pairs(RewardScorer(str(out / "model")), held_out)
+    outputs["held_out_pairs"] = str(write_records(out / "held_out_pairs.jsonl", scored))
     history = trainer.state.log_history
     metrics = {
-        "held_out_pairwise_accuracy": accuracy,
-        "held_out_mean_margin": margin,
+        **pairwise_metrics(scored),
         "train_pairs": float(len(train)),
         "held_out_pairs": float(len(held_out)),
         "final_loss": next((e["loss"] for e in reversed(history) if "loss" in e), float("nan")),

@@ -104,6 +104,12 @@ class ExecutionConfig(StrictModel):
     checkpoint_sync_seconds: int = Field(
         300, ge=10, description="with exchange_uri: how often a dispatched stage mirrors its newest checkpoint to the store"
     )
+    torch_threads: int | None = Field(
+        2,
+        ge=1,
+        description="torch's threads in every stage, fixed: the count changes CPU sums' order and so the trained weights "
+        "(the same seeds give the same models only at the same count); null: the cores each process has; OMP_NUM_THREADS wins",
+    )
 
     @model_validator(mode="after")
     def _exchange_needs_dispatch(self) -> ExecutionConfig:

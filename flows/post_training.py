@@ -196,6 +196,8 @@ class Recipe:
         result = self.run_stage("base", p.base, base_inputs)
         self.base_info = result.info
         self.summary.lineage.update({k: str(v) for k, v in result.info.items() if k.startswith("base_model")})
+        # threads, torch, CPU flags: what the weights depend on beyond the seeds (a cached base: as it was trained)
+        self.summary.lineage.update({f"math.{k}": v for k, v in result.info.get("math", {}).items()})
         base = self.base = Model("base", result.outputs["model"], None)
         policy = self.train("sft", "sft", p.sft, {"model": base.path, "sft": self.data["sft"]}, parent=base)
         if on.reward_model:

@@ -56,6 +56,7 @@ class StageRequest(StrictModel):
     key: str = Field(pattern=r"^[0-9a-f]{64}$", description="the parent's cache key of this stage run (sha256 hex)")
     exchange: ExchangeRefs | None = Field(None, description="where inputs and outputs live in object storage, if not on a shared volume")
     stream: live.LiveTarget | None = Field(None, description="the MLflow run the parent opened for the stage: it streams its metrics there")
+    threads: int | None = Field(None, ge=1, description="execution.torch_threads: torch's threads in the pod (None: its cores)")
 
     @field_validator("module")
     @classmethod
@@ -67,16 +68,31 @@ class StageRequest(StrictModel):
         return name
 
 
-def run_metered(name: str, cfg, inputs: dict[str, str], out_dir: str, target: live.LiveTarget | None = None) -> StageResult:
-    """The stage's entry function, streaming to `target` while it trains; its usage lands in `info["usage"]`."""
+def run_metered(
+    name: str, cfg, inputs: dict[str, str], out_dir: str, target: live.LiveTarget | None = None, threads: int | None = None
+) -> StageResult:
+    """The stage's entry function on `threads` torch threads, streaming to `target` while it trains.
+
+    Its usage lands in `info["usage"]`, the settings its floating-point results depend on in `info["math"]`."""
+    from components.modeling import configure_threads, math_settings
+
+    configure_threads(threads)
     with live.streaming_to(target), accounting.metered() as usage:
         result = stages.get(name).entry_function()(cfg, inputs, out_dir)
     result.info["usage"] = usage.as_dict()
+    result.info["math"] = math_settings()
     return result
 
 
 def execute_stage(
-    name: str, cfg, inputs: dict[str, str], out_dir: str, key: str, reuse: bool = True, target: live.LiveTarget | None = None
+    name: str,
+    cfg,
+    inputs: dict[str, str],
+    out_dir: str,
+    key: str,
+    reuse: bool = True,
+    target: live.LiveTarget | None = None,
+    threads: int | None = None,
 ) -> StageResult:
     """Run the registered stage's entry function and mark its output folder complete with `result.json`.
 
@@ -96,7 +112,7 @@ def execute_stage(
         if reuse and completed_by(out_dir, key):
             print(f"[{name}] {out_dir} was completed by another run: reusing its result")
             return read_result(out_dir)
-        result = run_metered(name, cfg, inputs, out_dir, target)
+        result = run_metered(name, cfg, inputs, out_dir, target, threads)
         write_result(out_dir, key, result)
     return result
 
@@ -118,7 +134,7 @@ def execute_through_exchange(request: StageRequest, cfg) -> StageResult:
         mirror = CheckpointMirror(exchange, local_out, request.exchange.out)
         restored = mirror.restore()
         with mirror.running(request.exchange.checkpoint_sync_seconds):
-            result = run_metered(request.module, cfg, local_inputs, str(local_out), request.stream)
+            result = run_metered(request.module, cfg, local_inputs, str(local_out), request.stream, request.threads)
         result.info["restored_checkpoints"] = restored
         # Report paths as the parent will have them: its out_dir, its own input paths.
         path_map = {str(local_out): request.out_dir}
@@ -140,7 +156,10 @@ def run_stage_flow(request: StageRequest) -> dict:
     cfg = stages.get(request.module).config_class().model_validate(request.config)
     if request.exchange is not None:
         return execute_through_exchange(request, cfg).model_dump(mode="json")
-    return execute_stage(request.module, cfg, request.inputs, request.out_dir, request.key, target=request.stream).model_dump(mode="json")
+    result = execute_stage(
+        request.module, cfg, request.inputs, request.out_dir, request.key, target=request.stream, threads=request.threads
+    )
+    return result.model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- the orchestrator's side
@@ -281,13 +300,16 @@ def run_stage(
     dispatch: Dispatch | None = None,
     reuse: bool = True,
     target: live.LiveTarget | None = None,
+    threads: int | None = None,
 ) -> StageResult:
     """Run the stage here, or as a child flow run of a deployment (e.g. on the GPU pool)."""
     if dispatch is None:
-        return execute_stage(name, cfg, inputs, out_dir, key, reuse=reuse, target=target)
+        return execute_stage(name, cfg, inputs, out_dir, key, reuse=reuse, target=target, threads=threads)
     # The pod samples its own CPU, memory and GPU into the run: the orchestrator's would say nothing of it.
     target = target.model_copy(update={"system_metrics": True}) if target is not None else None
-    request = StageRequest(module=name, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key, stream=target)
+    request = StageRequest(
+        module=name, config=cfg.model_dump(mode="json"), inputs=inputs, out_dir=out_dir, key=key, stream=target, threads=threads
+    )
     return dispatch.run(request)
 
 
@@ -316,7 +338,8 @@ def stage(
     # The limit stops a stage that runs here; a dispatched one is bounded by its wait (and its Job's deadline).
     in_process_limit = execution.timeout_for(name) if dispatch is None else None
     task_fn = run_stage.with_options(name=label or name, refresh_cache=refresh or None, timeout_seconds=in_process_limit)
-    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, reuse=not force, target=target, return_state=True)
+    threads = execution.torch_threads
+    state = task_fn(name, cfg, inputs, out_dir, key, dispatch=dispatch, reuse=not force, target=target, threads=threads, return_state=True)
     return state.result(), state.name == "Cached"
 
 

@@ -8,6 +8,7 @@ import pytest
 from components import data
 from components.answers import extract_answer, is_correct
 from components.artifacts import digest_path, read_records
+from components.reward_model import REJECTED_KINDS, rejected_kind
 
 SMALL = dict(n_pretrain=50, n_sft=120, n_prefs=40, n_rl=40, n_eval=30, n_probe=20)
 
@@ -38,10 +39,14 @@ def test_every_solution_is_verifiably_correct_and_its_steps_add_up():
         for line in record["solution"].split("\n")[1:-2]:
             left, result = line.split("=")
             assert eval(left) == int(result)  # noqa: S307 - digits and +/- only
+    kinds = set()
     for record in sets["prefs"]:
         chosen, rejected = record["chosen"][0]["content"], record["rejected"][0]["content"]
         assert chosen != rejected
-        assert extract_answer(chosen) != extract_answer(rejected)
+        kinds.add(kind := rejected_kind(chosen, rejected))
+        if kind != "format":  # a format break may keep the right number, unboxed or outside a closed block
+            assert extract_answer(chosen) != extract_answer(rejected)
+    assert kinds == set(REJECTED_KINDS), "the near-misses cover every kind the reward model is judged on"
 
 
 def test_eval_questions_never_appear_in_training_sets():

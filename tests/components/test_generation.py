@@ -94,3 +94,44 @@ def test_torch_threads_follow_the_cores_the_process_has(monkeypatch):
         assert modeling.configure_threads() == 2, "an explicit OMP_NUM_THREADS wins"
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_fixed_thread_count_is_used_and_recorded_with_the_math_settings(monkeypatch):
+    import torch
+
+    from components import modeling
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(modeling, "available_cores", lambda: 1)
+    try:
+        assert modeling.configure_threads(2) == 2, "execution.torch_threads beats the cores the process has"
+        settings = modeling.math_settings()
+        assert settings["torch_threads"] == "2" and settings["omp_num_threads_env"] == "unset"
+        assert settings["torch"] == torch.__version__ and settings["cpu_flags"]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_thread_count_changes_the_trained_weights_and_a_fixed_one_reproduces_them():
+    """Why execution.torch_threads is fixed: the same seeded steps on 1 and 2 threads end bitwise apart."""
+    import torch
+
+    def train(threads: int) -> torch.Tensor:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            torch.manual_seed(0)
+            layer = torch.nn.Linear(256, 256)
+            optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-2)
+            data = torch.randn(8192, 256, generator=torch.Generator().manual_seed(1))
+            for _ in range(3):  # a 2M-element loss sum: its parallel reduction splits by thread
+                layer(data).pow(2).sum().div(data.numel()).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            return layer.weight.detach().clone()
+        finally:
+            torch.set_num_threads(before)
+
+    assert torch.equal(train(2), train(2)), "a fixed thread count reproduces the weights bitwise"
+    assert not torch.equal(train(1), train(2)), "1 and 2 threads sum in different orders"

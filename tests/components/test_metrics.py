@@ -13,6 +13,7 @@ from components.metrics import (
     bradley_terry_weights,
     calibration_bins,
     calibration_pairs,
+    equivalence_classes,
     expected_calibration_error,
     majority_answer,
     pass_at_k,
@@ -195,3 +196,16 @@ def test_without_a_reward_model_the_reward_metrics_are_absent_not_zero():
     assert not {"bon@1", "wmaj@1", "mean_reward", "reward_accuracy_gap", "reward_auc"} & set(metrics)
     assert "sample_rewards" not in rows[0]
     assert metrics["ece"] == 0.0  # no answer at all: confidence 0, wrong
+
+
+def test_majority_vote_counts_math_equivalent_answers_together():
+    # 31.0 and 62/2 are 31: three votes for it beat two for 30, though "30" is the most frequent string
+    answers = ["30", "31", "31.0", "30", "62/2", None]
+    assert majority_answer(answers) == "31"
+    assert equivalence_classes(answers) == ["30", "31", "31", "30", "31", None]
+    assert agreement(answers) == pytest.approx(3 / 6)
+
+
+def test_a_vote_on_equivalent_answers_is_scored_by_its_first_member():
+    row = {"sample_answers": ["2/4", "0.5", "1"], "sample_correct": [True, True, False]}
+    assert score_at_k(row, 3)["maj@3"] == 1.0

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from components import reward_model, scoring
+from components.reward_model import pairwise_metrics, rejected_kind
 from tests.conftest import tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -41,3 +42,23 @@ def test_the_reward_model_learns_to_separate_held_out_pairs(tmp_path, tiny_sft_m
     assert result.metrics["held_out_pairs"] >= 8
     assert result.metrics["held_out_pairwise_accuracy"] >= 0.75, result.metrics
     assert result.metrics["held_out_mean_margin"] > 0
+
+
+def test_each_rejected_answer_is_read_as_its_kind():
+    chosen = "<think>\n2+3=5\n5+1=6\n</think>\nThe answer is \\boxed{6}."
+    assert rejected_kind(chosen, chosen.replace("\\boxed{6}", "6")) == "format"
+    assert rejected_kind(chosen, chosen.replace("</think>\n", "")) == "format"
+    assert rejected_kind(chosen, chosen.replace("{6}", "{7}")) == "wrong_final"
+    assert rejected_kind(chosen, "<think>\n2+3=6\n6+1=7\n</think>\nThe answer is \\boxed{7}.") == "wrong_step"
+
+
+def test_pairwise_metrics_are_given_per_kind_of_rejected_answer():
+    scored = [
+        {"kind": "format", "margin": 2.0, "correct": True},
+        {"kind": "format", "margin": 1.0, "correct": True},
+        {"kind": "wrong_step", "margin": -1.0, "correct": False},
+    ]
+    metrics = pairwise_metrics(scored)
+    assert metrics["held_out_pairwise_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["held_out_pairwise_accuracy.format"] == 1.0 and metrics["held_out_pairwise_accuracy.wrong_step"] == 0.0
+    assert metrics["held_out_pairs.format"] == 2.0 and "held_out_pairwise_accuracy.wrong_final" not in metrics
