@@ -6,14 +6,14 @@
 2. `make demo` there: install + the whole pipeline; wall time and the peak RSS of the largest
    process (the pipeline), plus the pipeline's own wall time from reports/summary.json;
 3. `make demo` again: the no-op re-run, served from cache;
-4. every stage's held-out metrics, from the summary, checked against the recipe's claims:
-   GRPO's pass@1 above the cold-start SFT's; the final model's maj@k above its pass@1; round-2
-   SFT at least the cold-start SFT; the distilled student above the same-size student trained
-   by SFT on the original data.
+4. every stage's held-out metrics, from the summary, and the recipe's claims as the flow
+   measured them (the clone's reports/claims.json, with 95% intervals; also copied to
+   bench/results/claims.md).
 
-Results are written as JSON; time targets: the recipe (pipeline) <= 20 min, peak <= 4 GiB,
-no-op re-run <= 60 s. Timings on a shared 2-core machine are noisy; the claims are
-deterministic for the fixed seeds of params.yaml.
+Results are written as JSON (the README's tables come from it: bench/demo_table.py); time
+targets: the recipe (pipeline) <= 20 min, peak <= 4 GiB, no-op re-run <= 60 s. Timings on a
+shared 2-core machine are noisy; the metrics are deterministic for the seeds of params.yaml at
+its fixed thread count (execution.torch_threads; the summary's lineage records it).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 TARGETS = {"pipeline_seconds": 1200, "peak_rss_gib": 4.0, "noop_seconds": 60}
-EVALUATED = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
+EVALUATED = ("base", "sft", "grpo", "sft_control", "sft_round2", "alignment", "distill", "student_sft")
 
 
 def timed(command: list[str], cwd: Path, log: Path) -> float:
@@ -52,32 +52,11 @@ def held_out(row: dict) -> dict:
 
 
 def targets(results: dict) -> dict[str, bool]:
-    h = results["held_out"]
-    final = h[results["final_stage"]]
     return {
         "recipe (pipeline) <= 20 min": results["pipeline_seconds"] <= TARGETS["pipeline_seconds"],
         "peak <= 4 GiB": results["peak_rss_gib"] <= TARGETS["peak_rss_gib"],
         "no-op re-run <= 60 s": results["noop_seconds"] <= TARGETS["noop_seconds"],
-        "GRPO pass@1 > cold-start SFT pass@1": h["grpo"]["pass@1"] > h["sft"]["pass@1"],
-        "final maj@8 > final pass@1": final["maj@8"] > final["pass@1"],
-        "round-2 SFT pass@1 >= cold-start SFT pass@1": h["sft_round2"]["pass@1"] >= h["sft"]["pass@1"],
-        "distilled student pass@1 > SFT-only student pass@1": h["distill"]["pass@1"] > h["student_sft"]["pass@1"],
     }
-
-
-def print_claims(path: Path) -> int:
-    """The claims of a pipeline run that already happened (no clone, no timing of ours)."""
-    summary = json.loads(path.read_text())
-    results = {
-        "pipeline_seconds": summary["pipeline_wall_seconds"],
-        "final_stage": summary["model"]["stage"],
-        "held_out": {name: held_out(summary["stages"][name]) for name in EVALUATED if name in summary["stages"]},
-        "peak_rss_gib": 0.0,
-        "noop_seconds": 0.0,
-    }
-    claims = {k: v for k, v in targets(results).items() if k not in ("peak <= 4 GiB", "no-op re-run <= 60 s")}
-    print(json.dumps({"held_out": results["held_out"], "pipeline_seconds": round(results["pipeline_seconds"]), "claims": claims}, indent=2))
-    return 0
 
 
 def main() -> int:
@@ -85,10 +64,7 @@ def main() -> int:
     parser.add_argument("--repo", default=".")
     parser.add_argument("--out", default="bench/results/demo.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
-    parser.add_argument("--claims-of", metavar="SUMMARY", help="only print the recipe's table and claims from a summary.json")
     args = parser.parse_args()
-    if args.claims_of:
-        return print_claims(Path(args.claims_of))
 
     workdir = Path(tempfile.mkdtemp(prefix="demo-bench-"))
     clone = workdir / "repo"
@@ -112,10 +88,14 @@ def main() -> int:
         "noop_registered_new": noop["model"]["newly_registered"],
         "final_stage": summary["model"]["stage"],
         "held_out": {name: held_out(stages[name]) for name in EVALUATED if name in stages},
+        "commit": summary["lineage"].get("git_commit", "?")[:7],
+        "math": {k.removeprefix("math."): v for k, v in summary["lineage"].items() if k.startswith("math.")},
+        "claims": json.loads((clone / "reports" / "claims.json").read_text()),
     }
     results["targets"] = targets(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(clone / "reports" / "claims.md", out.parent / "claims.md")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     if not args.keep:

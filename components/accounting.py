@@ -56,6 +56,11 @@ def add(**counts: float) -> None:
         setattr(_open, name, getattr(_open, name) + value)
 
 
+def counted(name: str) -> float:
+    """The open meter's count so far (0 outside a stage run): a stage diffs it around one part of its work."""
+    return getattr(_open, name) if _open is not None else 0
+
+
 def record(**values: float | None) -> None:
     """Set a measured share or rate on the open meter (e.g. zero_advantage_share)."""
     if _open is not None:

@@ -2,14 +2,16 @@
 
 The student is the base model with fewer layers (kept evenly spaced, embeddings shared), so
 it speaks the teacher's vocabulary and starts from pretrained weights, like the small dense
-models R1 distils into. Two students are trained from that same start with the same budget:
+models R1 distils into. Two students are trained from that same start at equal compute:
 
 - `distilled`: SFT on the teacher's verified generations (sequence-level distillation: the
   teacher samples on the SFT and RL prompts and only verified-correct, well-formed answers
   are kept); with `method: on_policy`, TRL's stable DistillationTrainer then samples the
   student on those prompts and pulls its token distributions toward the teacher's on its own
   samples (a generalized JSD, logit-level: on-policy distillation);
-- `baseline`: SFT on the original SFT data: the yardstick distillation has to beat.
+- `baseline`: SFT on the original SFT data, for as many steps (same batch) as the distilled student
+  trained in all, on-policy phase included: the yardstick distillation has to beat. The
+  tokens each trained are in the metrics (`distilled_tokens_trained`, `baseline_tokens_trained`).
 
     posttrain distill --params params.yaml --teacher artifacts/alignment/<key>/model \\
         --base artifacts/base/<key>/model --out artifacts/distill/manual
@@ -25,6 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from components import accounting
 from components.answers import extract_answer
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel
@@ -63,7 +66,10 @@ class DistillConfig(StrictModel):
         "on_policy", description="sequence-level SFT on the teacher's answers, or that plus on-policy logit-level distillation"
     )
     teacher_sampling: SamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
-    student_sft: SFTConfig = Field(default_factory=lambda: SFTConfig(max_steps=250), description="both students' SFT")
+    student_sft: SFTConfig = Field(
+        default_factory=lambda: SFTConfig(max_steps=250),
+        description="the distilled student's SFT; the yardstick student gets it plus the on-policy phase's steps (equal compute)",
+    )
     on_policy: OnPolicySettings = Field(default_factory=OnPolicySettings, description="method on_policy: TRL's DistillationTrainer")
 
 
@@ -163,6 +169,13 @@ def run_on_policy(cfg: Config, student: str, teacher: str, data: str, out: Path)
     return model
 
 
+def baseline_budget(cfg: Config):
+    """The yardstick student's SFT: as many steps as the distilled one trained in all (its on-policy phase included),
+    so the comparison is distillation against plain SFT at equal compute, not against fewer steps."""
+    extra = cfg.on_policy.max_steps if cfg.method == "on_policy" else 0
+    return cfg.student_sft.model_copy(update={"max_steps": cfg.student_sft.max_steps + extra})
+
+
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     """Distil `inputs["teacher"]` into a cut-down `inputs["base"]`; also train the SFT baseline student."""
     start = time.perf_counter()
@@ -173,12 +186,16 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     prompt_files = [*([inputs["rl"]] if inputs.get("rl") else []), inputs["sft"]]
     data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, inputs["sft"], out)
 
+    before = accounting.counted("tokens_trained")
     distilled = train_sft(cfg.student_sft, student_init, data, str(out / "distilled"), stage="distill")
     model = distilled.outputs["model"]
     if cfg.method == "on_policy":
         model = run_on_policy(cfg, model, inputs["teacher"], data, out / "distilled-on-policy")
-    baseline = train_sft(cfg.student_sft, student_init, inputs["sft"], str(out / "baseline"), stage="distill")
+    distilled_tokens = accounting.counted("tokens_trained") - before
+    baseline = train_sft(baseline_budget(cfg), student_init, inputs["sft"], str(out / "baseline"), stage="distill")
     metrics = stats | {
+        "distilled_tokens_trained": float(distilled_tokens),
+        "baseline_tokens_trained": float(accounting.counted("tokens_trained") - before - distilled_tokens),
         "student_layers": float(cfg.student_layers),
         "teacher_layers": float(teacher_layers),
         "distilled_final_loss": distilled.metrics["final_loss"],

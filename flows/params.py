@@ -44,6 +44,10 @@ class RecipeConfig(StrictModel):
     )
     alignment: bool = Field(True, description="the final DPO (or GRPO-on-reward-model) pass")
     distill: bool = Field(True, description="distil the final model into a smaller student")
+    controls: bool = Field(
+        True,
+        description="also train what reports/claims.md compares round-2 SFT with: as many further SFT steps on the original data",
+    )
 
 
 def _round2_sft() -> SFTConfig:

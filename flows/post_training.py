@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -136,6 +136,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         recipe.register_reward_model()
         if params.recipe.distill:
             recipe.distill(teacher=final)
+        recipe.measure_claims(final)
         path = _write_summary(summary, params, started)
         run_artifacts.publish_stage_table(summary, params.cost.currency)
         tracking.tag_active_run(summary.lineage)
@@ -189,6 +190,7 @@ class Recipe:
         self.base: Model | None = None
         self.base_info: dict = {}
         self.pairs: str | None = None
+        self.round2_start: Model | None = None
 
     def run(self) -> Model:
         p, on = self.params, self.params.recipe
@@ -213,7 +215,9 @@ class Recipe:
             inputs = {"model": policy.path, "prompts": self.data["rl"], "sft": self.data["sft"]} | self._rm()
             sampled = self.run_stage("rejection_sampling", p.rejection_sampling, inputs)
             self.pairs = sampled.outputs["pairs"] if sampled.metrics["preference_pairs"] else None
-            start = base if on.round2_from == "base" else policy
+            start = self.round2_start = base if on.round2_from == "base" else policy
+            if on.controls:
+                self.control_round2(start)
             policy = self.step("sft_round2", "sft", p.sft_round2, {"model": start.path, "sft": sampled.outputs["sft"]}, policy)
         if on.alignment:
             policy = self.align(policy)
@@ -256,6 +260,38 @@ class Recipe:
         for model in (student, baseline):
             self.evaluate(model)
         self.register_stage(student, name=f"{self.params.tracking.registered_model}-student")
+
+    def control_round2(self, start: Model) -> None:
+        """The round-2 SFT's control: the same start and steps on the original SFT data (evaluated, not registered).
+
+        Without it, "rejection sampling helps" cannot be told from "more SFT steps help"."""
+        inputs = {"model": start.path, "sft": self.data["sft"]}
+        self.evaluate(self.train("sft_control", "sft", self.params.sft_round2, inputs, parent=start))
+
+    def measure_claims(self, final: Model) -> None:
+        """reports/claims.md and claims.json from this run's own evaluations, logged to the parent run."""
+        from components import claims
+
+        stages_run = self.summary.stages
+        distill = stages_run["distill"].metrics if "distill" in stages_run else {}
+        run = claims.RunFiles(
+            evaluations={label: result.outputs for label, result in self.evaluations.items()},
+            final=final.label,
+            reward_pairs=stages_run["reward_model"].outputs.get("held_out_pairs") if "reward_model" in stages_run else None,
+            tokens_trained={
+                label: int(distill[key])
+                for label, key in (("distill", "distilled_tokens_trained"), ("student_sft", "baseline_tokens_trained"))
+                if key in distill
+            },
+            steps={"sft_round2": self.params.sft_round2.max_steps},
+            round2_start=self.round2_start.label if self.round2_start else None,
+            num_samples=self.params.evaluate.num_samples,
+        )
+        self.summary.claims_inputs = asdict(run)
+        md, data = claims.write(claims.build(run), self.params.paths.reports_dir)
+        for path in (md, data):
+            tracking.log_report(path, "claims")
+        get_run_logger().info("claims: %s\n%s", md, md.read_text())
 
     def evaluate(self, model: Model) -> StageResult:
         extra = self._rm()

@@ -37,6 +37,9 @@ class RunSummary(BaseModel):
     alias: dict[str, Any] | None = Field(None, description="the gate's decision (components.promotion.AliasDecision)")
     pipeline_wall_seconds: float | None = None
     totals: dict[str, Any] | None = Field(None, description="usage and cost summed over the stages; `spent`: the ones not cached")
+    claims_inputs: dict[str, Any] | None = Field(
+        None, description="the files reports/claims.md was built from (components.claims.RunFiles)"
+    )
 
     def as_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)

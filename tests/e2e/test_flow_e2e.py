@@ -89,8 +89,8 @@ def test_first_model_becomes_champion_and_challenger(first_run, mlflow_server):
     assert first_run["alias"]["promoted"] and "first model" in first_run["alias"]["reason"]
 
 
-RECIPE = ("base", "sft", "reward_model", "grpo", "rejection_sampling", "sft_round2", "alignment", "distill")
-EVALUATED = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
+RECIPE = ("base", "sft", "reward_model", "grpo", "rejection_sampling", "sft_control", "sft_round2", "alignment", "distill")
+EVALUATED = ("base", "sft", "grpo", "sft_control", "sft_round2", "alignment", "distill", "student_sft")
 
 
 def test_summary_file_and_mlflow_runs(first_run, project, mlflow_server):
@@ -108,6 +108,20 @@ def test_summary_file_and_mlflow_runs(first_run, project, mlflow_server):
     validate_run = next(r for r in runs if r.info.run_name == "validate")
     artifacts = [a.path for a in client(mlflow_server).list_artifacts(validate_run.info.run_id)]
     assert "validation_report" in artifacts
+
+
+def test_the_run_measures_every_claim_of_the_recipe_into_claims_md(first_run, project, mlflow_server):
+    from components.claims import build, from_summary
+
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    report = build(from_summary(summary))
+    assert all(c.holds is not None for c in report.claims), [c.note for c in report.claims if c.holds is None]
+    text = (project / "reports" / "claims.md").read_text()
+    for claim in report.claims:
+        assert claim.claim in text
+    assert "sft_round2 - sft_control" in text, "round-2 SFT is compared with its control"
+    logged = [a.path for a in client(mlflow_server).list_artifacts(summary["mlflow_run_id"], "claims")]
+    assert logged == ["claims/claims.json", "claims/claims.md"]
 
 
 def test_each_stage_streamed_to_its_own_run_and_was_metered(first_run, project, mlflow_server):

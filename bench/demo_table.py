@@ -1,0 +1,89 @@
+"""The README's local-profile tables, from the committed fresh-clone run in bench/results/demo.json.
+
+    python bench/demo_table.py            # print them
+    python bench/demo_table.py --write    # replace the blocks between the markers in README.md
+
+Two blocks: every stage's held-out metrics and seconds, and the recipe's claims (the flow's own
+reports/claims.json of that run, with their 95% intervals). Nothing in them is typed by hand:
+`python bench/demo_bench.py` measures a fresh clone's `make demo` and writes demo.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: components is importable
+
+from components.claims import Claim, ClaimsReport, markdown  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "demo.json"
+STAGES = "stages"
+CLAIMS = "claims"
+LABELS = {
+    "sft": "sft (cold start)",
+    "sft_control": "sft_control (round 2's control: original data)",
+    "sft_round2": "sft_round2 (rejection-sampled data)",
+    "alignment": "alignment (DPO, final)",
+    "distill": "distill (3-layer student)",
+    "student_sft": "student_sft (same student, SFT only)",
+}
+COLUMNS = (("pass@1", "pass@1"), ("maj@8", "maj@8"), ("pass@8", "pass@8"), ("bon@8", "bon@8"), ("probe_accuracy", "probe"))
+
+
+def markers(block: str) -> tuple[str, str]:
+    return f"<!-- BEGIN {block} table: python bench/demo_table.py --write -->", f"<!-- END {block} table -->"
+
+
+def stages_table(results: dict) -> str:
+    rows = ["| stage | " + " | ".join(title for _, title in COLUMNS) + " | length | seconds |", "|---" * (len(COLUMNS) + 3) + "|"]
+    for name, metrics in results["held_out"].items():
+        cells = [f"{metrics[key]:.3f}" if key in metrics else "-" for key, _ in COLUMNS]
+        rows.append(f"| {LABELS.get(name, name)} | {' | '.join(cells)} | {metrics.get('mean_length', 0):.1f} | {metrics['seconds']:.0f} |")
+    rows.append("")
+    rows.append(
+        f"Whole pipeline: {results['pipeline_seconds']:.0f} s ({results['demo_seconds']:.0f} s for `make demo` with install); "
+        f"peak memory {results['peak_rss_gib']:.1f} GiB; the no-op re-run {results['noop_seconds']:.0f} s "
+        f"(all cached: {'yes' if results['noop_all_cached'] else 'no'}). Machine: {results['machine']['cpus']} CPUs, "
+        f"{results['machine']['platform']}; torch threads {results.get('math', {}).get('torch_threads', '?')}. "
+        f"Commit {results.get('commit', '?')}."
+    )
+    return "\n".join(rows)
+
+
+def claims_table(results: dict) -> str:
+    report = results["claims"]
+    claims = [Claim(**row) for row in report["claims"]]
+    return markdown(ClaimsReport(claims=claims, seed_spread=report.get("seed_spread", {}), method=report["method"])).rstrip("\n")
+
+
+def rendered_readme(readme: str, results: dict) -> str:
+    for block, render in ((STAGES, stages_table), (CLAIMS, claims_table)):
+        begin, end = markers(block)
+        start, stop = readme.index(begin) + len(begin), readme.index(end)
+        readme = readme[:start] + "\n" + render(results) + "\n" + readme[stop:]
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite README.md's blocks")
+    args = parser.parse_args(argv)
+    results = json.loads(RESULTS.read_text())
+    if not args.write:
+        print(stages_table(results) + "\n\n" + claims_table(results))
+        return 0
+    path = REPO / "README.md"
+    try:
+        path.write_text(rendered_readme(path.read_text(), results))
+    except ValueError:
+        print(f"error: {path} lacks a block between the markers {markers(STAGES)} or {markers(CLAIMS)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

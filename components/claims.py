@@ -1,0 +1,319 @@
+"""The recipe's claims, measured: `reports/claims.md` (and claims.json), built from a run's own results.
+
+Each claim of the R1 recipe becomes one row: what is compared, the measured numbers, a 95%
+percentile-bootstrap interval and whether the claim holds. Nothing here is typed in: every number
+comes from the run's files (each evaluation's predictions.jsonl and probe_predictions.jsonl, the
+reward model's held_out_pairs.jsonl, the stages' usage), so a row that does not hold says so.
+
+- A comparison of two models (GRPO vs its SFT start, distilled vs directly trained student, ...)
+  is paired: both answered the same held-out problems, so the bootstrap resamples the per-problem
+  differences, which cancels how hard each problem is. It holds when the interval's lower bound
+  is above zero (above `margin` for claims with a stated effect size).
+- A claim about one model (the reward model beats a coin) resamples its own units (pairs).
+- Forgetting is the probe's accuracy, base -> final, paired over the probe problems; the claim
+  "the recipe keeps the base's ability" holds when the drop's interval stays under 5 points.
+
+Where a claim cannot be measured (its stage switched off, no probe set), its row says why.
+
+    python -m components.claims reports/summary.json   # rebuild claims.md from a run's summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from components.artifacts import read_records, write_json
+from components.gate import resample_means
+
+CONFIDENCE = 0.95
+RESAMPLES = 4000
+FORGETTING_ALLOWED = 0.05  # the gate's own probe_accuracy guard (params.yaml promotion.guards)
+MAJORITY_GOAL = 0.05  # issue 16: maj@8 at least pass@1 + 5 points
+REWARD_MODEL_GOAL = 0.85  # issue 16: held-out pairwise accuracy
+
+
+@dataclass
+class Claim:
+    """One row of claims.md."""
+
+    claim: str
+    measure: str
+    left: float | None = None  # the two sides compared (or the one level measured), as shares
+    right: float | None = None
+    effect: float | None = None  # left - right (or the level), the bootstrap's point estimate
+    low: float | None = None
+    high: float | None = None
+    threshold: float = 0.0  # holds when low > threshold
+    holds: bool | None = None  # None: not measured
+    note: str = ""
+    units: int = 0  # problems (or pairs) resampled
+
+    def judge(self) -> Claim:
+        self.holds = None if self.low is None else self.low > self.threshold
+        return self
+
+
+@dataclass
+class ClaimsReport:
+    claims: list[Claim]
+    seed_spread: dict[str, dict] = field(default_factory=dict)  # claim -> {seeds, effects, sd}, when several seeds were run
+    method: str = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples), paired over the same problems"
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "claims": [asdict(c) for c in self.claims], "seed_spread": self.seed_spread}
+
+
+# ---------------------------------------------------------------- intervals
+
+
+def mean_interval(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) of `values` by percentile bootstrap."""
+    array = np.asarray(values, dtype=float)
+    means = resample_means(array, RESAMPLES, np.random.default_rng(seed))
+    tail = (1.0 - CONFIDENCE) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(array.mean()), float(low), float(high)
+
+
+def paired(claim: str, measure: str, left: Sequence[float], right: Sequence[float], threshold: float = 0.0, note: str = "") -> Claim:
+    """A claim that `left` beats `right` on the same problems: the interval of the mean per-problem difference."""
+    if len(left) != len(right) or not left:
+        return Claim(claim, measure, note=f"not measured: {len(left)} vs {len(right)} problems, not the same set")
+    effect, low, high = mean_interval([a - b for a, b in zip(left, right, strict=True)])
+    return Claim(
+        claim, measure, left=float(np.mean(left)), right=float(np.mean(right)), effect=effect, low=low, high=high,
+        threshold=threshold, note=note, units=len(left),
+    ).judge()  # fmt: skip
+
+
+def missing(claim: str, measure: str, why: str) -> Claim:
+    return Claim(claim, measure, note=f"not measured: {why}")
+
+
+# ---------------------------------------------------------------- per-problem scores from a run's files
+
+
+def greedy_scores(predictions: str) -> list[float]:
+    return [float(row["greedy_correct"]) for row in read_records(predictions)]
+
+
+def voted_scores(predictions: str, series: str, k: int) -> list[float]:
+    """Per problem, the score of a test-time method over the first k samples (maj, bon, pass)."""
+    from components.metrics import score_at_k
+
+    return [score_at_k(row, k).get(f"{series}@{k}", float("nan")) for row in read_records(predictions)]
+
+
+def probe_scores(probe_predictions: str) -> list[float]:
+    return [float(row["correct"]) for row in read_records(probe_predictions)]
+
+
+# ---------------------------------------------------------------- the claims
+
+
+@dataclass
+class RunFiles:
+    """What the claims read from one run: per model label, its evaluation's outputs; the reward model's pairs; usage."""
+
+    evaluations: dict[str, dict[str, str]]  # label -> evaluate outputs (predictions, probe_predictions, ...)
+    final: str  # the final policy's label
+    reward_pairs: str | None = None  # the reward model's held_out_pairs.jsonl
+    tokens_trained: dict[str, int] = field(default_factory=dict)  # label -> tokens its training saw
+    steps: dict[str, int] = field(default_factory=dict)  # label -> optimizer steps
+    round2_start: str | None = None  # the label the round-2 SFT continued from
+    num_samples: int = 8
+
+
+def build(run: RunFiles) -> ClaimsReport:
+    claims = [
+        grpo_over_sft(run),
+        whole_recipe_over_sft(run),
+        majority_over_greedy(run),
+        scaling_rises(run),
+        best_of_n_over_greedy(run),
+        reward_model_separates(run),
+        rejection_sampling_over_control(run),
+        distilled_over_direct(run),
+        forgetting(run),
+    ]
+    return ClaimsReport(claims=claims)
+
+
+def _predictions(run: RunFiles, label: str) -> str | None:
+    return run.evaluations.get(label, {}).get("predictions")
+
+
+def grpo_over_sft(run: RunFiles) -> Claim:
+    claim, measure = "GRPO lifts pass@1 over the cold-start SFT", "pass@1: grpo - sft"
+    grpo, sft = _predictions(run, "grpo"), _predictions(run, "sft")
+    if not grpo or not sft:
+        return missing(claim, measure, "the grpo stage is switched off")
+    return paired(claim, measure, greedy_scores(grpo), greedy_scores(sft))
+
+
+def whole_recipe_over_sft(run: RunFiles) -> Claim:
+    claim, measure = "the stages after the cold-start SFT lift pass@1", f"pass@1: final ({run.final}) - sft"
+    if run.final == "sft" or not _predictions(run, "sft"):
+        return missing(claim, measure, "no stage after the SFT")
+    return paired(claim, measure, greedy_scores(_predictions(run, run.final)), greedy_scores(_predictions(run, "sft")))
+
+
+def majority_over_greedy(run: RunFiles) -> Claim:
+    k = run.num_samples
+    claim = f"majority vote beats greedy decoding on the final model (goal: +{MAJORITY_GOAL:.0%})"
+    measure = f"maj@{k} - pass@1 (greedy), final"
+    final = _predictions(run, run.final)
+    row = paired(claim, measure, voted_scores(final, "maj", k), greedy_scores(final))
+    row.threshold = 0.0
+    if row.effect is not None:
+        row.note = f"goal of +{MAJORITY_GOAL:.2f} {'met' if row.effect >= MAJORITY_GOAL else 'not met'} (point estimate)"
+    return row.judge()
+
+
+def scaling_rises(run: RunFiles) -> Claim:
+    k = run.num_samples
+    final = _predictions(run, run.final)
+    return paired(
+        "more samples help: the test-time-scaling curve rises", f"maj@{k} - maj@1 (one sample), final",
+        voted_scores(final, "maj", k), voted_scores(final, "maj", 1),
+    )  # fmt: skip
+
+
+def best_of_n_over_greedy(run: RunFiles) -> Claim:
+    k = run.num_samples
+    claim, measure = f"best-of-{k} by the reward model beats greedy", f"bon@{k} - pass@1 (greedy), final"
+    final = _predictions(run, run.final)
+    bon = voted_scores(final, "bon", k)
+    if any(np.isnan(bon)):
+        return missing(claim, measure, "no reward model scored the samples")
+    return paired(claim, measure, bon, greedy_scores(final))
+
+
+def reward_model_separates(run: RunFiles) -> Claim:
+    claim = f"the reward model separates right from near-miss answers (goal: {REWARD_MODEL_GOAL:.2f})"
+    measure = "held-out pairwise accuracy (chance: 0.50)"
+    if not run.reward_pairs:
+        return missing(claim, measure, "the reward model is switched off")
+    pairs = read_records(run.reward_pairs)
+    accuracy, low, high = mean_interval([float(p["correct"]) for p in pairs])
+    kinds = sorted({p["kind"] for p in pairs})
+    per_kind = ", ".join(f"{k} {np.mean([p['correct'] for p in pairs if p['kind'] == k]):.2f}" for k in kinds)
+    goal = "met" if accuracy >= REWARD_MODEL_GOAL else "not met"
+    row = Claim(claim, measure, left=accuracy, effect=accuracy, low=low, high=high, threshold=0.5, units=len(pairs))
+    row.note = f"by kind of rejected answer: {per_kind}; goal {goal}"
+    return row.judge()
+
+
+def rejection_sampling_over_control(run: RunFiles) -> Claim:
+    """Round-2 SFT against its control (same start, same steps, the original data); without one, against its start."""
+    claim = "SFT on rejection-sampled answers beats as many SFT steps on the original data"
+    r2, control = _predictions(run, "sft_round2"), _predictions(run, "sft_control")
+    if not r2:
+        return missing(claim, "pass@1: sft_round2 - sft_control", "rejection sampling is switched off")
+    steps = run.steps.get("sft_round2")
+    if control:
+        note = f"controlled: both {steps} steps from {run.round2_start}" if steps else "controlled"
+        return paired(claim, "pass@1: sft_round2 - sft_control", greedy_scores(r2), greedy_scores(control), note=note)
+    start = run.round2_start or "grpo"
+    if not _predictions(run, start):
+        return missing(claim, f"pass@1: sft_round2 - {start}", f"no control and no evaluation of {start}")
+    note = f"uncontrolled (recipe.controls off): {steps} more SFT steps against the model they started from"
+    return paired(claim, f"pass@1: sft_round2 - {start}", greedy_scores(r2), greedy_scores(_predictions(run, start)), note=note)
+
+
+def distilled_over_direct(run: RunFiles) -> Claim:
+    claim, measure = "a distilled student beats the same student trained directly", "pass@1: distill - student_sft"
+    distilled, direct = _predictions(run, "distill"), _predictions(run, "student_sft")
+    if not distilled or not direct:
+        return missing(claim, measure, "distillation is switched off")
+    tokens = run.tokens_trained
+    note = ""
+    if tokens.get("distill") and tokens.get("student_sft"):
+        note = f"tokens trained: distilled {tokens['distill']:,}, direct {tokens['student_sft']:,}"
+    return paired(claim, measure, greedy_scores(distilled), greedy_scores(direct), note=note)
+
+
+def forgetting(run: RunFiles) -> Claim:
+    claim = f"the recipe keeps the base's arithmetic (forgetting under {FORGETTING_ALLOWED:.0%})"
+    measure = f"probe accuracy: final ({run.final}) - base"
+    base, final = run.evaluations.get("base", {}).get("probe_predictions"), run.evaluations.get(run.final, {}).get("probe_predictions")
+    if not base or not final:
+        return missing(claim, measure, "no probe set (data.files.probe, or `probe` in the synthetic data)")
+    row = paired(claim, measure, probe_scores(final), probe_scores(base), threshold=-FORGETTING_ALLOWED)
+    if row.effect is not None:
+        row.note = f"the recipe cost {-row.effect:.1%} of the probe (base {row.right:.3f} -> final {row.left:.3f})"
+    return row
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
+def _verdict(claim: Claim) -> str:
+    return {True: "**holds**", False: "does not hold", None: "not measured"}[claim.holds]
+
+
+def markdown(report: ClaimsReport) -> str:
+    lines = [
+        "| claim | measured | left | right | effect | 95% interval | holds | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in report.claims:
+        interval = "-" if c.low is None else f"[{c.low:+.3f}, {c.high:+.3f}]"
+        effect = _share(c.effect) if c.right is None else _signed(c.effect)
+        lines.append(
+            f"| {c.claim} | {c.measure} | {_share(c.left)} | {_share(c.right)} | {effect} | {interval} | {_verdict(c)} | {c.note} |"
+        )
+    lines.append("")
+    lines.append(f"Intervals: {report.method}; a claim holds when its interval's lower bound clears its threshold (0 for a gain).")
+    if report.seed_spread:
+        lines.append("")
+        lines.append("Spread over seeds (the same claim measured on whole runs with other seeds):")
+        for name, spread in report.seed_spread.items():
+            lines.append(f"- {name}: effects {spread['effects']} over seeds {spread['seeds']} (sd {spread['sd']:.3f})")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: ClaimsReport, reports_dir: str | Path) -> tuple[Path, Path]:
+    """claims.md and claims.json under `reports_dir`."""
+    out = Path(reports_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / "claims.md"
+    md.write_text("# The recipe's claims, measured on this run\n\n" + markdown(report))
+    return md, write_json(out / "claims.json", report.as_dict())
+
+
+def from_summary(summary: dict) -> RunFiles:
+    """A RunFiles from reports/summary.json (its `claims_inputs`, written by the flow)."""
+    inputs = summary.get("claims_inputs")
+    if not inputs:
+        raise ValueError("the summary has no claims_inputs: it was written before claims were recorded")
+    return RunFiles(**inputs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Rebuild claims.md from a run's summary")
+    parser.add_argument("summary", nargs="?", default="reports/summary.json")
+    parser.add_argument("--out", default=None, help="folder for claims.md and claims.json (default: beside the summary)")
+    args = parser.parse_args(argv)
+    summary = json.loads(Path(args.summary).read_text())
+    md, _ = write(build(from_summary(summary)), args.out or Path(args.summary).parent)
+    print(md.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""claims.md: each claim's interval, verdict and reasons, from hand-built run files."""
+
+import json
+
+import pytest
+
+from components import claims
+from components.artifacts import write_records
+
+N = 200
+
+
+def predictions(path, greedy: list[bool], samples: list[list[str]] | None = None) -> str:
+    """An evaluation's predictions.jsonl: greedy correctness and sampled answers (the reference is "1")."""
+    samples = samples or [["1"] * 8 if correct else ["2"] * 8 for correct in greedy]
+    rows = [
+        {"greedy_correct": correct, "sample_answers": answers, "sample_correct": [a == "1" for a in answers]}
+        for correct, answers in zip(greedy, samples, strict=True)
+    ]
+    return str(write_records(path, rows))
+
+
+def probes(path, correct: list[bool]) -> str:
+    return str(write_records(path, [{"prompt": f"{i}+1=", "answer": str(i + 1), "correct": c} for i, c in enumerate(correct)]))
+
+
+def run_files(tmp_path, **evaluations) -> claims.RunFiles:
+    paths = {}
+    for label, greedy in evaluations.items():
+        paths[label] = {"predictions": predictions(tmp_path / f"{label}.jsonl", greedy)}
+    return claims.RunFiles(evaluations=paths, final="alignment")
+
+
+def share(k: int) -> list[bool]:
+    return [i < k for i in range(N)]
+
+
+def test_a_clear_paired_gain_holds_and_no_gain_does_not(tmp_path):
+    run = run_files(tmp_path, sft=share(60), grpo=share(100), alignment=share(100))
+    grpo = claims.grpo_over_sft(run)
+    assert grpo.effect == pytest.approx(0.2) and grpo.low > 0.1 and grpo.high <= 0.3 and grpo.holds is True
+    assert grpo.units == N
+    same = claims.grpo_over_sft(run_files(tmp_path, sft=share(60), grpo=share(60), alignment=share(60)))
+    assert same.effect == 0.0 and same.low <= 0.0 and same.holds is False
+
+
+def test_a_switched_off_stage_is_not_measured_and_says_why(tmp_path):
+    run = run_files(tmp_path, sft=share(60), alignment=share(80))
+    row = claims.grpo_over_sft(run)
+    assert row.holds is None and "switched off" in row.note
+    assert "not measured" in claims.markdown(claims.ClaimsReport([row]))
+
+
+def test_majority_vote_is_judged_against_greedy_on_the_same_problems(tmp_path):
+    # greedy right on 50; the vote of 8 samples right on 100 (a wrong greedy answer the samples outvote)
+    samples = [["1"] * 5 + ["2"] * 3 if i < 100 else ["2"] * 8 for i in range(N)]
+    path = predictions(tmp_path / "final.jsonl", share(50), samples)
+    run = claims.RunFiles(evaluations={"alignment": {"predictions": path}}, final="alignment")
+    row = claims.majority_over_greedy(run)
+    assert row.left == pytest.approx(0.5) and row.right == pytest.approx(0.25)
+    assert row.holds is True and "goal of +0.05 met" in row.note
+
+
+def test_the_reward_model_row_resamples_pairs_and_reports_each_kind(tmp_path):
+    pairs = [{"kind": "format", "margin": 1.0, "correct": True}] * 40 + [{"kind": "wrong_step", "margin": -1.0, "correct": False}] * 40
+    run = claims.RunFiles(evaluations={}, final="alignment", reward_pairs=str(write_records(tmp_path / "pairs.jsonl", pairs)))
+    row = claims.reward_model_separates(run)
+    assert row.effect == pytest.approx(0.5) and row.low < 0.5 < row.high and row.holds is False
+    assert "format 1.00" in row.note and "wrong_step 0.00" in row.note and "goal not met" in row.note
+
+
+def test_forgetting_holds_within_five_points_and_reports_the_cost(tmp_path):
+    base = probes(tmp_path / "base.jsonl", share(180))
+    final = probes(tmp_path / "final.jsonl", share(100))
+    run = claims.RunFiles(
+        evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": final}}, final="alignment"
+    )
+    row = claims.forgetting(run)
+    assert row.effect == pytest.approx(-0.4) and row.holds is False and "cost 40.0%" in row.note
+    kept = claims.forgetting(
+        claims.RunFiles(evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": base}}, final="alignment")
+    )
+    assert kept.holds is True, "no drop at all is within the 5 points allowed"
+    no_probe = claims.forgetting(claims.RunFiles(evaluations={"base": {}, "alignment": {}}, final="alignment"))
+    assert no_probe.holds is None and "no probe set" in no_probe.note
+
+
+def test_round2_is_compared_with_its_control_when_there_is_one(tmp_path):
+    run = run_files(tmp_path, grpo=share(60), sft_round2=share(120), sft_control=share(110), alignment=share(120))
+    run.round2_start, run.steps = "grpo", {"sft_round2": 300}
+    row = claims.rejection_sampling_over_control(run)
+    assert row.measure.endswith("sft_control") and row.effect == pytest.approx(0.05) and "controlled" in row.note
+    del run.evaluations["sft_control"]
+    uncontrolled = claims.rejection_sampling_over_control(run)
+    assert uncontrolled.effect == pytest.approx(0.3) and uncontrolled.note.startswith("uncontrolled")
+
+
+def test_the_report_is_written_as_markdown_and_json_from_a_summary(tmp_path):
+    run = run_files(tmp_path, base=share(0), sft=share(60), grpo=share(70), sft_round2=share(90), alignment=share(90))
+    summary = tmp_path / "summary.json"
+    from dataclasses import asdict
+
+    summary.write_text(json.dumps({"claims_inputs": asdict(run)}))
+    assert claims.main([str(summary), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "claims.md").read_text()
+    assert text.count("\n| ") == 1 + len(claims.build(run).claims), "a header and one row per claim"
+    written = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert {c["claim"] for c in written["claims"]} == {c.claim for c in claims.build(run).claims}
+    with pytest.raises(ValueError, match="claims_inputs"):
+        claims.from_summary({})
