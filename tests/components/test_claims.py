@@ -72,9 +72,7 @@ def test_the_reward_model_row_resamples_pairs_and_reports_each_kind(tmp_path):
 def test_forgetting_holds_within_five_points_and_reports_the_cost(tmp_path):
     base = probes(tmp_path / "base.jsonl", share(180))
     final = probes(tmp_path / "final.jsonl", share(100))
-    run = claims.RunFiles(
-        evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": final}}, final="alignment"
-    )
+    run = claims.RunFiles(evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": final}}, final="alignment")
     row = claims.forgetting(run)
     assert row.effect == pytest.approx(-0.4) and row.holds is False and "cost 40.0%" in row.note
     kept = claims.forgetting(
