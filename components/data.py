@@ -13,6 +13,7 @@ Files written (one per dataset kind):
     prefs.jsonl     {"prompt", "chosen", "rejected"}: correct vs. flawed solution
     rl.jsonl        {"prompt", "answer"}: RL prompts with a verifiable answer
     eval.jsonl      {"prompt", "answer"}: held out, never in any training set
+    val.jsonl       {"prompt", "answer"}: validation, what tuning sweeps read; disjoint from eval and training
     probe.jsonl     {"prompt", "answer"}: bare arithmetic, a base-capability probe
 """
 
@@ -31,7 +32,7 @@ from components.answers import THINK_CLOSE, format_solution
 from components.artifacts import DataError, digest_path, write_records
 from components.config import StageResult, StrictModel, load_section
 
-DATASET_KINDS = ("pretrain", "sft", "prefs", "rl", "eval", "probe")
+DATASET_KINDS = ("pretrain", "sft", "prefs", "rl", "eval", "val", "probe")
 REQUIRED_USER_KINDS = ("sft", "prefs", "rl", "eval")
 
 NAMES = ("Ana", "Ben", "Cai", "Dev", "Eva", "Fay", "Gus", "Ivy", "Jon", "Kim", "Leo", "Mia")
@@ -49,12 +50,13 @@ class DataConfig(StrictModel):
     n_sft: int = Field(3000, ge=1)
     n_prefs: int = Field(1600, ge=1, description="preference pairs (correct vs a near-miss); 10% held out by the reward model")
     n_rl: int = Field(800, ge=1)
-    n_eval: int = Field(200, ge=1)
+    n_eval: int = Field(200, ge=1, description="held out: read only by the evaluations of the flow's models")
+    n_val: int = Field(200, ge=0, description="validation: what every tuning sweep reads (bench/), disjoint from eval and training")
     n_probe: int = Field(200, ge=1)
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
     max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
     max_operand: int = Field(99, ge=9, le=999, description="largest number in a problem")
-    files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"], str | user_data.FileSpec] = Field(
+    files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "val", "probe"], str | user_data.FileSpec] = Field(
         default_factory=dict,
         description="kind -> your file: a path (TRL's formats), or {path, format, column names} (components/user_data.py)",
     )
@@ -159,7 +161,7 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
     """Every dataset, deterministic for `cfg.seed`; eval questions never appear in training sets."""
     rng = random.Random(cfg.seed)
     n_worked = round(cfg.n_pretrain * cfg.pretrain_worked_fraction)
-    needed = cfg.n_eval + cfg.n_sft + cfg.n_prefs + cfg.n_rl + n_worked
+    needed = cfg.n_eval + cfg.n_val + cfg.n_sft + cfg.n_prefs + cfg.n_rl + n_worked
     problems, seen = [], set()
     attempts = 0
     while len(problems) < needed:
@@ -170,10 +172,8 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
         if question not in seen:
             seen.add(question)
             problems.append((question, steps, answer))
-    cuts = [cfg.n_eval, cfg.n_eval + cfg.n_sft, cfg.n_eval + cfg.n_sft + cfg.n_prefs]
-    cuts.append(cuts[-1] + cfg.n_rl)
-    eval_p, sft_p, pref_p = problems[: cuts[0]], problems[cuts[0] : cuts[1]], problems[cuts[1] : cuts[2]]
-    rl_p, worked = problems[cuts[2] : cuts[3]], problems[cuts[3] :]
+    eval_p, sft_p, pref_p, rl_p, val_p = _split(problems, cfg.n_eval, cfg.n_sft, cfg.n_prefs, cfg.n_rl, cfg.n_val)
+    worked = problems[cfg.n_eval + cfg.n_sft + cfg.n_prefs + cfg.n_rl + cfg.n_val :]
 
     def verifiable(batch):
         return [{"prompt": chat_prompt(q), "answer": str(a), "solution": format_solution(s, str(a))} for q, s, a in batch]
@@ -196,11 +196,22 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
         ],
         "rl": verifiable(rl_p),
         "eval": verifiable(eval_p),
+        "val": verifiable(val_p),
         "probe": list(probe.values()),
     }
-    if not cfg.n_pretrain:  # a pretrained base (cluster profile) needs no pretraining corpus
-        del datasets["pretrain"]
+    for kind, wanted in (("pretrain", cfg.n_pretrain), ("val", cfg.n_val)):
+        if not wanted:  # a pretrained base needs no pretraining corpus; a run that tunes nothing, no validation split
+            del datasets[kind]
     return datasets
+
+
+def _split(problems: list, *sizes: int) -> list[list]:
+    """Consecutive slices of `problems` of these sizes (the eval slice first: its problems stay put when later sizes change)."""
+    slices, start = [], 0
+    for size in sizes:
+        slices.append(problems[start : start + size])
+        start += size
+    return slices
 
 
 # ---------------------------------------------------------------- user files

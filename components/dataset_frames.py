@@ -24,6 +24,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "prefs": {"prompt": "messages", "chosen": "messages", "rejected": "messages"},
     "rl": {"prompt": "messages", "answer": "str", "solution": "str?"},
     "eval": {"prompt": "messages", "answer": "str", "solution": "str?"},
+    "val": {"prompt": "messages", "answer": "str", "solution": "str?"},
     "probe": {"prompt": "str", "answer": "str"},
 }
 # Non-capturing groups: GX runs these through pandas str.contains, which warns on capture groups.
@@ -38,6 +39,7 @@ ROLE_COLUMNS = {
     },
     "rl": {"prompt_roles": ("prompt", USER_TURNS)},
     "eval": {"prompt_roles": ("prompt", USER_TURNS)},
+    "val": {"prompt_roles": ("prompt", USER_TURNS)},
 }
 # Derived text column -> source field; each gets the non-empty / length-bound check.
 TEXT_COLUMNS = {
@@ -46,6 +48,7 @@ TEXT_COLUMNS = {
     "prefs": {"prompt_text": "prompt", "chosen_text": "chosen", "rejected_text": "rejected"},
     "rl": {"prompt_text": "prompt", "solution": "solution"},
     "eval": {"prompt_text": "prompt", "solution": "solution"},
+    "val": {"prompt_text": "prompt", "solution": "solution"},
     "probe": {"prompt_text": "prompt"},
 }
 # Derived bool column -> source field whose text must carry a boxed answer extract_answer finds.
@@ -54,6 +57,7 @@ BOXED_COLUMNS = {
     "prefs": {"answer_parseable": "chosen"},
     "rl": {"solution_parseable": "solution"},
     "eval": {"solution_parseable": "solution"},
+    "val": {"solution_parseable": "solution"},
 }
 
 
@@ -151,7 +155,7 @@ def flatten(kind: str, record: dict) -> dict[str, Any]:
                 row[f"{side}_text"] = _joined(valid[side])
         if "chosen" in valid:
             row["answer_parseable"] = extract_answer(row["chosen_text"]) is not None
-    if kind in ("prefs", "rl", "eval") and "prompt" in valid:
+    if kind in ("prefs", "rl", "eval", "val") and "prompt" in valid:
         row["prompt_text"] = _joined(valid["prompt"], "user")
     if kind == "probe" and "prompt" in valid:
         row["prompt_text"] = valid["prompt"].strip()

@@ -103,13 +103,13 @@ STAGES: dict[str, Stage] = {
             "data",
             "components.data",
             "write the datasets (synthetic verifiable math, or your files normalized)",
-            produces=("pretrain", "sft", "prefs", "rl", "eval", "probe", "data_dir"),
+            produces=("pretrain", "sft", "prefs", "rl", "eval", "val", "probe", "data_dir"),
         ),
         Stage(
             "validate",
             "components.validate",
             "Great Expectations suites on every dataset; nothing trains on data that fails",
-            consumes={kind: _data(kind, required=False) for kind in ("pretrain", "sft", "prefs", "rl", "eval", "probe")},
+            consumes={kind: _data(kind, required=False) for kind in ("pretrain", "sft", "prefs", "rl", "eval", "val", "probe")},
             produces=("report",),
         ),
         Stage(

@@ -115,7 +115,7 @@ def _verifiable_or_chat(kind: str, prompt: list[dict], solution: str | None, ans
         if answer is None:
             raise DataError(f"{spec.path}: row {i}: no final answer for the probe (format {spec.format})")
         return {"prompt": prompt[-1]["content"], "answer": answer}
-    if kind in ("rl", "eval"):
+    if kind in ("rl", "eval", "val"):
         if answer is None:
             answer = extract_answer(solution or "")
         if answer is None:
@@ -131,7 +131,7 @@ def _as_messages(value, role: str):
 def _trl(kind: str, row: dict) -> dict:
     """TRL's standard formats; plain-string prompts and completions become the conversational form."""
     record = dict(row)
-    if kind in ("rl", "eval", "prefs") and "prompt" in record:
+    if kind in ("rl", "eval", "val", "prefs") and "prompt" in record:
         record["prompt"] = _as_messages(record["prompt"], "user")
     if kind == "prefs":
         for key in ("chosen", "rejected"):

@@ -33,9 +33,10 @@ from components.config import ParamsError, StageResult, StrictModel, load_sectio
 from components.dataset_frames import BOXED_COLUMNS, ROLE_COLUMNS, SCHEMA, SUFFIXES, TEXT_COLUMNS, read_rows, to_frame
 from components.validation_report import _check_summary, describe
 
-Kind = Literal["pretrain", "sft", "prefs", "rl", "eval", "probe"]
-KINDS: tuple[str, ...] = ("pretrain", "sft", "prefs", "rl", "eval", "probe")
-TRAIN_KINDS = ("sft", "prefs", "rl")  # where an eval prompt must never appear
+Kind = Literal["pretrain", "sft", "prefs", "rl", "eval", "val", "probe"]
+KINDS: tuple[str, ...] = ("pretrain", "sft", "prefs", "rl", "eval", "val", "probe")
+TRAIN_KINDS = ("sft", "prefs", "rl")
+UNSEEN_BY_EVAL = (*TRAIN_KINDS, "val")  # where an eval prompt must never appear: training, and the split tuning reads
 # SCHEMA shape -> what components.dataset_frames.shape may report for a valid field.
 ALLOWED_SHAPES = {"str": ["str"], "messages": ["messages"], "str?": ["str", "missing", "null"]}
 
@@ -48,7 +49,7 @@ class ValidationConfig(StrictModel):
         0.0, ge=0.0, le=1.0, description="share of rows whose prompt may repeat another prompt of the same file"
     )
     unique_prompt_kinds: list[Kind] = Field(
-        default_factory=lambda: ["sft", "prefs", "rl", "eval", "probe"],
+        default_factory=lambda: ["sft", "prefs", "rl", "eval", "val", "probe"],
         description="kinds whose prompts must be unique (pretrain has no prompts)",
     )
     answer_regex: str = Field(r"^-?\d+(?:\.\d+)?(?:/\d+)?$", description="what a reference `answer` must look like")
@@ -110,7 +111,7 @@ def expectations(kind: str, cfg: Config, eval_keys: list[str]) -> list:
                 column_list=["chosen_text", "rejected_text"], **meta("chosen differs from rejected", "chosen/rejected")
             )
         )
-    if kind in TRAIN_KINDS and eval_keys:
+    if kind in UNSEEN_BY_EVAL and eval_keys:
         suite.append(E.ExpectColumnValuesToNotBeInSet(column="prompt_key", value_set=eval_keys, **meta("eval contamination", prompt_field)))
     return suite
 

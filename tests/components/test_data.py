@@ -10,7 +10,7 @@ from components.answers import extract_answer, is_correct
 from components.artifacts import digest_path, read_records
 from components.reward_model import REJECTED_KINDS, rejected_kind
 
-SMALL = dict(n_pretrain=50, n_sft=120, n_prefs=40, n_rl=40, n_eval=30, n_probe=20)
+SMALL = dict(n_pretrain=50, n_sft=120, n_prefs=40, n_rl=40, n_eval=30, n_val=20, n_probe=20)
 
 
 def test_generation_is_deterministic_for_a_seed(tmp_path):
@@ -49,12 +49,15 @@ def test_every_solution_is_verifiably_correct_and_its_steps_add_up():
     assert kinds == set(REJECTED_KINDS), "the near-misses cover every kind the reward model is judged on"
 
 
-def test_eval_questions_never_appear_in_training_sets():
+def test_eval_questions_never_appear_in_training_sets_nor_in_the_validation_split():
     sets = data.generate(data.Config(**SMALL))
     eval_questions = {r["prompt"][0]["content"] for r in sets["eval"]}
+    val_questions = {r["prompt"][0]["content"] for r in sets["val"]}
     training = {r["messages"][0]["content"] for r in sets["sft"]}
     training |= {r["prompt"][0]["content"] for r in sets["prefs"] + sets["rl"]}
-    assert not eval_questions & training
+    assert not eval_questions & training and not eval_questions & val_questions
+    assert not val_questions & training, "tuning on val measures generalisation, not memory"
+    assert "val" not in data.generate(data.Config(**{**SMALL, "n_val": 0})), "no validation split asked for, none written"
 
 
 def test_user_files_are_normalized_to_the_conversational_format(tmp_path):

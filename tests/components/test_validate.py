@@ -55,7 +55,7 @@ def test_good_data_passes_run(good_result):
 def test_good_folder_passes_cli_and_leaves_files_untouched(good_dir, tmp_path, capsys):
     before = {path.name: path.read_bytes() for path in good_dir.iterdir()}
     assert main([str(good_dir), "--report-dir", str(tmp_path / "report")]) == 0
-    assert capsys.readouterr().out.startswith("PASS: 6 dataset(s)")
+    assert capsys.readouterr().out.startswith("PASS: 7 dataset(s)")
     assert {path.name: path.read_bytes() for path in good_dir.iterdir()} == before
     assert (tmp_path / "report" / "index.html").is_file()
 
