@@ -1,11 +1,12 @@
 """GRPO settings against the cold-start SFT model: held-out accuracy after each, side by side.
 
-    python bench/grpo_sweep.py --sft artifacts/sft/<key>/model [--runs bench/grpo_sweep_runs.json]
+    python bench/grpo_sweep.py --sft artifacts/sft/<key>/model [--runs bench/grpo_sweep_runs.json] [--data data]
 
 Each run trains GRPO from the same SFT model with the settings given (over the `grpo`
-defaults) and evaluates the result with the `evaluate` defaults; a run without `grpo` only
-evaluates (`model` or the SFT model, with its `eval` overrides). One JSON line per run.
-Results of the sweep behind the defaults: bench/results/grpo_sweep.md.
+defaults) and evaluates the result with the `evaluate` defaults on the validation split
+(components.tuning: never the held-out eval set, which only the flow's evaluations read); a
+run without `grpo` only evaluates (`model` or the SFT model, with its `eval` overrides). One
+JSON line per run. Results of the sweep behind the defaults: bench/results/grpo_sweep.md.
 """
 
 from __future__ import annotations
@@ -20,29 +21,32 @@ from components import evaluate, grpo
 HEADLINE = ("pass@1", "sample_accuracy", "maj@8", "pass@8", "ece")
 
 
-def run_one(name: str, spec: dict, sft: str, out: Path) -> dict:
+def run_one(name: str, spec: dict, sft: str, out: Path, data_dir: str = "data") -> dict:
     started = time.perf_counter()
-    model, curve = spec.get("model", sft), []
+    model, curve, zero_std = spec.get("model", sft), [], []
     if spec.get("grpo") is not None:
-        result = grpo.run(grpo.Config(**spec["grpo"]), {"model": sft, "rl": "data/rl.jsonl"}, str(out / name))
+        result = grpo.run(grpo.Config(**spec["grpo"]), {"model": sft, "rl": f"{data_dir}/rl.jsonl"}, str(out / name))
         model, curve = result.outputs["model"], result.curves.get("reward_accuracy", [])
+        zero_std = result.curves.get("frac_reward_zero_std", [])
     train_seconds = time.perf_counter() - started
-    metrics = evaluate.run(
-        evaluate.Config(**spec.get("eval", {})), {"model": model, "eval": "data/eval.jsonl"}, str(out / name / "eval")
-    ).metrics
-    return {"run": name, "grpo_seconds": round(train_seconds), "train_accuracy": [round(x, 3) for x in curve]} | {
-        k: round(metrics[k], 3) for k in HEADLINE
-    }
+    metrics = evaluate.evaluate_for_tuning(evaluate.Config(**spec.get("eval", {})), model, data_dir, out / name / "eval").metrics
+    return {
+        "run": name,
+        "grpo_seconds": round(train_seconds),
+        "train_accuracy": [round(x, 3) for x in curve],
+        "zero_std_share": [round(x, 2) for x in zero_std],
+    } | {f"val_{k}": round(metrics[k], 3) for k in HEADLINE}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft", required=True, help="the cold-start SFT model every run starts from")
     parser.add_argument("--runs", default="bench/grpo_sweep_runs.json")
+    parser.add_argument("--data", default="data", help="the data folder: its val.jsonl is what runs are compared on")
     parser.add_argument("--out", default="/tmp/grpo-sweep")
     args = parser.parse_args()
     for name, spec in json.loads(Path(args.runs).read_text()).items():
-        print(json.dumps(run_one(name, spec, args.sft, Path(args.out))), flush=True)
+        print(json.dumps(run_one(name, spec, args.sft, Path(args.out), args.data)), flush=True)
     return 0
 
 

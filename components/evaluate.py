@@ -59,6 +59,7 @@ from components.dataset_frames import read_dataset
 from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation, sample
 from components.metrics import scaling_curve, score_problems
 from components.modeling import load_model, load_tokenizer
+from components.tuning import refuse_held_out, validation_set
 
 
 class EvaluateConfig(StrictModel):
@@ -131,6 +132,14 @@ def base_probe_accuracy(inputs: dict[str, str], probes: list[dict], cfg: Config)
         model = load_model(inputs["base_model"])
         return probe_accuracy(model, load_tokenizer(inputs["base_model"]), probes, cfg)
     return None
+
+
+def evaluate_for_tuning(cfg: Config, model: str, data_dir: str | Path, out_dir: str | Path, extra_inputs: dict[str, str] | None = None):
+    """`run` on the validation split of `data_dir` (components.tuning): the only metrics a sweep may choose by."""
+    inputs = {"model": model, "eval": str(validation_set(data_dir)), **(extra_inputs or {})}
+    for path in inputs.values():
+        refuse_held_out(path, data_dir)
+    return run(cfg, inputs, str(out_dir))
 
 
 def _probe_rows(probes: list[dict], hits: list[bool]) -> list[dict]:

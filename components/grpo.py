@@ -153,7 +153,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     if trainer.is_world_process_zero():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     history = [e for e in trainer.state.log_history if "reward" in e]
-    curves = {key: [e[key] for e in history if key in e] for key in ("reward", "kl", "completions/mean_length")}
+    curves = {key: [e[key] for e in history if key in e] for key in ("reward", "kl", "completions/mean_length", "frac_reward_zero_std")}
     curves.update({f"reward/{n}": [e[f"rewards/{n}/mean"] for e in history if f"rewards/{n}/mean" in e] for n in names})
     curves["reward_accuracy_gap"] = reward_gap_curve(history, dict(zip(names, weights, strict=True)))
     return StageResult(
