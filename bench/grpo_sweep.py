@@ -6,7 +6,8 @@ Each run trains GRPO from the same SFT model with the settings given (over the `
 defaults) and evaluates the result with the `evaluate` defaults on the validation split
 (components.tuning: never the held-out eval set, which only the flow's evaluations read); a
 run without `grpo` only evaluates (`model` or the SFT model, with its `eval` overrides). One
-JSON line per run. Results of the sweep behind the defaults: bench/results/grpo_sweep.md.
+JSON line per run. Results behind the defaults: bench/results/tuning.md (bench/results/grpo_sweep.md is an
+earlier sweep that was evaluated on the held-out set, before the validation split existed).
 """
 
 from __future__ import annotations

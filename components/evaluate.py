@@ -66,7 +66,7 @@ class EvaluateConfig(StrictModel):
     max_new_tokens: int = Field(96, ge=1, le=4096)
     num_samples: int = Field(8, ge=1, le=256, description="sampled completions per problem (n)")
     ks: list[int] = Field([1, 4, 8], description="k values for pass@k and maj@k; each <= num_samples")
-    temperature: float = Field(0.6, gt=0, le=2.0, description="sampling temperature (greedy is always run too)")
+    temperature: float = Field(0.4, gt=0, le=2.0, description="sampling temperature (greedy is always run too); chosen on validation")
     top_p: float = Field(1.0, gt=0, le=1.0)
     batch_size: int = Field(64, ge=1, description="sequences per generate call")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")

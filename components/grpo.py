@@ -42,7 +42,9 @@ class GRPOStageConfig(TrainerConfig):
     per_device_train_batch_size: int = Field(128, ge=2, description="completions per step (prompts x num_generations)")
     num_generations: int = Field(8, ge=2, description="responses sampled per prompt (the group)")
     max_completion_length: int = Field(80, ge=8, description="tokens per sampled response")
-    learning_rate: float = Field(1e-5, gt=0, le=1, description="the tiny model degrades from ~5e-5 (see README)")
+    learning_rate: float = Field(
+        5e-6, gt=0, le=1, description="chosen on validation (bench/results/tuning.md); the tiny model degrades from ~5e-5"
+    )
     warmup_steps: int = Field(20, ge=0, description="Adam's first steps move every weight by ~lr: warm up")
     beta: float = Field(0.02, ge=0, description="KL penalty to the SFT reference (0 drops the reference model)")
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field("dapo", description="TRL's loss aggregation")
