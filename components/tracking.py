@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,13 +78,45 @@ def setup(tracking_uri: str, experiment: str, artifact_location: str | None = No
             f"MLflow at {tracking_uri} did not answer ({retries} retries): {type(error).__name__}; "
             "start the server or set tracking.tracking_uri; nothing was trained or registered"
         ) from error
-    if found is None:
-        location = Path(artifact_location).resolve().as_uri() if artifact_location else None
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
-    else:
-        experiment_id = found.experiment_id
+    experiment_id = found.experiment_id if found else _create_experiment(mlflow, experiment, artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def _create_experiment(mlflow, experiment: str, artifact_location: str | None) -> str:
+    """Create `experiment`, or take the one another pipeline created since we looked."""
+    from mlflow.exceptions import MlflowException
+
+    location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except MlflowException as error:
+        # Two pipelines starting at once both find no experiment; the second create is refused.
+        found = mlflow.get_experiment_by_name(experiment)
+        if error.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
+            raise
+        return found.experiment_id
+
+
+def lost_a_write_race(error: BaseException) -> bool:
+    """Did the tracking server refuse a write because a concurrent one inserted the same row?
+
+    MLflow's SQL stores check for a row, then insert it: two pipelines logging the same dataset
+    (same experiment, name, digest) at once both insert, and the loser's unique-key violation
+    comes back as a 400 that MLflow's client does not retry. Doing it again finds the row."""
+    text = str(error).lower()
+    return any(marker in text for marker in ("unique constraint", "duplicate key", "integrityerror"))
+
+
+def retry_write_race(write, attempts: int = 4, pause_seconds: float = 0.5):
+    """`write()`, done again (a few times, with a growing pause) while it loses a write race."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except Exception as error:
+            if attempt == attempts or not lost_a_write_race(error):
+                raise
+            time.sleep(pause_seconds * attempt)
 
 
 OWNER_HOST, OWNER_PID = "posttrain.host", "posttrain.pid"  # which process a parent run belongs to
@@ -216,7 +249,8 @@ def log_datasets(datasets: Mapping[str, str], digests: Mapping[str, str], contex
     mlflow = _mlflow()
     for role, path in datasets.items():
         dataset = MetaDataset(resolve_dataset_source(str(Path(path).resolve())), name=role, digest=digests[role][:16])
-        mlflow.log_input(dataset, context=context, tags={"role": role, "digest": digests[role]})
+        tags = {"role": role, "digest": digests[role]}
+        retry_write_race(lambda dataset=dataset, tags=tags: mlflow.log_input(dataset, context=context, tags=tags))
 
 
 def tag_active_run(tags: Mapping[str, str]) -> None:

@@ -113,8 +113,10 @@ def test_a_fixed_thread_count_is_used_and_recorded_with_the_math_settings(monkey
         torch.set_num_threads(before)
 
 
-def test_the_thread_count_changes_the_trained_weights_and_a_fixed_one_reproduces_them():
-    """Why execution.torch_threads is fixed: the same seeded steps on 1 and 2 threads end bitwise apart."""
+def test_a_fixed_thread_count_reproduces_the_trained_weights_bitwise():
+    """execution.torch_threads is fixed because a kernel may split its reductions by thread: whether
+    1 and 2 threads then end apart depends on the CPU and oneDNN's choice of blocking (they did on
+    one machine of this kind and not on another), so only reproduction at one count is asserted."""
     import torch
 
     def train(threads: int) -> torch.Tensor:
@@ -133,5 +135,5 @@ def test_the_thread_count_changes_the_trained_weights_and_a_fixed_one_reproduces
         finally:
             torch.set_num_threads(before)
 
-    assert torch.equal(train(2), train(2)), "a fixed thread count reproduces the weights bitwise"
-    assert not torch.equal(train(1), train(2)), "1 and 2 threads sum in different orders"
+    for threads in (1, 2):
+        assert torch.equal(train(threads), train(threads)), f"{threads} thread(s) reproduce the weights bitwise"
