@@ -24,11 +24,13 @@ HEADLINE = ("pass@1", "sample_accuracy", "maj@8", "pass@8", "ece")
 
 def run_one(name: str, spec: dict, sft: str, out: Path, data_dir: str = "data") -> dict:
     started = time.perf_counter()
-    model, curve, zero_std = spec.get("model", sft), [], []
+    model, curve, zero_std, selection = spec.get("model", sft), [], [], {}
     if spec.get("grpo") is not None:
         result = grpo.run(grpo.Config(**spec["grpo"]), {"model": sft, "rl": f"{data_dir}/rl.jsonl"}, str(out / name))
         model, curve = result.outputs["model"], result.curves.get("reward_accuracy", [])
         zero_std = result.curves.get("frac_reward_zero_std", [])
+        # what grpo.informative_prompts kept, when a run sets it
+        selection = {k: round(result.metrics[k], 3) for k in ("informative_prompts", "never_solved_share") if k in result.metrics}
     train_seconds = time.perf_counter() - started
     metrics = evaluate.evaluate_for_tuning(evaluate.Config(**spec.get("eval", {})), model, data_dir, out / name / "eval").metrics
     return {
@@ -36,6 +38,7 @@ def run_one(name: str, spec: dict, sft: str, out: Path, data_dir: str = "data") 
         "grpo_seconds": round(train_seconds),
         "train_accuracy": [round(x, 3) for x in curve],
         "zero_std_share": [round(x, 2) for x in zero_std],
+        **selection,
     } | {f"val_{k}": round(metrics[k], 3) for k in HEADLINE}
 
 

@@ -36,7 +36,7 @@ class GRPOStageConfig(TrainerConfig):
 
     TRL_CLASS = "trl.GRPOConfig"
     COUNTS_OWN_TOKENS = True
-    OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend"})
+    OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend", "informative_prompts"})
 
     max_steps: int = Field(100, ge=1, description="optimizer steps")
     per_device_train_batch_size: int = Field(128, ge=2, description="completions per step (prompts x num_generations)")
@@ -59,6 +59,14 @@ class GRPOStageConfig(TrainerConfig):
     length_buffer: int = Field(16, ge=1, description="the `length` penalty ramps over the last N tokens")
     generation_backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM when installed with a GPU")
     vllm_mode: Literal["colocate", "server"] = Field("colocate", description="TRL's vLLM mode")
+    informative_prompts: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="before training, sample N rollouts per RL prompt from the starting policy at `temperature` and train only "
+        "on the prompts it sometimes solves and sometimes fails (DAPO's dynamic sampling, done once up front): a group "
+        "that is all right or all wrong has no advantage and teaches nothing; 0 keeps every prompt",
+    )
     logging_steps: int = Field(5, ge=1)
 
     @model_validator(mode="after")
@@ -70,6 +78,8 @@ class GRPOStageConfig(TrainerConfig):
             raise ValueError(
                 f"per_device_train_batch_size ({self.per_device_train_batch_size}) must be a multiple of num_generations ({self.num_generations})"
             )
+        if self.informative_prompts == 1:
+            raise ValueError("informative_prompts: one sample cannot be both right and wrong; use 0 (off) or at least 2")
         if self.length_buffer >= self.max_completion_length:
             raise ValueError("length_buffer must be smaller than max_completion_length")
         return self
@@ -116,6 +126,48 @@ class CountedRollouts:
         return self.reward(*args, completion_ids=completion_ids, **kwargs)
 
 
+def informative_subset(records: list[dict], correct: list[int], samples: int) -> tuple[list[dict], dict[str, float]]:
+    """The prompts whose `samples` rollouts were neither all right nor all wrong, and the shares of each kind."""
+    kept = [r for r, c in zip(records, correct, strict=True) if 0 < c < samples]
+    total = max(1, len(records))
+    stats = {
+        "rl_prompts": float(len(records)),
+        "informative_prompts": float(len(kept)),
+        "informative_share": len(kept) / total,
+        "never_solved_share": sum(c == 0 for c in correct) / total,
+        "always_solved_share": sum(c == samples for c in correct) / total,
+    }
+    return kept, stats
+
+
+def keep_informative(records: list[dict], model_dir: str, cfg: Config) -> tuple[list[dict], dict[str, float]]:
+    """Sample `cfg.informative_prompts` rollouts per prompt as GRPO would, count the verified ones, keep the mixed prompts."""
+    from components.answers import extract_answer, is_correct
+    from components.generation import chat_prompts, generate, load_for_generation
+
+    tokenizer, model, backend, why = load_for_generation(model_dir, cfg.generation_backend, cfg.seed)
+    print(f"[grpo] choosing informative prompts: {cfg.informative_prompts} rollouts per prompt with {backend} ({why})")
+    prompts = chat_prompts(tokenizer, [r["prompt"] for r in records])
+    n = cfg.informative_prompts
+    rollouts = generate(
+        model, tokenizer, prompts, cfg.max_completion_length, n, cfg.temperature, seed=cfg.seed, desc=f"prompt filter n={n}"
+    )
+    correct = [sum(is_correct(extract_answer(t), str(r["answer"])) for t in texts) for r, texts in zip(records, rollouts, strict=True)]
+    kept, stats = informative_subset(records, correct, n)
+    prompts_per_step = cfg.per_device_train_batch_size // cfg.num_generations
+    if len(kept) < prompts_per_step:
+        raise ValueError(
+            f"grpo.informative_prompts: only {len(kept)} of {len(records)} RL prompts are sometimes solved and sometimes "
+            f"not by the starting policy ({stats['never_solved_share']:.0%} never, {stats['always_solved_share']:.0%} always), fewer "
+            f"than one step's {prompts_per_step}: give prompts of the policy's level, or set informative_prompts: 0"
+        )
+    print(
+        f"[grpo] training on {len(kept)} of {len(records)} prompts ({stats['never_solved_share']:.0%} never solved, "
+        f"{stats['always_solved_share']:.0%} always solved in {n} rollouts)"
+    )
+    return kept, stats
+
+
 def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | None = None) -> StageResult:
     """RL-train `inputs["model"]` on the prompts of `inputs["rl"]`; the policy lands in `out_dir/model`."""
     from datasets import Dataset
@@ -137,8 +189,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
 
     tokenizer = load_tokenizer(inputs["model"])
     tokenizer.padding_side = "left"
-    model = load_model(inputs["model"])
     records = read_dataset(inputs["rl"], "rl")
+    selection = {}
+    if cfg.informative_prompts:
+        records, selection = keep_informative(records, inputs["model"], cfg)
+    model = load_model(inputs["model"])
     dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in records])
     trainer = GRPOTrainer(
         model=model,
@@ -161,7 +216,9 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str, callbacks: list | Non
     return StageResult(
         stage="grpo",
         outputs=outputs,
-        metrics={f"final_{_slug(k)}": _tail_mean(v) for k, v in curves.items() if v} | {"global_step": float(trainer.state.global_step)},
+        metrics={f"final_{_slug(k)}": _tail_mean(v) for k, v in curves.items() if v}
+        | {"global_step": float(trainer.state.global_step)}
+        | selection,
         curves={_slug(k): v for k, v in curves.items()},
         info={
             "generation_backend": backend,
