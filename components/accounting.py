@@ -7,10 +7,17 @@ tokens and samples generated (components.generation), samples kept (rejection sa
 share of GRPO groups whose rewards were all equal (no advantage: that compute taught nothing).
 The usage travels in the stage's result (`info["usage"]`); the flow prices and sums it
 (`price`, the `cost` section of params.yaml).
+
+Stages run one after another in one process locally, so each starts by handing the memory the
+previous one freed back to the system and by resetting the kernel's resident-set high-water
+mark: `peak_rss_gib` is then this stage's own peak, not the run's so far.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -34,6 +41,7 @@ class Usage:
     samples_kept: int = 0
     zero_advantage_share: float | None = None  # GRPO: groups with equal rewards, mean over logged steps
     train_seconds: float = 0.0  # inside trainer.train(): the stage's wall less loading, saving and evaluating
+    peak_rss_gib: float | None = None  # the process's resident-set peak during the stage (Linux; None elsewhere)
 
     @property
     def device_seconds(self) -> float:
@@ -73,6 +81,9 @@ def metered() -> Iterator[Usage]:
     """Meter the stage run inside: its wall and CPU time, its device, and what `add` counts."""
     global _open
     outer, usage = _open, Usage(**device())
+    if outer is None:  # a nested meter must not reset the outer one's peak
+        release_memory()
+        reset_peak_rss()
     _open = usage
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -80,7 +91,34 @@ def metered() -> Iterator[Usage]:
     finally:
         usage.wall_seconds = time.perf_counter() - wall
         usage.cpu_seconds = time.process_time() - cpu
+        usage.peak_rss_gib = peak_rss_gib()
         _open = outer
+
+
+def release_memory() -> None:
+    """Collect garbage and hand glibc's freed heap back to the system (a 100M+ parameter model
+    freed by one stage otherwise stays resident under the next one's peak)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's resident-set high-water mark (Linux: `5` to /proc/self/clear_refs)."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def peak_rss_gib() -> float | None:
+    """The process's resident-set high-water mark (VmHWM) in GiB, since start or the last reset."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
+    return None
 
 
 def device() -> dict:
@@ -102,6 +140,12 @@ def price(usage: Mapping, prices: Mapping[str, float]) -> float:
 
 
 def total(usages: list[Mapping]) -> dict:
-    """The sum of several usages' times and counts (shares are not summed)."""
+    """The sum of several usages' times and counts (shares are not summed), and their highest memory peak."""
     keys = ("wall_seconds", "cpu_seconds", "device_seconds", *COUNTS)
-    return {key: sum(u.get(key, 0) or 0 for u in usages) for key in keys}
+    return {key: sum(u.get(key, 0) or 0 for u in usages) for key in keys} | {"peak_rss_gib": peak(usages)}
+
+
+def peak(usages: list[Mapping]) -> float | None:
+    """The highest resident-set peak among `usages` (None when none was measured)."""
+    peaks = [u["peak_rss_gib"] for u in usages if u.get("peak_rss_gib") is not None]
+    return max(peaks) if peaks else None

@@ -79,6 +79,7 @@ def columns(stages: dict) -> list[tuple[str, str]]:
         ("eval.mean_reward", "reward"),
         ("wall_seconds", "seconds"),
         ("share", "share"),
+        ("peak_rss_gib", "peak-GiB"),
         ("tokens", "tokens"),
         ("cost", "cost"),
         ("cached", "cached"),
@@ -90,6 +91,8 @@ def _cell(value, key: str = "") -> str:
         return _count(value)
     if key == "share" and value is not None:
         return f"{value:.0%}"
+    if key == "peak_rss_gib" and value is not None:
+        return f"{value:.1f}"
     if key == "cost" and value is not None:
         return f"{value:.4f}" if value < 1 else f"{value:.2f}"
     if isinstance(value, bool):
@@ -104,13 +107,19 @@ def format_summary(summary: dict) -> str:
     for stage, row in summary.get("stages", {}).items():
         used = tokens(row.get("usage", []))
         facts = {"wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), "tokens": used, "cost": row.get("cost")}
+        facts["peak_rss_gib"] = accounting.peak(row.get("usage", [])) if not row.get("cached") else None
         if summary.get("pipeline_wall_seconds"):  # the stage's share of the whole run's time
             facts["share"] = (row.get("wall_seconds") or 0.0) / summary["pipeline_wall_seconds"]
         values = {"stage": stage, **facts, **row.get("metrics", {})}
         rows.append([_cell(values.get(key), key) for key, _ in table])
     totals = summary.get("totals")
     if totals:
-        facts = {"stage": "total", "wall_seconds": totals["wall_seconds"], "cost": totals["cost"]}
+        facts = {
+            "stage": "total",
+            "wall_seconds": totals["wall_seconds"],
+            "cost": totals["cost"],
+            "peak_rss_gib": totals.get("peak_rss_gib"),
+        }
         facts["tokens"] = totals["tokens_trained"] + totals["tokens_generated"]
         rows.append([_cell(facts.get(key), key) if key in facts else "" for key, _ in table])
     headers = [title for _, title in table]

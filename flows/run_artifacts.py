@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from components import accounting
 from flows.report import RunSummary, tokens
 
 TABLE_KEY = "post-training-stages"
@@ -33,12 +34,16 @@ def stage_table(summary: RunSummary) -> list[dict]:
     rows = []
     for name, row in summary.stages.items():
         cells = {"stage": name, **{title: _round(row.metrics.get(metric)) for title, metric in COLUMNS.items()}}
-        cells |= {"seconds": round(row.wall_seconds, 1), "tokens": tokens(row.usage), "cost": _round(row.cost), "cached": row.cached}
+        cells |= {"seconds": round(row.wall_seconds, 1), "peak GiB": _round(accounting.peak(row.usage)), "tokens": tokens(row.usage)}
+        cells |= {"cost": _round(row.cost), "cached": row.cached}
         rows.append(cells)
     if summary.totals:
         totals = summary.totals
         used = totals["tokens_trained"] + totals["tokens_generated"]
-        rows.append({"stage": "total", "seconds": round(totals["wall_seconds"], 1), "tokens": used, "cost": _round(totals["cost"])})
+        rows.append(
+            {"stage": "total", "seconds": round(totals["wall_seconds"], 1), "peak GiB": _round(totals.get("peak_rss_gib")), "tokens": used}
+            | {"cost": _round(totals["cost"])}
+        )
     return rows
 
 

@@ -43,3 +43,16 @@ def test_a_price_is_found_by_device_name_then_kind():
     assert accounting.price({"device": "NVIDIA H100 80GB HBM3", "device_seconds": 3600}, prices) == 3.0
     assert accounting.price({"device": "NVIDIA L4", "device_seconds": 3600}, prices) == 2.0
     assert accounting.price({"device": "NVIDIA L4", "device_seconds": 3600}, {"cpu": 0.2}) == 0.0
+
+
+@pytest.mark.skipif(accounting.peak_rss_gib() is None, reason="VmHWM is Linux's")
+def test_each_stage_reports_its_own_memory_peak_not_the_runs_so_far():
+    import numpy as np
+
+    with accounting.metered() as big:
+        buffer = np.ones(50_000_000)  # 400 MB, every page touched
+        del buffer
+    with accounting.metered() as small:
+        np.ones(1000)
+    assert big.peak_rss_gib - small.peak_rss_gib > 0.3, (big.peak_rss_gib, small.peak_rss_gib)
+    assert accounting.total([big.as_dict(), small.as_dict()])["peak_rss_gib"] == big.peak_rss_gib

@@ -5,7 +5,8 @@ from flows.report import format_summary
 
 def test_the_summary_shows_the_test_time_metrics_at_the_largest_k_evaluated():
     metrics = {"eval.pass@1": 0.35, "eval.free_text_pass@1": 0.4, "eval.maj@1": 0.35, "eval.maj@2": 0.217, "eval.pass@2": 0.333}
-    table = format_summary({"stages": {"sft": {"metrics": metrics, "wall_seconds": 977.0}}})
+    usage = [{"peak_rss_gib": 6.04}, {"peak_rss_gib": 3.2}]  # the stage and its evaluation
+    table = format_summary({"stages": {"sft": {"metrics": metrics, "wall_seconds": 977.0, "usage": usage}}})
     header, _, row = table.splitlines()[:3]
     assert header.split() == [
         "stage",
@@ -19,11 +20,13 @@ def test_the_summary_shows_the_test_time_metrics_at_the_largest_k_evaluated():
         "reward",
         "seconds",
         "share",
+        "peak-GiB",
         "tokens",
         "cost",
         "cached",
     ]
     assert row.split()[:5] == ["sft", "0.350", "0.400", "0.217", "0.333"]
+    assert "  6.0  " in row, "the stage's memory peak is the higher of its own and its evaluation's"
 
 
 def test_each_stage_is_priced_by_its_device_and_the_total_counts_what_this_run_spent():

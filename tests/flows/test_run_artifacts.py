@@ -7,6 +7,7 @@ from flows.report import RunSummary, StageRow
 
 def test_the_stage_table_has_a_row_per_stage_and_the_total():
     usage = {"device": "cpu", "device_seconds": 36.0, "wall_seconds": 36.0, "tokens_trained": 900, "tokens_generated": 100}
+    usage["peak_rss_gib"] = 2.5
     summary = RunSummary(stages={"sft": StageRow(metrics={"eval.pass@1": 0.3456789}, wall_seconds=36.0, usage=[usage])})
     summary.price({"cpu": 1.0}, "USD")
     sft, total = run_artifacts.stage_table(summary)
@@ -17,11 +18,12 @@ def test_the_stage_table_has_a_row_per_stage_and_the_total():
         "probe": None,
         "mean reward": None,
         "seconds": 36.0,
+        "peak GiB": 2.5,
         "tokens": 1000,
         "cost": 0.01,
         "cached": False,
     }
-    assert total == {"stage": "total", "seconds": 36.0, "tokens": 1000, "cost": 0.01}
+    assert total == {"stage": "total", "seconds": 36.0, "peak GiB": 2.5, "tokens": 1000, "cost": 0.01}
 
 
 def test_a_refused_promotion_reads_as_refused_with_its_interval_and_every_reason():
