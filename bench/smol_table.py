@@ -1,11 +1,13 @@
 """The README's SmolLM2 table, from the artifacts of one `make smol` run.
 
-    python bench/smol_table.py [--artifacts artifacts] [--peak-kb FILE] [--out bench/results/smol.json]
+    python bench/smol_table.py [--artifacts artifacts] [--summary reports/summary.json] [--peak-kb FILE] [--out bench/results/smol.json]
 
 Reads each stage's `result.json` and each evaluation's `metrics.json` / `predictions.jsonl` under
 the run's artifacts folder (the newest output of each label), so a run that was stopped part-way
 still gives the rows it reached. Adds paired-bootstrap 95% intervals of the pass@1 differences
-the issue's goals name (recipe vs shipped model, GRPO vs SFT), over the same held-out problems.
+the issue's goals name (recipe vs shipped model, GRPO vs SFT), over the same held-out problems,
+each stage's memory peak (its own: components.accounting resets the high-water mark per stage),
+and, once the run finished, its wall time and the gate's decision from the summary.
 Prints the markdown table and writes the JSON.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 from components.gate import resample_means
 
 ROWS = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft")
+UNEVALUATED = ("reward_model", "rejection_sampling")  # stages whose output is not a policy: time and memory only
 TRAINED_BY = {"student_sft": "distill"}  # the SFT-only student is trained inside the distill stage
 METRICS = ("pass@1", "free_text_pass@1", "maj@2", "pass@2", "bon@2", "format_rate", "mean_length", "probe_accuracy")
 PAIRS = {
@@ -42,14 +45,41 @@ def row(artifacts: Path, label: str) -> dict | None:
         return None
     trained = newest(artifacts / TRAINED_BY.get(label, label), "result.json")
     evaluated = json.loads((metrics_file.parent / "result.json").read_text())
-    train_seconds = json.loads(trained.read_text())["wall_seconds"] if trained and label not in TRAINED_BY else 0.0
+    training = json.loads(trained.read_text()) if trained and label not in TRAINED_BY else {}
     metrics = json.loads(metrics_file.read_text())
     correct = [r["greedy_correct"] for r in map(json.loads, (metrics_file.parent / "predictions.jsonl").open())]
     return {
         **{name: metrics.get(name) for name in METRICS},
-        "train_seconds": train_seconds,
+        "train_seconds": training.get("wall_seconds", 0.0),
         "eval_seconds": evaluated["wall_seconds"],
+        "train_peak_gib": peak_gib(training),
+        "eval_peak_gib": peak_gib(evaluated),
         "greedy_correct": correct,
+    }
+
+
+def peak_gib(result: dict) -> float | None:
+    return result.get("info", {}).get("usage", {}).get("peak_rss_gib")
+
+
+def unevaluated(artifacts: Path, stage: str) -> dict | None:
+    found = newest(artifacts / stage, "result.json")
+    if found is None:
+        return None
+    result = json.loads(found.read_text())
+    return {"seconds": result["wall_seconds"], "peak_gib": peak_gib(result)}
+
+
+def run_facts(summary_file: Path) -> dict:
+    """The finished run's wall time and the gate's decision (empty before the run ends)."""
+    if not summary_file.exists():
+        return {}
+    summary = json.loads(summary_file.read_text())
+    alias = summary.get("alias") or {}
+    return {
+        "pipeline_wall_seconds": summary.get("pipeline_wall_seconds"),
+        "promoted": alias.get("promoted"),
+        "gate_reason": alias.get("reason"),
     }
 
 
@@ -61,18 +91,23 @@ def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> dict:
 
 def markdown(rows: dict[str, dict]) -> str:
     lines = [
-        "| stage | pass@1 | free-text pass@1 | maj@2 | pass@2 | bon@2 | format | length | train s | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | pass@1 | free-text pass@1 | maj@2 | pass@2 | bon@2 | format | length | train s | eval s | peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in rows.items():
         cells = [f"{r[m]:.3f}" if r[m] is not None else "-" for m in METRICS[:6]]
-        lines.append(f"| {label} | {' | '.join(cells)} | {r['mean_length']:.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+        peaks = [p for p in (r.get("train_peak_gib"), r.get("eval_peak_gib")) if p is not None]
+        peak = f"{max(peaks):.1f}" if peaks else "-"
+        lines.append(
+            f"| {label} | {' | '.join(cells)} | {r['mean_length']:.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} | {peak} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", default="artifacts")
+    parser.add_argument("--summary", default="reports/summary.json", help="the run's summary (wall time, the gate)")
     parser.add_argument("--peak-kb", help="a file holding the run's peak RSS in KiB (e.g. from /usr/bin/time -v)")
     parser.add_argument("--out", default="bench/results/smol.json")
     args = parser.parse_args()
@@ -88,16 +123,21 @@ def main() -> None:
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "stages": {label: {k: v for k, v in r.items() if k != "greedy_correct"} for label, r in rows.items()},
         "paired_pass_at_1": intervals,
+        "unevaluated_stages": {stage: r for stage in UNEVALUATED if (r := unevaluated(artifacts, stage)) is not None},
         "peak_rss_gib": peak,
         "complete": list(rows) == list(ROWS),
-    }
+    } | run_facts(Path(args.summary))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(rows))
     for name, interval in intervals.items():
         low, high = interval["ci95"]
         print(f"{name}: {interval['difference']:+.3f} pass@1, 95% CI [{low:+.3f}, {high:+.3f}] over {interval['problems']} problems")
+    for stage, r in result["unevaluated_stages"].items():
+        print(f"{stage}: {r['seconds']:.0f} s, peak {r['peak_gib'] or 0:.1f} GiB")
     if peak:
         print(f"peak RSS {peak:.2f} GiB")
+    if result.get("pipeline_wall_seconds"):
+        print(f"whole run {result['pipeline_wall_seconds']:.0f} s; promoted: {result['promoted']} ({result['gate_reason']})")
 
 
 if __name__ == "__main__":
