@@ -84,9 +84,11 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     resumed_from = train_resumably(trainer, cfg, out / "checkpoints", "alignment")
     outputs = save_trained(trainer, out / "model", tokenizer)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    # The periodic logs, and the end-of-training summary when max_steps is not a multiple of
+    # logging_steps: it averages the last partial period's rewards but carries no `loss`.
     history = [e for e in trainer.state.log_history if "rewards/margins" in e]
     curves = {
-        k.replace("/", "_"): [e[k] for e in history]
+        k.replace("/", "_"): [e[k] for e in history if k in e]
         for k in ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
     }
     return StageResult(

@@ -11,9 +11,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_dpo_alignment_logs_margins_and_accuracies(tmp_path, tiny_sft_model, tiny_data):
-    cfg = alignment.Config(**{**tiny_overrides()["alignment"], "pairs": "dataset"})
+    """3 steps logged every 2: TRL's end-of-training summary carries the last step's rewards but no loss."""
+    overrides = tiny_overrides()["alignment"]
+    cfg = alignment.Config(**{**overrides, "dpo": {**overrides["dpo"], "logging_steps": 2}, "pairs": "dataset"})
     result = alignment.run(cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path))
-    assert len(result.curves["rewards_margins"]) == 3 and len(result.curves["rewards_accuracies"]) == 3
+    assert len(result.curves["rewards_margins"]) == 2 and len(result.curves["rewards_accuracies"]) == 2
+    assert len(result.curves["loss"]) == 1 and "final_loss" in result.metrics
     assert load_model(result.outputs["model"]) is not None
 
 
