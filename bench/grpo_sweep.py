@@ -39,7 +39,7 @@ def run_one(name: str, spec: dict, sft: str, out: Path, data_dir: str = "data") 
         "train_accuracy": [round(x, 3) for x in curve],
         "zero_std_share": [round(x, 2) for x in zero_std],
         **selection,
-    } | {f"val_{k}": round(metrics[k], 3) for k in HEADLINE}
+    } | {f"val_{k}": round(metrics[k], 3) for k in HEADLINE if k in metrics}
 
 
 def main() -> int:

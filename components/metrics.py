@@ -208,7 +208,11 @@ def score_problems(
             scores.pop("pass@1", None)  # pass@1 stays greedy; its sampled estimate is sample_accuracy
             totals.update(scores)
     metrics = {name: value / n for name, value in totals.items()}
-    metrics["ece"] = expected_calibration_error(*calibration_pairs(rows))
+    confidences, outcomes = calibration_pairs(rows)
+    # A model that never gives an answer has no confidence to calibrate: its ECE (0 by the formula)
+    # is not measured, so the gate's ece guard does not hold a model that answers to that "perfect" 0.
+    if any(confidences):
+        metrics["ece"] = expected_calibration_error(confidences, outcomes)
     if rewards is not None:
         metrics.update(reward_metrics(rows, metrics["sample_accuracy"]))
     return metrics, rows

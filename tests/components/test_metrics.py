@@ -195,7 +195,7 @@ def test_without_a_reward_model_the_reward_metrics_are_absent_not_zero():
     metrics, rows = score_problems(["x"], [["y"]], ["1"], ks=[1])
     assert not {"bon@1", "wmaj@1", "mean_reward", "reward_accuracy_gap", "reward_auc"} & set(metrics)
     assert "sample_rewards" not in rows[0]
-    assert metrics["ece"] == 0.0  # no answer at all: confidence 0, wrong
+    assert "ece" not in metrics  # no answer at all: no confidence to calibrate (not a perfect 0)
 
 
 def test_majority_vote_counts_math_equivalent_answers_together():
@@ -209,3 +209,12 @@ def test_majority_vote_counts_math_equivalent_answers_together():
 def test_a_vote_on_equivalent_answers_is_scored_by_its_first_member():
     row = {"sample_answers": ["2/4", "0.5", "1"], "sample_correct": [True, True, False]}
     assert score_at_k(row, 3)["maj@3"] == 1.0
+
+
+def test_a_model_that_never_answers_has_no_calibration_to_measure():
+    """Its ECE would be a trivial 0 that no answering model can match (the gate's ece guard)."""
+    rambling = ["I think the number is big"] * 3
+    metrics, _ = score_problems(rambling, [rambling[:2]] * 3, ["1", "2", "3"], [1, 2])
+    assert "ece" not in metrics and metrics["pass@1"] == 0.0
+    metrics, _ = score_problems([r"\boxed{1}"] * 3, [[r"\boxed{1}"] * 2] * 3, ["1", "2", "3"], [1, 2])
+    assert metrics["ece"] > 0.5, "always sure, right once in three"

@@ -32,6 +32,7 @@ SMOKE = {
     "grpo": {
         "max_steps": 1,
         "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 1,
         "num_generations": 2,
         "max_completion_length": 24,
         "length_buffer": 8,
