@@ -241,7 +241,10 @@ def forgetting(run: RunFiles) -> Claim:
     base, final = run.evaluations.get("base", {}).get("probe_predictions"), run.evaluations.get(run.final, {}).get("probe_predictions")
     if not base or not final:
         return missing(claim, measure, "no probe set (data.files.probe, or `probe` in the synthetic data)")
-    row = paired(claim, measure, probe_scores(final), probe_scores(base), threshold=-FORGETTING_ALLOWED)
+    base_scores = probe_scores(base)
+    if not any(base_scores):  # 0 -> 0 would "hold" without telling anything
+        return missing(claim, measure, "the base solves none of the probe: nothing to forget (give a probe the base can do)")
+    row = paired(claim, measure, probe_scores(final), base_scores, threshold=-FORGETTING_ALLOWED)
     if row.effect is not None:
         row.note = f"the recipe cost {-row.effect:.1%} of the probe (base {row.right:.3f} -> final {row.left:.3f})"
     return row

@@ -81,6 +81,13 @@ def test_forgetting_holds_within_five_points_and_reports_the_cost(tmp_path):
     assert kept.holds is True, "no drop at all is within the 5 points allowed"
     no_probe = claims.forgetting(claims.RunFiles(evaluations={"base": {}, "alignment": {}}, final="alignment"))
     assert no_probe.holds is None and "no probe set" in no_probe.note
+    nothing = probes(tmp_path / "zero.jsonl", share(0))
+    vacuous = claims.forgetting(
+        claims.RunFiles(
+            evaluations={"base": {"probe_predictions": nothing}, "alignment": {"probe_predictions": nothing}}, final="alignment"
+        )
+    )
+    assert vacuous.holds is None and "the base solves none of the probe" in vacuous.note, "0 -> 0 is not kept ability"
 
 
 def test_round2_is_compared_with_its_control_when_there_is_one(tmp_path):
