@@ -38,7 +38,9 @@ def test_evaluate_with_reward_model_and_base_reports_every_metric(tmp_path, tiny
     }
     result = evaluate.run(cfg, inputs, str(tmp_path))
     metrics = result.metrics
-    for key in ("pass@1", "pass@2", "maj@2", "sample_accuracy", "ece", "probe_accuracy", "base_probe_accuracy", *RM_METRICS):
+    # ece only where some sample gave an answer (components.metrics): the tiny model may give none on 6 problems
+    assert "ece" not in metrics or 0.0 <= metrics["ece"] <= 1.0
+    for key in ("pass@1", "pass@2", "maj@2", "sample_accuracy", "probe_accuracy", "base_probe_accuracy", *RM_METRICS):
         assert 0.0 <= metrics[key] <= 1.0 or key in ("mean_reward", "reward_accuracy_gap"), (key, metrics[key])
     assert -1.0 <= metrics["reward_accuracy_gap"] <= 1.0
     assert metrics["forgetting"] == pytest.approx(metrics["base_probe_accuracy"] - metrics["probe_accuracy"])

@@ -96,7 +96,8 @@ def test_evaluate_model_flow_by_alias_and_by_version(tmp_path, registry, prefect
     )
     assert by_alias["model"] == {"name": "tiny", "version": "1", "alias": "champion"}
     metrics = by_alias["metrics"]
-    assert {"pass@1", "maj@2", "bon@2", "wmaj@2", "ece", "forgetting", "reward_accuracy_gap"} <= set(metrics)
+    # (no ece: the tiny model gives no answer on 4 problems, and a model that never answers has no calibration)
+    assert {"pass@1", "maj@2", "bon@2", "wmaj@2", "forgetting", "reward_accuracy_gap"} <= set(metrics)
     report = Path(by_alias["report"])
     text = report.read_text()
     assert "models:/tiny/1 (alias champion)" in text and "## Accuracy by stage" in text and "| metric | base | tiny v1 |" in text
