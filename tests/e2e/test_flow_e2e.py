@@ -115,7 +115,9 @@ def test_the_run_measures_every_claim_of_the_recipe_into_claims_md(first_run, pr
 
     summary = json.loads((project / "reports" / "summary.json").read_text())
     report = build(from_summary(summary))
-    assert all(c.holds is not None for c in report.claims), [c.note for c in report.claims if c.holds is None]
+    # Every claim is measured, except forgetting when this few-step base solves none of the probe (then 0 -> 0 says nothing).
+    unmeasured = [c.note for c in report.claims if c.holds is None and "the base solves none of the probe" not in c.note]
+    assert not unmeasured, unmeasured
     text = (project / "reports" / "claims.md").read_text()
     for claim in report.claims:
         assert claim.claim in text
