@@ -39,7 +39,11 @@ class GRPOStageConfig(TrainerConfig):
     OWN_FIELDS = frozenset({"rewards", "target_script", "length_buffer", "generation_backend", "informative_prompts"})
 
     max_steps: int = Field(100, ge=1, description="optimizer steps")
-    per_device_train_batch_size: int = Field(128, ge=2, description="completions per step (prompts x num_generations)")
+    per_device_train_batch_size: int = Field(
+        128,
+        ge=2,
+        description="completions per micro-batch; a step takes gradient_accumulation_steps of them (prompts x num_generations in all)",
+    )
     num_generations: int = Field(8, ge=2, description="responses sampled per prompt (the group)")
     max_completion_length: int = Field(80, ge=8, description="tokens per sampled response")
     learning_rate: float = Field(
@@ -154,7 +158,8 @@ def keep_informative(records: list[dict], model_dir: str, cfg: Config) -> tuple[
     )
     correct = [sum(is_correct(extract_answer(t), str(r["answer"])) for t in texts) for r, texts in zip(records, rollouts, strict=True)]
     kept, stats = informative_subset(records, correct, n)
-    prompts_per_step = cfg.per_device_train_batch_size // cfg.num_generations
+    micro_batches = getattr(cfg, "gradient_accumulation_steps", 1)  # a TRL extra: present only when set
+    prompts_per_step = cfg.per_device_train_batch_size * micro_batches // cfg.num_generations
     if len(kept) < prompts_per_step:
         raise ValueError(
             f"grpo.informative_prompts: only {len(kept)} of {len(records)} RL prompts are sometimes solved and sometimes "

@@ -107,7 +107,7 @@ def format_summary(summary: dict) -> str:
     for stage, row in summary.get("stages", {}).items():
         used = tokens(row.get("usage", []))
         facts = {"wall_seconds": row.get("wall_seconds"), "cached": row.get("cached"), "tokens": used, "cost": row.get("cost")}
-        facts["peak_rss_gib"] = accounting.peak(row.get("usage", [])) if not row.get("cached") else None
+        facts["peak_rss_gib"] = accounting.peak(row.get("usage", []))  # a cached stage's, like its seconds: when it ran
         if summary.get("pipeline_wall_seconds"):  # the stage's share of the whole run's time
             facts["share"] = (row.get("wall_seconds") or 0.0) / summary["pipeline_wall_seconds"]
         values = {"stage": stage, **facts, **row.get("metrics", {})}

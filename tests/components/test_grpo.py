@@ -115,3 +115,20 @@ def test_grpo_raises_the_mean_verified_reward_on_its_training_prompts(tmp_path, 
     after, _ = verified_reward(result.outputs["model"], task, seed=2)
     print(f"GRPO on {len(task)} prompts: verified reward {before:.3f} -> {after:.3f}; curve {result.curves['reward_accuracy']}")
     assert after >= before + 0.15, f"mean verified reward {before:.3f} -> {after:.3f}: GRPO did not learn (margin 0.15)"
+
+
+def test_a_step_of_micro_batches_needs_the_prompts_of_all_of_them(monkeypatch):
+    """8 completions x 4 micro-batches in groups of 4: one step trains on 8 prompts, not 2."""
+    from components import generation
+
+    class Tokenizer:
+        def apply_chat_template(self, conversation, tokenize, add_generation_prompt):
+            return conversation[0]["content"]
+
+    monkeypatch.setattr(generation, "load_for_generation", lambda *a, **k: (Tokenizer(), None, "hf", "stand-in"))
+    half_right = lambda model, tokenizer, prompts, *a, **k: [[r"\boxed{2}", r"\boxed{3}"] for _ in prompts]  # noqa: E731
+    monkeypatch.setattr(generation, "generate", half_right)
+    records = [{"prompt": [{"role": "user", "content": f"1+1 ({i})"}], "answer": "2"} for i in range(5)]
+    cfg = grpo.Config(informative_prompts=2, per_device_train_batch_size=8, gradient_accumulation_steps=4, num_generations=4)
+    with pytest.raises(ValueError, match=r"only 5 of 5 RL prompts .* fewer than one step's 8"):
+        grpo.keep_informative(records, "some/model", cfg)
