@@ -3,8 +3,10 @@
     python bench/perf_table.py            # print it
     python bench/perf_table.py --write    # replace the block between the markers in README.md
 
-Ratios, not absolute claims: every figure is one run of bench/overhead.py, bench/mfu.py and
-bench/generation.py on the machine each result file names.
+Ratios, not absolute claims: every CPU figure is one run of bench/overhead.py, bench/mfu.py and
+bench/generation.py on the machine each result file names. The GPU table comes from one run of
+bench/gpu_run.sh (bench/results/gpu_throughput.json) and one of bench/gpu_sft_sweep.sh
+(bench/results/gpu_sft_sweep/*/gpu_throughput.json) on a lent device machine.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 BEGIN, END = "<!-- BEGIN perf table: python bench/perf_table.py --write -->", "<!-- END perf table -->"
+GPU_BEGIN, GPU_END = "<!-- BEGIN gpu table: python bench/perf_table.py --write -->", "<!-- END gpu table -->"
 
 
 def _load(name: str) -> dict:
@@ -55,9 +58,67 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def sft_row(run: dict, what: str) -> str:
+    sft, c = run["sft"], run["sft"]["settings"]
+    setup = f"micro-batch {c['per_device_train_batch_size']} x accumulation {c['gradient_accumulation_steps']}, "
+    setup += f"gradient checkpointing {'on' if c['gradient_checkpointing'] else 'off'}"
+    return (
+        f"| SFT, {what}: {setup} | {sft['tokens_per_second']:,.0f} tokens/s, {sft['step_seconds']['median']:.2f} s/step median "
+        f"({sft['step_seconds']['min']:.2f}-{sft['step_seconds']['max']:.2f}), "
+        f"MFU {sft['mfu']:.1%}, peak {sft['peak_memory_allocated_gib']:.1f} GiB |"
+    )
+
+
+def gpu_table() -> str:
+    """The device run's figures: one row per measured part, the SFT sweep's variants beside the cluster profile's setting."""
+    run = _load("gpu_throughput")
+    sweep = sorted((RESULTS / "gpu_sft_sweep").glob("*/gpu_throughput.json"))
+    variants = [json.loads(path.read_text()) for path in sweep]
+    variants.sort(key=lambda v: (v["sft"]["settings"]["per_device_train_batch_size"], not v["sft"]["settings"]["gradient_checkpointing"]))
+    peak, model, gen, zero2, grpo = run["matmul_peak"], run["model"], run["generation"], run["zero2_sft"], run["grpo"]
+    rows = ["| what | measured |", "|---|---|"]
+    rows.append(
+        f"| bf16 `torch.mm` {peak['size']}x{peak['size']}, same run (the MFU denominator) | {peak['flops_per_second'] / 1e12:.0f} TFLOP/s |"
+    )
+    rows.append(sft_row(run, "cluster profile"))
+    rows += [sft_row(v, "sweep") for v in variants]
+    rows.append(
+        f"| SFT under DeepSpeed {zero2['deepspeed_version']} ZeRO-2 (`{zero2['config']}`, one rank), cluster profile | "
+        f"{zero2['tokens_per_second']:,.0f} tokens/s ({zero2['tokens_per_second'] / run['sft']['tokens_per_second']:.2f}x plain), "
+        f"peak {zero2['peak_memory_allocated_gib']:.1f} GiB |"
+    )
+    rows.append(
+        f"| generation (`components.generation`, HF, bf16, {gen['max_new_tokens']} new tokens): batch {gen['batched']['batch_size']} "
+        f"/ one prompt at a time | {gen['batched']['tokens_per_second']:,.0f} / {gen['one_at_a_time']['tokens_per_second']:,.0f} "
+        f"tokens/s = {gen['speedup']:.1f}x |"
+    )
+    c = grpo["settings"]
+    rows.append(
+        f"| GRPO step, HF generate: {c['per_device_train_batch_size']} completions of up to {c['max_completion_length']} tokens | "
+        f"{grpo['step_seconds']['median']:.1f} s/step, {grpo['generation_share']:.0%} of it generating, "
+        f"{grpo['completion_tokens_per_generation_second']:,.0f} completion tokens/s, peak {grpo['peak_memory_allocated_gib']:.1f} GiB |"
+    )
+    vllm = run["vllm"]
+    rows.append(
+        f"| GRPO step, vLLM colocate | {'measured: see the JSON' if vllm['installed'] else 'not measured: ' + vllm['why_not_measured']} |"
+    )
+    versions = run["versions"]
+    rows.append(
+        f"\nDevice: {run['device']['name']} ({run['device']['memory_gib']:.0f} GiB), torch {versions['torch']} (CUDA {versions['cuda']}), "
+        f"transformers {versions['transformers']}, TRL {versions['trl']}; {run['date'][:10]}. Model: {model['shape_of']}, "
+        f"{model['parameters'] / 1e6:.0f}M parameters, random weights (no hub here), synthetic math data "
+        f"({run['sft']['mean_sequence_tokens']:.0f} tokens per SFT sequence)."
+    )
+    return "\n".join(rows)
+
+
+def replace_block(text: str, begin: str, end: str, body: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + "\n" + body + "\n" + text[stop:]
+
+
 def rendered_readme(readme: str) -> str:
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    return readme[:start] + "\n" + table() + "\n" + readme[end:]
+    return replace_block(replace_block(readme, BEGIN, END, table()), GPU_BEGIN, GPU_END, gpu_table())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite README.md's block")
     args = parser.parse_args(argv)
     if not args.write:
-        print(table())
+        print(table(), gpu_table(), sep="\n\n")
         return 0
     path = REPO / "README.md"
     try:
         path.write_text(rendered_readme(path.read_text()))
     except ValueError:
-        print(f"error: {path} has no block between {BEGIN!r} and {END!r}", file=sys.stderr)
+        print(f"error: {path} lacks a block between {BEGIN!r} and {END!r} or {GPU_BEGIN!r} and {GPU_END!r}", file=sys.stderr)
         return 2
     return 0
 

@@ -77,7 +77,20 @@ def load_for_generation(model_dir: str, preference: str = "auto", seed: int = 0,
     if backend == "vllm":
         return load_tokenizer(model_dir), VLLMModel(model_dir, seed=seed), backend, why
     dtype, dtype_why = generation_dtype(precision)
-    return load_tokenizer(model_dir), load_model(model_dir, dtype=dtype), backend, f"{why}; {dtype} weights ({dtype_why})"
+    model, device = on_fastest_device(load_model(model_dir, dtype=dtype))
+    return load_tokenizer(model_dir), model, backend, f"{why}; {dtype} weights ({dtype_why}) on {device}"
+
+
+def on_fastest_device(model):
+    """(model, device name): on the GPU where there is one (a GPU node without vLLM), else where it is.
+
+    HF generate runs where the weights are; without this a GPU pod's evaluation and rejection
+    sampling would generate on its CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return model, str(model.device)
 
 
 def chat_prompts(tokenizer, conversations: Sequence[list[dict]]) -> list[str]:
@@ -128,7 +141,7 @@ def generate(
     prompts_per_batch = max(1, batch_size // num_samples)
     for start in tqdm(range(0, len(prompts), prompts_per_batch), desc=desc, unit="batch", leave=False):
         chunk = list(prompts[start : start + prompts_per_batch])
-        encoded = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             generated = model.generate(
                 **encoded,

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from components import grpo, sft
+from components import evaluate, grpo, sft
 from components.config import load_section
 from tests.conftest import REPO
 
@@ -96,5 +96,20 @@ def test_tiny_cpu_run_records_throughput_and_settings(tmp_path):
     assert model["architecture"] == "Qwen2ForCausalLM" and model["tie_word_embeddings"]
     assert model["tokenizer_tokens"] <= model["vocab_size"] and model["parameters"] > 0
     assert sft_run["param_dtype"] == "float32" and sft_run["train_device"] == "cpu"
+    # ---- MFU against the peak measured in the same run, generation batched vs one at a time, ZeRO-2
+    peak = results["matmul_peak"]["flops_per_second"]
+    assert peak > 0 and sft_run["flops_per_token"]["total"] > sft_run["flops_per_token"]["weights"] > 0
+    assert sft_run["mfu"] == pytest.approx(sft_run["tokens_per_second"] * sft_run["flops_per_token"]["total"] / peak, rel=1e-3)
+    generation = results["generation"]
+    assert generation["batched"]["batch_size"] == load_section(REPO / "params.yaml", "evaluate", evaluate.Config, "cluster").batch_size
+    assert generation["one_at_a_time"]["batch_size"] == 1 and generation["batched"]["tokens"] > 0
+    assert generation["speedup"] == pytest.approx(
+        generation["batched"]["tokens_per_second"] / generation["one_at_a_time"]["tokens_per_second"], rel=1e-3
+    )
+    zero2 = results["zero2_sft"]
+    assert zero2["config"] == "infra/deepspeed/zero2.json" and zero2["wrote_model"] and zero2["tokens_per_second"] > 0
+    assert zero2["settings"]["deepspeed"].endswith("zero2.json")
+    assert results["vllm"]["installed"] or results["vllm"]["why_not_measured"]
     report = (tmp_path / "gpu_throughput.md").read_text()
     assert "generation share" in report and "random weights" in report
+    assert "SFT MFU" in report and "ZeRO-2" in report and "one prompt at a time" in report

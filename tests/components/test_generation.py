@@ -137,3 +137,21 @@ def test_a_fixed_thread_count_reproduces_the_trained_weights_bitwise():
 
     for threads in (1, 2):
         assert torch.equal(train(threads), train(threads)), f"{threads} thread(s) reproduce the weights bitwise"
+
+
+def test_hf_generation_goes_to_the_gpu_where_there_is_one(monkeypatch):
+    """A GPU pod without vLLM generates with HF on its GPU, not on its CPU (found on the first H200 run)."""
+    import torch
+
+    class Model:
+        device = torch.device("cpu")
+
+        def to(self, where):
+            self.device = torch.device(where)
+            return self
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model, device = generation.on_fastest_device(Model())
+    assert device == "cuda" and model.device.type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert generation.on_fastest_device(Model())[1] == "cpu"
