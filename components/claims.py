@@ -265,6 +265,16 @@ def _verdict(claim: Claim) -> str:
     return {True: "**holds**", False: "does not hold", None: "not measured"}[claim.holds]
 
 
+def _spread_line(spread: dict) -> str:
+    effects = ", ".join("-" if e is None else f"{e:+.3f}" for e in spread["effects"])
+    line = f"effects {effects} over seed offsets {spread['seeds']}"
+    if spread.get("sd") is not None:
+        line += f" (mean {spread['mean']:+.3f}, sd {spread['sd']:.3f})"
+    if "holds_in" in spread:
+        line += f"; holds in {spread['holds_in']} of {spread['runs']}"
+    return line
+
+
 def markdown(report: ClaimsReport) -> str:
     lines = [
         "| claim | measured | left | right | effect | 95% interval | holds | notes |",
@@ -282,7 +292,7 @@ def markdown(report: ClaimsReport) -> str:
         lines.append("")
         lines.append("Spread over seeds (the same claim measured on whole runs with other seeds):")
         for name, spread in report.seed_spread.items():
-            lines.append(f"- {name}: effects {spread['effects']} over seeds {spread['seeds']} (sd {spread['sd']:.3f})")
+            lines.append(f"- {name}: {_spread_line(spread)}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,162 @@
+"""The spread of the recipe's claims over training seeds: the local recipe run whole, once per seed offset.
+
+    python bench/seed_spread.py [--offsets 0 1 2] [--repo .] [--out bench/results/seed_spread.json] [--keep]
+
+1. `git clone` the repository into a temporary folder and install it there (`make install`);
+2. for each offset k: a copy of params.yaml whose every post-training `seed` (SFT, reward model,
+   GRPO, rejection sampling, DPO, distillation, evaluation sampling: every `seed` key outside
+   `data`, `validation` and `base`) is shifted by k, run through the whole flow with its own
+   reports folder. The task, its held-out split and the pretrained tiny base stay the same (the
+   base is trained once and served from the stage cache to the other runs): what varies is
+   exactly what a user re-running the recipe with other seeds would vary;
+3. each run's reports/claims.json is read back; per claim: the effect at each seed, their mean
+   and sample standard deviation, and in how many seeds it holds.
+
+Results: the JSON (bench/demo_table.py puts the spread under the README's claims table) and a .md
+beside it. One seed offset costs a whole local recipe without its base (~16 min here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: flows is importable
+
+from flows.params import load_params  # noqa: E402
+
+FIXED = ("data", "validation", "base", "profiles", "profile")  # the task and the pretrained model: the same in every run
+
+
+def seed_paths(node, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every path to a `seed` key in a params mapping."""
+    if not isinstance(node, dict):
+        return []
+    found = [(*prefix, "seed")] if isinstance(node.get("seed"), int) else []
+    for key, child in node.items():
+        found += seed_paths(child, (*prefix, key))
+    return found
+
+
+def shifted_params(document: dict, effective: dict, offset: int, reports_dir: str) -> tuple[dict, list[str]]:
+    """A copy of the top-level (local) params with every post-training seed shifted by `offset`; the paths changed.
+
+    `effective` is the validated params (defaults included): a stage whose seed params.yaml leaves
+    at its default is shifted too, written into the copy."""
+    shifted = json.loads(json.dumps(document))  # a deep copy of plain YAML data
+    changed = []
+    for section, node in effective.items():
+        if section in FIXED:
+            continue
+        for path in seed_paths(node, (section,)):
+            parent = shifted
+            for key in path[:-1]:
+                parent = parent.setdefault(key, {})
+            value = effective
+            for key in path:
+                value = value[key]
+            parent["seed"] = value + offset
+            changed.append(".".join(path))
+    shifted.setdefault("paths", {})["reports_dir"] = reports_dir
+    return shifted, changed
+
+
+def spread(runs: dict[int, list[dict]]) -> dict[str, dict]:
+    """Per claim: the effect at each offset, mean, sample sd, and how many runs it held in."""
+    by_claim: dict[str, dict] = {}
+    for offset, claims in sorted(runs.items()):
+        for claim in claims:
+            row = by_claim.setdefault(claim["claim"], {"seeds": [], "effects": [], "holds": []})
+            row["seeds"].append(offset)
+            row["effects"].append(claim["effect"])
+            row["holds"].append(claim["holds"])
+    for row in by_claim.values():
+        measured = [e for e in row["effects"] if e is not None]
+        row["mean"] = statistics.mean(measured) if measured else None
+        row["sd"] = statistics.stdev(measured) if len(measured) > 1 else None
+        row["holds_in"] = sum(h is True for h in row["holds"])
+        row["runs"] = len(row["holds"])
+    return by_claim
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# The claims over {len(result['offsets'])} seed offsets (commit {result['commit']})",
+        "",
+        "| claim | effect per seed offset | mean | sd | holds in |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in result["spread"].items():
+        effects = ", ".join("-" if e is None else f"{e:+.3f}" for e in row["effects"])
+        mean = "-" if row["mean"] is None else f"{row['mean']:+.3f}"
+        sd = "-" if row["sd"] is None else f"{row['sd']:.3f}"
+        lines.append(f"| {name} | {effects} | {mean} | {sd} | {row['holds_in']} of {row['runs']} |")
+    seconds = ", ".join(f"{s:.0f}" for s in result["pipeline_seconds"].values())
+    lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} (the first trains the base)."]
+    return "\n".join(lines) + "\n"
+
+
+def run(command: list[str], cwd: Path, log: Path) -> None:
+    with log.open("w") as handle:
+        done = subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}); see {log}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--offsets", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--repo", default=str(REPO))
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "seed_spread.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="seed-spread-"))
+    clone = workdir / "repo"
+    subprocess.run(["git", "clone", "-q", str(Path(args.repo).resolve()), str(clone)], check=True)
+    print(f"[seed-spread] clone in {clone}; installing", flush=True)
+    run(["make", "install"], clone, workdir / "install.log")
+    document = yaml.safe_load((clone / "params.yaml").read_text())
+    effective = load_params(clone / "params.yaml", "local").model_dump(mode="json")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
+    claims, seconds, changed = {}, {}, []
+    for offset in args.offsets:
+        reports = f"reports/seed{offset}"
+        params, changed = shifted_params(document, effective, offset, reports)
+        params_file = clone / f"params-seed{offset}.yaml"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        print(f"[seed-spread] offset {offset}: {len(changed)} seeds shifted; running the local recipe", flush=True)
+        started = time.perf_counter()
+        run(["make", "demo", f"PARAMS={params_file.name}"], clone, workdir / f"seed{offset}.log")
+        seconds[offset] = time.perf_counter() - started
+        claims[offset] = json.loads((clone / reports / "claims.json").read_text())["claims"]
+        print(f"[seed-spread] offset {offset}: {seconds[offset]:.0f} s", flush=True)
+    result = {
+        "commit": commit,
+        "offsets": args.offsets,
+        "shifted_seeds": changed,
+        "pipeline_seconds": seconds,
+        "runs": claims,
+        "spread": spread(claims),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    if not args.keep:
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

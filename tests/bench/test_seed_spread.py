@@ -1,0 +1,39 @@
+"""bench/seed_spread.py: which seeds a seed offset shifts, and how the claims' spread is summarised."""
+
+import yaml
+
+from flows.params import load_params
+from tests.bench.test_overhead_and_mfu import load
+from tests.conftest import REPO
+
+
+def test_every_post_training_seed_is_shifted_and_the_task_and_base_are_not(tmp_path):
+    bench = load("seed_spread")
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    effective = load_params(REPO / "params.yaml", "local").model_dump(mode="json")
+    shifted, changed = bench.shifted_params(document, effective, 3, "reports/seed3")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(shifted))
+    before, after = load_params(REPO / "params.yaml", "local"), load_params(tmp_path / "params.yaml", "local")
+
+    assert {"sft.seed", "grpo.seed", "distill.student_sft.seed", "evaluate.seed"} <= set(changed)
+    assert after.distill.student_sft.seed == before.distill.student_sft.seed + 3  # a seed params.yaml leaves at its default
+    assert after.sft.seed == before.sft.seed + 3 and after.alignment.dpo.seed == before.alignment.dpo.seed + 3
+    assert after.data == before.data and after.base == before.base  # the same task, split and pretrained base
+    assert after.paths.reports_dir == "reports/seed3" and after.paths.artifacts_dir == before.paths.artifacts_dir
+    assert document["sft"]["seed"] == before.sft.seed  # the original is untouched
+
+
+def test_the_spread_gives_each_claims_effects_sd_and_how_often_it_held():
+    bench = load("seed_spread")
+    runs = {
+        0: [{"claim": "a", "effect": 0.10, "holds": True}, {"claim": "b", "effect": None, "holds": None}],
+        1: [{"claim": "a", "effect": 0.00, "holds": False}, {"claim": "b", "effect": None, "holds": None}],
+        2: [{"claim": "a", "effect": 0.05, "holds": True}, {"claim": "b", "effect": None, "holds": None}],
+    }
+    spread = bench.spread(runs)
+    assert spread["a"]["effects"] == [0.10, 0.00, 0.05] and spread["a"]["seeds"] == [0, 1, 2]
+    assert abs(spread["a"]["mean"] - 0.05) < 1e-12 and abs(spread["a"]["sd"] - 0.05) < 1e-12
+    assert spread["a"]["holds_in"] == 2 and spread["a"]["runs"] == 3
+    assert spread["b"]["mean"] is None and spread["b"]["sd"] is None and spread["b"]["holds_in"] == 0
+    report = bench.markdown({"commit": "abc", "offsets": [0, 1, 2], "spread": spread, "pipeline_seconds": {"0": 1.0}})
+    assert "| a | +0.100, +0.000, +0.050 | +0.050 | 0.050 | 2 of 3 |" in report
