@@ -274,8 +274,10 @@ def stage_configs(args) -> tuple[dict, dict]:
 # ---------------------------------------------------------------- the stages
 
 
-def run_stage(name: str, module, cfg, inputs: dict[str, str], out: Path, device: str) -> tuple[dict, str | None]:
-    """Run one real stage under the probe; its measurements, and the model it wrote (None if it failed)."""
+def run_stage(
+    name: str, module, cfg, inputs: dict[str, str], out: Path, device: str, callbacks: list | None = None
+) -> tuple[dict, str | None]:
+    """Run one real stage under the probe (and any other `callbacks`); its measurements, and the model it wrote (None if it failed)."""
     from trl import GRPOTrainer, SFTTrainer
 
     probe = StepProbe(sync=gpu_sync(device))
@@ -286,7 +288,7 @@ def run_stage(name: str, module, cfg, inputs: dict[str, str], out: Path, device:
     started = time.perf_counter()
     try:
         with wrapped(*hook):
-            result = module.run(cfg, inputs, str(out), callbacks=[probe])
+            result = module.run(cfg, inputs, str(out), callbacks=[probe, *(callbacks or [])])
     except Exception as exc:  # one stage failing (e.g. out of memory) must not lose the other's numbers
         traceback.print_exc()
         say(f"{name} failed: {exc!r}")
@@ -760,15 +762,16 @@ def check_device(device: str) -> None:
         sys.exit(f"--device cuda, but torch {torch.__version__} sees no GPU (built for CUDA {torch.version.cuda}); use --device cpu")
 
 
-def guarded(results: dict, part: str, out: Path, measure: Callable[[], dict]) -> dict:
-    """Measure one part; a failure is recorded under its name and the next part still runs. The JSON is rewritten after each."""
+def guarded(results: dict, part: str, out: Path, measure: Callable[[], dict], write: Callable[[dict, Path], None] | None = None) -> dict:
+    """Measure one part; a failure is recorded under its name and the next part still runs. The JSON is rewritten after each
+    (by `write`: another benchmark reusing this one writes its own file)."""
     try:
         results[part] = measure()
     except Exception as exc:
         traceback.print_exc()
         say(f"{part} failed: {exc!r}")
         results[part] = {"error": repr(exc)}
-    write_json(results, out)
+    (write or write_json)(results, out)
     return results[part]
 
 

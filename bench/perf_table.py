@@ -6,7 +6,8 @@
 Ratios, not absolute claims: every CPU figure is one run of bench/overhead.py, bench/mfu.py and
 bench/generation.py on the machine each result file names. The GPU table comes from one run of
 bench/gpu_run.sh (bench/results/gpu_throughput.json) and one of bench/gpu_sft_sweep.sh
-(bench/results/gpu_sft_sweep/*/gpu_throughput.json) on a lent device machine.
+(bench/results/gpu_sft_sweep/*/gpu_throughput.json) on a lent device machine; the SmolLM2 GPU table from the
+runs of bench/gpu_smol.sh (bench/results/gpu_smol/**/gpu_smol.json).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 BEGIN, END = "<!-- BEGIN perf table: python bench/perf_table.py --write -->", "<!-- END perf table -->"
 GPU_BEGIN, GPU_END = "<!-- BEGIN gpu table: python bench/perf_table.py --write -->", "<!-- END gpu table -->"
+SMOL_BEGIN, SMOL_END = "<!-- BEGIN smol gpu table: python bench/perf_table.py --write -->", "<!-- END smol gpu table -->"
 
 
 def _load(name: str) -> dict:
@@ -112,13 +114,39 @@ def gpu_table() -> str:
     return "\n".join(rows)
 
 
+def smol_gpu_table() -> str:
+    """One row per run of bench/gpu_smol.sh (bench/results/gpu_smol/**/gpu_smol.json): held-out pass@1 and the paired intervals."""
+    runs = sorted((json.loads(p.read_text()) for p in (RESULTS / "gpu_smol").rglob("gpu_smol.json")), key=lambda r: r.get("seed_offset", 0))
+    rows = [
+        "| seed offset | shipped | SFT | SFT + GRPO | SFT - shipped [95% CI] | GRPO - SFT [95% CI] | GRPO s/step | generating | run s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        passed = {label: run[f"eval_{label}"]["metrics"]["pass@1"] for label in ("shipped", "sft", "grpo")}
+        shown = {c["measure"]: f"{c['effect']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" for c in run["comparisons"]}
+        rows.append(
+            f"| {run.get('seed_offset', 0)} | {passed['shipped']:.3f} | {passed['sft']:.3f} | {passed['grpo']:.3f} | "
+            f"{shown['pass@1: sft - shipped']} | {shown['pass@1: grpo - sft']} | {run['grpo']['step_seconds']['median']:.2f} | "
+            f"{run['grpo']['generation_share']:.0%} | {run['wall_seconds']:.0f} |"
+        )
+    first = runs[0]
+    n_eval, steps = first["eval_grpo"]["metrics"]["n_problems"], first["grpo"]["steps_done"]
+    rows.append(
+        f"\n{len(runs)} runs of `bash bench/gpu_smol.sh` on {first['device']['name']} ({first['date'][:10]}), "
+        f"{n_eval:.0f} held-out problems each, GRPO {steps} steps of "
+        f"{first['settings']['grpo']['per_device_train_batch_size'] * first['settings']['grpo']['gradient_accumulation_steps']} completions."
+    )
+    return "\n".join(rows)
+
+
 def replace_block(text: str, begin: str, end: str, body: str) -> str:
     start, stop = text.index(begin) + len(begin), text.index(end)
     return text[:start] + "\n" + body + "\n" + text[stop:]
 
 
 def rendered_readme(readme: str) -> str:
-    return replace_block(replace_block(readme, BEGIN, END, table()), GPU_BEGIN, GPU_END, gpu_table())
+    readme = replace_block(replace_block(readme, BEGIN, END, table()), GPU_BEGIN, GPU_END, gpu_table())
+    return replace_block(readme, SMOL_BEGIN, SMOL_END, smol_gpu_table())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite README.md's block")
     args = parser.parse_args(argv)
     if not args.write:
-        print(table(), gpu_table(), sep="\n\n")
+        print(table(), gpu_table(), smol_gpu_table(), sep="\n\n")
         return 0
     path = REPO / "README.md"
     try:
         path.write_text(rendered_readme(path.read_text()))
     except ValueError:
-        print(f"error: {path} lacks a block between {BEGIN!r} and {END!r} or {GPU_BEGIN!r} and {GPU_END!r}", file=sys.stderr)
+        print(f"error: {path} lacks one of the blocks {BEGIN!r}, {GPU_BEGIN!r}, {SMOL_BEGIN!r} (each with its END)", file=sys.stderr)
         return 2
     return 0
 

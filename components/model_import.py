@@ -180,10 +180,14 @@ def _save_plain(model, tokenizer, out: Path) -> None:
     plain.generation_config = model.generation_config
     plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    config_file = out / "config.json"
-    values = json.loads(config_file.read_text())
-    if values.pop("quantization_config", None) is not None:
-        config_file.write_text(json.dumps(values, indent=2) + "\n")
+    # The saved configs must not depend on how this process was started: transformers writes the
+    # loading kwarg `local_files_only` (true under HF_HUB_OFFLINE=1) into tokenizer_config.json,
+    # which would give the same GGUF two different folder digests.
+    for name, key in (("config.json", "quantization_config"), ("tokenizer_config.json", "local_files_only")):
+        config_file = out / name
+        values = json.loads(config_file.read_text())
+        if values.pop(key, None) is not None:
+            config_file.write_text(json.dumps(values, indent=2) + "\n")
 
 
 def _license(src: Path, gguf: Path | None) -> str:

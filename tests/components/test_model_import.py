@@ -129,6 +129,17 @@ def test_the_tiny_models_marked_template_still_trains_on_assistant_turns(tmp_pat
     assert n_trained == answer_tokens < n_tokens
 
 
+def test_an_import_is_byte_identical_whether_or_not_the_hub_is_offline(tmp_path, monkeypatch):
+    """The folder digest names the model: it must not change with HF_HUB_OFFLINE (transformers records
+    `local_files_only` in tokenizer_config.json); the GPU machine imports offline, `make smol` need not."""
+    source = _tiny_chat_model(tmp_path / "src", QWEN25_STYLE_TEMPLATE)
+    digests = []
+    for offline in (False, True):
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)
+        digests.append(model_import.record(import_model(source, tmp_path / f"models-{offline}"))["model_sha256"])
+    assert digests[0] == digests[1]
+
+
 # ---------------------------------------------------------------- SmolLM2-135M-Instruct, from PyPI
 
 
