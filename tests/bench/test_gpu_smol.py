@@ -7,7 +7,6 @@ stops at its deadline, and that the committed reports and the README table are t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ from transformers import TrainerControl, TrainerState
 
 from components import grpo, sft
 from components.config import load_section
+from tests.bench import load_script
 from tests.conftest import REPO
 
 SCRIPT = REPO / "bench" / "gpu_smol.py"
@@ -25,10 +25,7 @@ RESULTS = REPO / "bench" / "results" / "gpu_smol"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("gpu_smol", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_smol")
 
 
 def test_settings_are_the_smol_profiles_changed_only_where_recorded():

@@ -6,7 +6,6 @@ with each other and come with the settings they were measured under, never how f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,16 +15,14 @@ import pytest
 
 from components import evaluate, grpo, sft
 from components.config import load_section
+from tests.bench import load_script
 from tests.conftest import REPO
 
 SCRIPT = REPO / "bench" / "gpu_throughput.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("gpu_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_throughput")
 
 
 def test_summary_excludes_the_warmup_and_divides_generation_by_step_time():

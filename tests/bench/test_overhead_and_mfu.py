@@ -7,20 +7,12 @@ and that the FLOP count is the documented formula, never how fast anything is.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from components import alignment, reward_model, sft
 from flows.stage_runner import run_metered
+from tests.bench import load_script
 from tests.conftest import REPO, tiny_overrides
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -34,7 +26,7 @@ def test_the_plain_trl_script_trains_the_same_tokens_as_the_pipelines_stage(stag
     }[stage]
     inputs = {"model": model, ("sft" if stage == "sft" else "prefs"): data}
     through = run_metered(stage, cfg, inputs, str(tmp_path / "stage")).info["usage"]
-    alone = load("overhead").plain(stage, cfg, model, data, tmp_path / "plain")
+    alone = load_script("overhead").plain(stage, cfg, model, data, tmp_path / "plain")
     assert through["tokens_trained"] > 0 and alone["tokens"] == through["tokens_trained"]
     assert 0 < through["train_seconds"] <= through["wall_seconds"], "the training loop's time is inside the stage's"
 
@@ -43,7 +35,7 @@ def test_flops_per_token_are_six_per_linear_weight_plus_attention(tiny_base_mode
     import torch
     from transformers import AutoModelForCausalLM
 
-    counted = load("mfu").flops_per_token(tiny_base_model, mean_length=50)
+    counted = load_script("mfu").flops_per_token(tiny_base_model, mean_length=50)
     model = AutoModelForCausalLM.from_pretrained(tiny_base_model)
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     assert counted["linear_parameters"] == linear, "the LM head is a linear layer too (and is counted)"
@@ -51,7 +43,7 @@ def test_flops_per_token_are_six_per_linear_weight_plus_attention(tiny_base_mode
 
 
 def test_the_matmul_peak_is_a_rate_of_the_size_asked():
-    assert load("mfu").matmul_peak("float32", size=256, repeats=2) > 1e6
+    assert load_script("mfu").matmul_peak("float32", size=256, repeats=2) > 1e6
 
 
 def test_batched_and_one_at_a_time_generation_write_the_same_greedy_answers(tiny_base_model, tiny_data):
@@ -59,7 +51,7 @@ def test_batched_and_one_at_a_time_generation_write_the_same_greedy_answers(tiny
     from components.generation import chat_prompts
     from components.modeling import load_model, load_tokenizer
 
-    bench = load("generation")
+    bench = load_script("generation")
     tokenizer, model = load_tokenizer(tiny_base_model), load_model(tiny_base_model)
     prompts = chat_prompts(tokenizer, [p["prompt"] for p in read_dataset(tiny_data["eval"], "eval")[:6]])
     batched = bench.timed_generation(model, tokenizer, prompts, max_new_tokens=8, batch_size=6)
@@ -69,6 +61,6 @@ def test_batched_and_one_at_a_time_generation_write_the_same_greedy_answers(tiny
 
 
 def test_the_readmes_performance_table_is_the_one_the_committed_results_give():
-    table = load("perf_table")
+    table = load_script("perf_table")
     readme = (REPO / "README.md").read_text()
     assert table.rendered_readme(readme) == readme, "README.md's table is stale: run python bench/perf_table.py --write"
