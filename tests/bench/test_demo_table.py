@@ -2,12 +2,12 @@
 
 import json
 
-from tests.bench.test_overhead_and_mfu import load
+from tests.bench import load_script
 from tests.conftest import REPO
 
 
 def test_the_readmes_stage_and_claims_tables_are_the_committed_runs():
-    table = load("demo_table")
+    table = load_script("demo_table")
     results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
     readme = (REPO / "README.md").read_text()
     assert table.rendered_readme(readme, results) == readme, "README.md's tables are stale: run python bench/demo_table.py --write"

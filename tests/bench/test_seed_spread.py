@@ -3,12 +3,12 @@
 import yaml
 
 from flows.params import load_params
-from tests.bench.test_overhead_and_mfu import load
+from tests.bench import load_script
 from tests.conftest import REPO
 
 
 def test_every_post_training_seed_is_shifted_and_the_task_and_base_are_not(tmp_path):
-    bench = load("seed_spread")
+    bench = load_script("seed_spread")
     document = yaml.safe_load((REPO / "params.yaml").read_text())
     effective = load_params(REPO / "params.yaml", "local").model_dump(mode="json")
     shifted, changed = bench.shifted_params(document, effective, 3, "reports/seed3")
@@ -24,7 +24,7 @@ def test_every_post_training_seed_is_shifted_and_the_task_and_base_are_not(tmp_p
 
 
 def test_the_spread_gives_each_claims_effects_sd_and_how_often_it_held():
-    bench = load("seed_spread")
+    bench = load_script("seed_spread")
     runs = {
         0: [{"claim": "a", "effect": 0.10, "holds": True}, {"claim": "b", "effect": None, "holds": None}],
         1: [{"claim": "a", "effect": 0.00, "holds": False}, {"claim": "b", "effect": None, "holds": None}],
