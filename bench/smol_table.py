@@ -1,6 +1,7 @@
 """The README's SmolLM2 table, from the artifacts of one `make smol` run.
 
     python bench/smol_table.py [--artifacts artifacts] [--summary reports/summary.json] [--peak-kb FILE] [--out bench/results/smol.json]
+    python bench/smol_table.py --readme     # README.md's table from the committed bench/results/smol.json
 
 Reads each stage's `result.json` and each evaluation's `metrics.json` / `predictions.jsonl` under
 the run's artifacts folder (the newest output of each label), so a run that was stopped part-way
@@ -26,6 +27,16 @@ ROWS = ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sf
 UNEVALUATED = ("reward_model", "rejection_sampling")  # stages whose output is not a policy: time and memory only
 TRAINED_BY = {"student_sft": "distill"}  # the SFT-only student is trained inside the distill stage
 METRICS = ("pass@1", "free_text_pass@1", "maj@2", "pass@2", "bon@2", "format_rate", "mean_length", "probe_accuracy")
+LABELS = {  # the README's names of the table's rows
+    "base": "SmolLM2-135M-Instruct as shipped",
+    "sft": "sft (cold start)",
+    "grpo": "grpo",
+    "sft_round2": "sft_round2 (rejection-sampled)",
+    "alignment": "alignment (DPO; final)",
+    "distill": "distill (smaller student, on-policy)",
+    "student_sft": "student_sft (same student, SFT only)",
+}
+README_BEGIN, README_END = "<!-- BEGIN smol table: python bench/smol_table.py --readme -->", "<!-- END smol table -->"
 PAIRS = {
     "final_vs_shipped": ("alignment", "base"),
     "sft_vs_shipped": ("sft", "base"),
@@ -50,7 +61,7 @@ def row(artifacts: Path, label: str) -> dict | None:
     correct = [r["greedy_correct"] for r in map(json.loads, (metrics_file.parent / "predictions.jsonl").open())]
     return {
         **{name: metrics.get(name) for name in METRICS},
-        "train_seconds": training.get("wall_seconds", 0.0),
+        "train_seconds": None if label in TRAINED_BY else training.get("wall_seconds", 0.0),  # None: trained inside another stage
         "eval_seconds": evaluated["wall_seconds"],
         "train_peak_gib": peak_gib(training),
         "eval_peak_gib": peak_gib(evaluated),
@@ -97,11 +108,17 @@ def markdown(rows: dict[str, dict]) -> str:
     for label, r in rows.items():
         cells = [f"{r[m]:.3f}" if r[m] is not None else "-" for m in METRICS[:6]]
         peaks = [p for p in (r.get("train_peak_gib"), r.get("eval_peak_gib")) if p is not None]
+        trained = "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
         peak = f"{max(peaks):.1f}" if peaks else "-"
-        lines.append(
-            f"| {label} | {' | '.join(cells)} | {r['mean_length']:.0f} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} | {peak} |"
-        )
+        lines.append(f"| {label} | {' | '.join(cells)} | {r['mean_length']:.0f} | {trained} | {r['eval_seconds']:.0f} | {peak} |")
     return "\n".join(lines)
+
+
+def readme_with_table(readme: str, result: dict) -> str:
+    """README.md with its SmolLM2 block replaced by the table of `result` (a smol.json)."""
+    table = markdown({LABELS[label]: row for label, row in result["stages"].items()})
+    start, stop = readme.index(README_BEGIN) + len(README_BEGIN), readme.index(README_END)
+    return readme[:start] + "\n" + table + "\n" + readme[stop:]
 
 
 def main() -> None:
@@ -110,7 +127,12 @@ def main() -> None:
     parser.add_argument("--summary", default="reports/summary.json", help="the run's summary (wall time, the gate)")
     parser.add_argument("--peak-kb", help="a file holding the run's peak RSS in KiB (e.g. from /usr/bin/time -v)")
     parser.add_argument("--out", default="bench/results/smol.json")
+    parser.add_argument("--readme", action="store_true", help="rewrite README.md's table from --out (nothing is measured)")
     args = parser.parse_args()
+    if args.readme:
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        readme.write_text(readme_with_table(readme.read_text(), json.loads(Path(args.out).read_text())))
+        return
     artifacts = Path(args.artifacts)
     rows = {label: r for label in ROWS if (r := row(artifacts, label)) is not None}
     intervals = {

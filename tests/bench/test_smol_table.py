@@ -50,3 +50,12 @@ def test_a_finished_run_adds_its_wall_time_and_the_gates_decision(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "whole run 3456 s; promoted: True (lower bound 0.2 > 0)" in done.stdout
     assert json.loads(out.read_text())["promoted"] is True
+
+
+def test_the_readmes_table_is_the_committed_runs():
+    from tests.bench import load_script
+
+    table = load_script("smol_table")
+    readme = (REPO / "README.md").read_text()
+    result = json.loads((REPO / "bench" / "results" / "smol.json").read_text())
+    assert table.readme_with_table(readme, result) == readme, "README.md's SmolLM2 table is stale: run python bench/smol_table.py --readme"
