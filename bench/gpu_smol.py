@@ -88,11 +88,12 @@ class Deadline(TrainerCallback):
 def configs(args) -> tuple[dict, dict]:
     """The smol profile's sections with this run's changes (GPU sizes, or the dry sizes), and those changes."""
     modules = {"data": data, "sft": sft, "grpo": grpo, "evaluate": evaluate}
-    on_gpu = {"use_cpu": args.device == "cpu", "bf16": args.device == "cuda", "resume": False}
+    profile = {section: load_section(args.params, section, module.Config, PROFILE) for section, module in modules.items()}
+    device = {"use_cpu": args.device == "cpu", "bf16": args.device == "cuda", "resume": False}
     overrides = {
         "data": {"n_rl": args.n_rl, "n_eval": args.n_eval, "out_dir": "data"},
-        "sft": {"save_steps": 10_000} | on_gpu,
-        "grpo": GRPO_GPU | {"max_steps": args.grpo_steps, "save_steps": 10_000, "generation_backend": "hf"} | on_gpu,
+        "sft": {"save_steps": 10_000} | device,
+        "grpo": GRPO_GPU | {"max_steps": args.grpo_steps, "save_steps": 10_000, "generation_backend": "hf"} | device,
         "evaluate": dict(EVALUATE_GPU),
     }
     if args.dry:
@@ -100,11 +101,8 @@ def configs(args) -> tuple[dict, dict]:
             overrides[section] |= changes
     if args.seed_offset:  # another draw of every training and sampling seed; the task and its held-out set stay
         for section in ("sft", "grpo", "evaluate"):
-            overrides[section]["seed"] = load_section(args.params, section, modules[section].Config, PROFILE).seed + args.seed_offset
-    built = {}
-    for section, module in modules.items():
-        cfg = load_section(args.params, section, module.Config, PROFILE)
-        built[section] = module.Config.model_validate(cfg.model_dump() | overrides[section])
+            overrides[section]["seed"] = profile[section].seed + args.seed_offset
+    built = {section: modules[section].Config.model_validate(cfg.model_dump() | overrides[section]) for section, cfg in profile.items()}
     return built, overrides
 
 
