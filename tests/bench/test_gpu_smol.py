@@ -8,19 +8,15 @@ stops at its deadline, and that the committed reports and the README table are t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from transformers import TrainerControl, TrainerState
 
 from components import grpo, sft
 from components.config import load_section
-from tests.bench import load_script
+from tests.bench import load_script, run_script
 from tests.conftest import REPO
 
-SCRIPT = REPO / "bench" / "gpu_smol.py"
 RESULTS = REPO / "bench" / "results" / "gpu_smol"
 
 
@@ -83,15 +79,7 @@ def test_committed_reports_are_their_json():
 
 @pytest.mark.slow
 def test_dry_cpu_run_imports_trains_and_evaluates_every_model(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "cpu", "--dry", "--out", str(tmp_path)],
-        cwd=REPO,
-        env={**os.environ, "TQDM_DISABLE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_script("gpu_smol", "--device", "cpu", "--dry", "--out", str(tmp_path))
     results = json.loads((tmp_path / "gpu_smol.json").read_text())
     assert results["import"]["parameters"] == 134_515_008 and len(results["import"]["model_sha256"]) == 64
     for label in ("shipped", "sft", "grpo"):

@@ -7,18 +7,13 @@ with each other and come with the settings they were measured under, never how f
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from components import evaluate, grpo, sft
 from components.config import load_section
-from tests.bench import load_script
+from tests.bench import load_script, run_script
 from tests.conftest import REPO
-
-SCRIPT = REPO / "bench" / "gpu_throughput.py"
 
 
 def load_bench():
@@ -55,16 +50,9 @@ def test_wrapped_restores_the_trainer_method():
 
 @pytest.mark.slow
 def test_tiny_cpu_run_records_throughput_and_settings(tmp_path):
-    command = [sys.executable, str(SCRIPT), "--size", "tiny", "--device", "cpu", "--sft-steps", "3", "--grpo-steps", "3"]
-    done = subprocess.run(
-        [*command, "--out", str(tmp_path)],
-        cwd=REPO,
-        env={**os.environ, "TQDM_DISABLE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_script(
+        "gpu_throughput", "--size", "tiny", "--device", "cpu", "--sft-steps", "3", "--grpo-steps", "3", "--out", str(tmp_path)
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "[gpu-throughput] sft:" in done.stdout and "[gpu-throughput] grpo:" in done.stdout  # progress lines
     results = json.loads((tmp_path / "gpu_throughput.json").read_text())
     sft_run, grpo_run = results["sft"], results["grpo"]
