@@ -50,6 +50,7 @@ from components import claims, data, evaluate, grpo, model_import, sft  # noqa: 
 from components.config import load_section  # noqa: E402
 
 PROFILE = "smol"
+RESULTS = REPO / "bench" / "results" / "gpu_smol"
 # GRPO as the cluster would run it on one GPU: 16 prompts x 8 samples a step in two micro-batches.
 GRPO_GPU = {"per_device_train_batch_size": 64, "gradient_accumulation_steps": 2, "num_generations": 8, "warmup_steps": 5}
 EVALUATE_GPU = {"limit": None, "num_samples": 4, "ks": [1, 4], "batch_size": 320}
@@ -91,7 +92,7 @@ def configs(args) -> tuple[dict, dict]:
     profile = {section: load_section(args.params, section, module.Config, PROFILE) for section, module in modules.items()}
     device = {"use_cpu": args.device == "cpu", "bf16": args.device == "cuda", "resume": False}
     overrides = {
-        "data": {"n_rl": args.n_rl, "n_eval": args.n_eval, "out_dir": "data"},
+        "data": {"n_rl": args.n_rl, "n_eval": args.n_eval},  # written under the run's scratch folder (main)
         "sft": {"save_steps": 10_000} | device,
         "grpo": GRPO_GPU | {"max_steps": args.grpo_steps, "save_steps": 10_000, "generation_backend": "hf"} | device,
         "evaluate": dict(EVALUATE_GPU),
@@ -298,8 +299,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--dry", action="store_true", help="a few steps at tiny sizes (CPU test)")
     parser.add_argument("--prepare", action="store_true", help="write .smol/ for bench/gpu_smol.sh (split GGUF, sha256s) and stop")
     parser.add_argument("--params", default=str(REPO / "params.yaml"))
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--out", default=None, help="default: bench/results/gpu_smol/seed-offset-N, where the README's table reads")
     args = parser.parse_args(argv)
+    args.out = args.out or str(RESULTS / f"seed-offset-{args.seed_offset}")
     if args.grpo_steps < 2:
         parser.error("--grpo-steps must be at least 2: the first step is a warm-up")
     return args

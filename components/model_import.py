@@ -152,11 +152,13 @@ def _gguf_file(src: Path) -> Path | None:
 def _load(src: Path, gguf: Path | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from components.modeling import without_loading_kwargs
+
     where = (
         dict(pretrained_model_name_or_path=str(gguf.parent), gguf_file=gguf.name) if gguf else dict(pretrained_model_name_or_path=str(src))
     )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(**where)
+        tokenizer = without_loading_kwargs(AutoTokenizer.from_pretrained(**where))
         model = AutoModelForCausalLM.from_pretrained(**where)
     except Exception as error:  # gguf's reader raises ValueError, struct errors, KeyError... on a corrupt file
         raise ModelImportError(f"{gguf or src}: cannot be read as a model ({type(error).__name__}: {error})") from None
@@ -180,14 +182,10 @@ def _save_plain(model, tokenizer, out: Path) -> None:
     plain.generation_config = model.generation_config
     plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    # The saved configs must not depend on how this process was started: transformers writes the
-    # loading kwarg `local_files_only` (true under HF_HUB_OFFLINE=1) into tokenizer_config.json,
-    # which would give the same GGUF two different folder digests.
-    for name, key in (("config.json", "quantization_config"), ("tokenizer_config.json", "local_files_only")):
-        config_file = out / name
-        values = json.loads(config_file.read_text())
-        if values.pop(key, None) is not None:
-            config_file.write_text(json.dumps(values, indent=2) + "\n")
+    config_file = out / "config.json"
+    values = json.loads(config_file.read_text())
+    if values.pop("quantization_config", None) is not None:
+        config_file.write_text(json.dumps(values, indent=2) + "\n")
 
 
 def _license(src: Path, gguf: Path | None) -> str:

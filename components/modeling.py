@@ -84,11 +84,20 @@ def build_model(tokenizer, hidden_size: int, layers: int, heads: int, kv_heads: 
     return LlamaForCausalLM(config)
 
 
+def without_loading_kwargs(tokenizer):
+    """Forget how the tokenizer was loaded, so that saving it writes the same files however the process started.
+
+    transformers keeps `local_files_only` (true under HF_HUB_OFFLINE=1) in `init_kwargs` and writes it to
+    tokenizer_config.json on every save: the same model would get two folder digests, and so two cache keys."""
+    tokenizer.init_kwargs.pop("local_files_only", None)
+    return tokenizer
+
+
 def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = without_loading_kwargs(AutoTokenizer.from_pretrained(name_or_path))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load a tokenizer from {name_or_path!r}: {exc}") from exc
     if tokenizer.pad_token is None:

