@@ -236,12 +236,14 @@ def distilled_over_direct(run: RunFiles) -> Claim:
 
 
 def forgetting(run: RunFiles) -> Claim:
-    claim = f"the recipe keeps the base's arithmetic (forgetting under {FORGETTING_ALLOWED:.0%})"
-    measure = f"probe accuracy: final ({run.final}) - base"
     base, final = run.evaluations.get("base", {}).get("probe_predictions"), run.evaluations.get(run.final, {}).get("probe_predictions")
+    base_rows = read_records(base) if base else []
+    kept = "general knowledge" if any(not isinstance(row["prompt"], str) for row in base_rows) else "arithmetic"  # chat probes ask facts
+    claim = f"the recipe keeps the base's {kept} (forgetting under {FORGETTING_ALLOWED:.0%})"
+    measure = f"probe accuracy: final ({run.final}) - base"
     if not base or not final:
         return missing(claim, measure, "no probe set (data.files.probe, or `probe` in the synthetic data)")
-    base_scores = probe_scores(base)
+    base_scores = [float(row["correct"]) for row in base_rows]
     if not any(base_scores):  # 0 -> 0 would "hold" without telling anything
         return missing(claim, measure, "the base solves none of the probe: nothing to forget (give a probe the base can do)")
     row = paired(claim, measure, probe_scores(final), base_scores, threshold=-FORGETTING_ALLOWED)

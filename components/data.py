@@ -14,7 +14,9 @@ Files written (one per dataset kind):
     rl.jsonl        {"prompt", "answer"}: RL prompts with a verifiable answer
     eval.jsonl      {"prompt", "answer"}: held out, never in any training set
     val.jsonl       {"prompt", "answer"}: validation, what tuning sweeps read; disjoint from eval and training
-    probe.jsonl     {"prompt", "answer"}: bare arithmetic, a base-capability probe
+    probe.jsonl     {"prompt", "answer"}: what the recipe must not cost the base (`probe`): bare
+                    arithmetic for a base model (`23+15=`), or general-knowledge questions asked in
+                    chat for an instruct model (components.general_knowledge)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components import user_data
+from components import general_knowledge, user_data
 from components.answers import THINK_CLOSE, format_solution
 from components.artifacts import DataError, digest_path, write_records
 from components.config import StageResult, StrictModel, load_section
@@ -53,6 +55,11 @@ class DataConfig(StrictModel):
     n_eval: int = Field(200, ge=1, description="held out: read only by the evaluations of the flow's models")
     n_val: int = Field(200, ge=0, description="validation: what every tuning sweep reads (bench/), disjoint from eval and training")
     n_probe: int = Field(200, ge=1)
+    probe: Literal["arithmetic", "general_knowledge"] = Field(
+        "arithmetic",
+        description="the forgetting probe: bare arithmetic a base model completes (`23+15=`), or general-knowledge "
+        "questions an instruct model answers in chat (what the recipe may cost a model that already knew things)",
+    )
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
     max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
     max_operand: int = Field(99, ge=9, le=999, description="largest number in a problem")
@@ -66,6 +73,11 @@ class DataConfig(StrictModel):
     def _check(self) -> DataConfig:
         if self.min_steps > self.max_steps:
             raise ValueError(f"min_steps ({self.min_steps}) is larger than max_steps ({self.max_steps})")
+        if self.probe == "general_knowledge" and self.n_probe > len(general_knowledge.QUESTIONS):
+            raise ValueError(
+                f"n_probe ({self.n_probe}) is more than the {len(general_knowledge.QUESTIONS)} general-knowledge "
+                "questions there are (components/general_knowledge.py)"
+            )
         if self.source == "files":
             missing = [kind for kind in REQUIRED_USER_KINDS if kind not in self.files]
             if missing:
@@ -157,6 +169,22 @@ def pretrain_corpus(rng: random.Random, cfg: Config, worked: list[tuple[str, lis
     return [{"text": text} for text in texts]
 
 
+def arithmetic_probe(rng: random.Random, cfg: Config) -> list[dict]:
+    """Distinct bare sums and differences (`23+15=` -> `38`): what pretraining taught the base."""
+    probe: dict[str, dict] = {}
+    while len(probe) < cfg.n_probe:
+        a, b = rng.randint(10, cfg.max_operand), rng.randint(1, cfg.max_operand)
+        op = rng.choice("+-") if a > b else "+"
+        probe.setdefault(f"{a}{op}{b}=", {"prompt": f"{a}{op}{b}=", "answer": str(a + b if op == "+" else a - b)})
+    return list(probe.values())
+
+
+def general_knowledge_probe(cfg: Config) -> list[dict]:
+    """n_probe of the general-knowledge questions, each a user turn (components.general_knowledge)."""
+    chosen = random.Random(cfg.seed).sample(general_knowledge.QUESTIONS, cfg.n_probe)
+    return [{"prompt": [{"role": "user", "content": question}], "answer": answer} for question, answer in chosen]
+
+
 def generate(cfg: Config) -> dict[str, list[dict]]:
     """Every dataset, deterministic for `cfg.seed`; eval questions never appear in training sets."""
     rng = random.Random(cfg.seed)
@@ -178,11 +206,8 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
     def verifiable(batch):
         return [{"prompt": chat_prompt(q), "answer": str(a), "solution": format_solution(s, str(a))} for q, s, a in batch]
 
-    probe: dict[str, dict] = {}
-    while len(probe) < cfg.n_probe:
-        a, b = rng.randint(10, cfg.max_operand), rng.randint(1, cfg.max_operand)
-        op = rng.choice("+-") if a > b else "+"
-        probe.setdefault(f"{a}{op}{b}=", {"prompt": f"{a}{op}{b}=", "answer": str(a + b if op == "+" else a - b)})
+    arithmetic = arithmetic_probe(rng, cfg)  # drawn either way, so the datasets drawn after it stay the same for a seed
+    probe = arithmetic if cfg.probe == "arithmetic" else general_knowledge_probe(cfg)
     datasets = {
         "pretrain": pretrain_corpus(rng, cfg, worked),
         "sft": [{"messages": [*chat_prompt(q), {"role": "assistant", "content": format_solution(s, str(a))}]} for q, s, a in sft_p],
@@ -197,7 +222,7 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
         "rl": verifiable(rl_p),
         "eval": verifiable(eval_p),
         "val": verifiable(val_p),
-        "probe": list(probe.values()),
+        "probe": probe,
     }
     for kind, wanted in (("pretrain", cfg.n_pretrain), ("val", cfg.n_val)):
         if not wanted:  # a pretrained base needs no pretraining corpus; a run that tunes nothing, no validation split

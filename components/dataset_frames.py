@@ -15,9 +15,11 @@ from components.answers import extract_answer
 from components.artifacts import DataError, read_records
 
 SUFFIXES = (".jsonl", ".parquet")
+SHAPE_NAMES = {"str": "a string", "messages": "a list of {role, content} turns"}
 MISSING = object()
 
-# Field -> required shape. "messages" means a non-empty list of {"role": str, "content": str}.
+# Field -> required shape. "messages" means a non-empty list of {"role": str, "content": str};
+# "str|messages" either (a probe is a bare completion prompt, or a question asked in chat).
 SCHEMA: dict[str, dict[str, str]] = {
     "pretrain": {"text": "str"},
     "sft": {"messages": "messages"},
@@ -25,7 +27,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "rl": {"prompt": "messages", "answer": "str", "solution": "str?"},
     "eval": {"prompt": "messages", "answer": "str", "solution": "str?"},
     "val": {"prompt": "messages", "answer": "str", "solution": "str?"},
-    "probe": {"prompt": "str", "answer": "str"},
+    "probe": {"prompt": "str|messages", "answer": "str"},
 }
 # Non-capturing groups: GX runs these through pandas str.contains, which warns on capture groups.
 USER_TURNS = r"^(?:system,)?user(?:,assistant,user)*$"
@@ -40,6 +42,7 @@ ROLE_COLUMNS = {
     "rl": {"prompt_roles": ("prompt", USER_TURNS)},
     "eval": {"prompt_roles": ("prompt", USER_TURNS)},
     "val": {"prompt_roles": ("prompt", USER_TURNS)},
+    "probe": {"prompt_roles": ("prompt", USER_TURNS)},  # chat probes only: a bare prompt has no roles (null, skipped)
 }
 # Derived text column -> source field; each gets the non-empty / length-bound check.
 TEXT_COLUMNS = {
@@ -98,8 +101,8 @@ def read_dataset(path: str | Path, kind: str) -> list[dict]:
             got = shape(record.get(field, MISSING))
             if wanted.endswith("?") and got in ("missing", "null"):
                 continue
-            if got != wanted.rstrip("?"):
-                described = "a list of {role, content} turns" if wanted == "messages" else "a string"
+            if got not in wanted.rstrip("?").split("|"):
+                described = " or ".join(SHAPE_NAMES[want] for want in wanted.rstrip("?").split("|"))
                 raise DataError(f"{path}: row {row}: field {field!r} must be {described}, got {got}")
     return records
 
@@ -137,7 +140,7 @@ def flatten(kind: str, record: dict) -> dict[str, Any]:
     """Derived columns of one record; a column stays unset (null) when its field is malformed,
     so GX map expectations skip it and only the schema check reports the row."""
     row = {f"{field}_type": shape(record.get(field, MISSING)) for field in SCHEMA[kind]}
-    valid = {field: record[field] for field, want in SCHEMA[kind].items() if row[f"{field}_type"] == want.rstrip("?")}
+    valid = {field: record[field] for field, want in SCHEMA[kind].items() if row[f"{field}_type"] in want.rstrip("?").split("|")}
     for field, turns in valid.items():
         if isinstance(turns, list):
             row[f"{field}_roles"] = ",".join(t["role"] for t in turns)
@@ -155,10 +158,9 @@ def flatten(kind: str, record: dict) -> dict[str, Any]:
                 row[f"{side}_text"] = _joined(valid[side])
         if "chosen" in valid:
             row["answer_parseable"] = extract_answer(row["chosen_text"]) is not None
-    if kind in ("prefs", "rl", "eval", "val") and "prompt" in valid:
-        row["prompt_text"] = _joined(valid["prompt"], "user")
-    if kind == "probe" and "prompt" in valid:
-        row["prompt_text"] = valid["prompt"].strip()
+    if kind in ("prefs", "rl", "eval", "val", "probe") and "prompt" in valid:
+        prompt = valid["prompt"]
+        row["prompt_text"] = prompt.strip() if isinstance(prompt, str) else _joined(prompt, "user")
     if "answer" in valid:
         row["answer"] = valid["answer"]
     if "solution" in valid:

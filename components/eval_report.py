@@ -39,7 +39,7 @@ METRIC_HELP = {
     "ece": "expected calibration error of majority agreement vs correctness (0 = calibrated)",
     "format_rate": "greedy responses with a boxed answer after the reasoning block",
     "mean_length": "tokens per greedy response",
-    "probe_accuracy": "bare-arithmetic probe (base capability)",
+    "probe_accuracy": "capability probe: bare arithmetic, or general knowledge asked in chat (what the base knew)",
     "base_probe_accuracy": "the base model on the same probe",
     "forgetting": "base probe accuracy minus this model's (positive = forgot)",
     "mean_reward": "mean reward-model score of the samples",

@@ -14,7 +14,11 @@ checked with the strict extractor + math-verify. Metrics (shares in [0, 1] unles
   agreement (share of samples giving the majority answer), outcome is "majority answer right",
   10 equal-width bins;
 - format_rate, mean_length (tokens of the greedy response);
-- probe_accuracy: bare arithmetic (`23+15=`), the base capability later stages must keep;
+- probe_accuracy: what later stages must keep of the base (`inputs["probe"]`). A bare probe
+  (`23+15=`, a string prompt) counts when the completion starts with the answer; a chat probe
+  (a question as a user turn, `data.probe: general_knowledge`) counts when the reply names the
+  answer: a whole-word, case-insensitive match ("Paris") after any reasoning block, within
+  probe_max_new_tokens;
 - forgetting: the base model's probe_accuracy minus this model's (positive = capability lost),
   when `inputs["base_metrics"]` (a base evaluation's metrics.json) or `inputs["base_model"]`
   (then only the probe runs on it) is given.
@@ -48,12 +52,14 @@ confidence bins (reliability.png), and a markdown report showing both.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from components.artifacts import DataError, read_records, write_json, write_records
+from components.answers import THINK_CLOSE
+from components.artifacts import DataError, write_json, write_records
 from components.config import StageResult, StrictModel
 from components.dataset_frames import read_dataset
 from components.generation import Backend, Precision, chat_prompts, generate, load_for_generation, sample
@@ -72,6 +78,7 @@ class EvaluateConfig(StrictModel):
     limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
     generation_backend: Backend = Field("auto", description="auto: vLLM when installed with a GPU, else HF generate")
     generation_dtype: Precision = Field("float32", description="weights for HF generate; auto: bf16 where the hardware has it")
+    probe_max_new_tokens: int = Field(48, ge=1, le=1024, description="a chat probe's reply length cap (a bare probe reads 8 tokens)")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -88,15 +95,36 @@ Config = EvaluateConfig  # the stage contract's name for it
 # ---------------------------------------------------------------- model passes
 
 
-def probe_correct(model, tokenizer, probes: list[dict], cfg: Config) -> list[bool]:
-    """Per probe, whether the model's bare completion starts with its answer."""
-    prompts = [p["prompt"] for p in probes]
-    outputs = generate(model, tokenizer, prompts, max_new_tokens=8, batch_size=cfg.batch_size, desc="probe")
-    return [o[0].strip().split()[0:1] == [p["answer"]] for o, p in zip(outputs, probes, strict=True)]
+BARE_PROBE_TOKENS = 8  # a bare probe's answer is the completion's first word
 
 
-def probe_accuracy(model, tokenizer, probes: list[dict], cfg: Config) -> float:
-    return sum(probe_correct(model, tokenizer, probes, cfg)) / max(1, len(probes))
+def names_answer(reply: str, answer: str) -> bool:
+    """Whether a chat reply states `answer` as a whole word or phrase (case-blind), after any reasoning."""
+    stated = reply.split(THINK_CLOSE)[-1].lower()
+    return re.search(rf"(?<!\w){re.escape(answer.strip().lower())}(?!\w)", stated) is not None
+
+
+def probe_results(model, tokenizer, probes: list[dict], cfg: Config) -> list[dict]:
+    """Per probe, in order: its prompt and answer, the model's reply and whether it got it (a bare
+    completion starts with the answer; a chat reply names it). probe_predictions.jsonl's rows, what a
+    paired forgetting interval resamples."""
+    replies: dict[int, tuple[str, bool]] = {}
+    bare = [i for i, p in enumerate(probes) if isinstance(p["prompt"], str)]
+    chat = [i for i, p in enumerate(probes) if not isinstance(p["prompt"], str)]
+    if bare:
+        outputs = generate(
+            model, tokenizer, [probes[i]["prompt"] for i in bare], BARE_PROBE_TOKENS, batch_size=cfg.batch_size, desc="probe"
+        )
+        replies.update({i: (o[0], o[0].strip().split()[0:1] == [probes[i]["answer"]]) for i, o in zip(bare, outputs, strict=True)})
+    if chat:
+        prompts = chat_prompts(tokenizer, [probes[i]["prompt"] for i in chat])
+        outputs = generate(model, tokenizer, prompts, cfg.probe_max_new_tokens, batch_size=cfg.batch_size, desc="probe (chat)")
+        replies.update({i: (o[0], names_answer(o[0], probes[i]["answer"])) for i, o in zip(chat, outputs, strict=True)})
+    return [{"prompt": p["prompt"], "answer": p["answer"], "reply": replies[i][0], "correct": replies[i][1]} for i, p in enumerate(probes)]
+
+
+def probe_accuracy(results: list[dict]) -> float:
+    return sum(r["correct"] for r in results) / max(1, len(results))
 
 
 def sample_completions(model, tokenizer, prompts: list[str], cfg: Config) -> tuple[list[str], list[list[str]]]:
@@ -130,7 +158,7 @@ def base_probe_accuracy(inputs: dict[str, str], probes: list[dict], cfg: Config)
         return float(base["probe_accuracy"])
     if inputs.get("base_model"):
         model = load_model(inputs["base_model"])
-        return probe_accuracy(model, load_tokenizer(inputs["base_model"]), probes, cfg)
+        return probe_accuracy(probe_results(model, load_tokenizer(inputs["base_model"]), probes, cfg))
     return None
 
 
@@ -140,11 +168,6 @@ def evaluate_for_tuning(cfg: Config, model: str, data_dir: str | Path, out_dir: 
     for path in inputs.values():
         refuse_held_out(path, data_dir)
     return run(cfg, inputs, str(out_dir))
-
-
-def _probe_rows(probes: list[dict], hits: list[bool]) -> list[dict]:
-    """probe_predictions.jsonl: per probe (in probe-set order), whether it was right; what a paired forgetting interval needs."""
-    return [{"prompt": p["prompt"], "answer": p["answer"], "correct": hit} for p, hit in zip(probes, hits, strict=True)]
 
 
 # ---------------------------------------------------------------- the stage
@@ -161,14 +184,14 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     start = time.perf_counter()
     out = Path(out_dir)
     problems = read_dataset(inputs["eval"], "eval")[: cfg.limit]
-    probes = read_records(inputs["probe"]) if inputs.get("probe") else None
+    probes = read_dataset(inputs["probe"], "probe") if inputs.get("probe") else None
     references = [str(p["answer"]) for p in problems]
 
     tokenizer, model, backend, why = load_for_generation(inputs["model"], cfg.generation_backend, cfg.seed, cfg.generation_dtype)
     print(f"[evaluate] generating with {backend}: {why}")
     greedy, samples = sample_completions(model, tokenizer, chat_prompts(tokenizer, [p["prompt"] for p in problems]), cfg)
-    probe_hits = probe_correct(model, tokenizer, probes, cfg) if probes else None
-    probe_score = sum(probe_hits) / max(1, len(probes)) if probes else None
+    probed = probe_results(model, tokenizer, probes, cfg) if probes else None
+    probe_score = probe_accuracy(probed) if probed else None
     del model  # the reward model and the base model come next: one model in memory at a time
 
     rewards = reward_samples(inputs["reward_model"], problems, samples, cfg.batch_size) if inputs.get("reward_model") else None
@@ -193,7 +216,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         "predictions": str(write_records(out / "predictions.jsonl", rows)),
         "metrics": str(write_json(out / "metrics.json", metrics)),
         "tts_curve": str(write_json(out / "tts_curve.json", curve)),
-        **({"probe_predictions": str(write_records(out / "probe_predictions.jsonl", _probe_rows(probes, probe_hits)))} if probes else {}),
+        **({"probe_predictions": str(write_records(out / "probe_predictions.jsonl", probed))} if probes else {}),
         "report": str(eval_report.write_stage_report({label: metrics}, out, curve, title=inputs["model"], rows=rows)),
         "tts_plot": str(out / "tts_curve.png"),
         "reliability_plot": str(out / "reliability.png"),

@@ -49,7 +49,7 @@ class GuardConfig(StrictModel):
 
 def default_guards() -> list[GuardConfig]:
     return [
-        # forgetting: the base capability (bare arithmetic) later stages must keep
+        # forgetting: the base capability (the probe set) later stages must keep
         GuardConfig(metric="probe_accuracy", higher_is_better=True, max_regression=0.05),
         # calibration: expected calibration error of the model's confidence
         GuardConfig(metric="ece", higher_is_better=False, max_regression=0.05),

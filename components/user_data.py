@@ -111,7 +111,7 @@ def _verifiable_or_chat(kind: str, prompt: list[dict], solution: str | None, ans
         if solution is None:
             raise DataError(f"{spec.path}: row {i}: format {spec.format} has no worked solution to fine-tune on (sft needs one)")
         return {"messages": [*prompt, {"role": "assistant", "content": solution}]}
-    if kind == "probe":  # bare completion prompts, not chat: the base capability, as the base model sees text
+    if kind == "probe":  # a bare completion prompt, as a base model sees text (a `trl` file may ask in chat: a messages prompt)
         if answer is None:
             raise DataError(f"{spec.path}: row {i}: no final answer for the probe (format {spec.format})")
         return {"prompt": prompt[-1]["content"], "answer": answer}

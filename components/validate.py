@@ -38,7 +38,8 @@ KINDS: tuple[str, ...] = ("pretrain", "sft", "prefs", "rl", "eval", "val", "prob
 TRAIN_KINDS = ("sft", "prefs", "rl")
 UNSEEN_BY_EVAL = (*TRAIN_KINDS, "val")  # where an eval prompt must never appear: training, and the split tuning reads
 # SCHEMA shape -> what components.dataset_frames.shape may report for a valid field.
-ALLOWED_SHAPES = {"str": ["str"], "messages": ["messages"], "str?": ["str", "missing", "null"]}
+ALLOWED_SHAPES = {"str": ["str"], "messages": ["messages"], "str?": ["str", "missing", "null"], "str|messages": ["str", "messages"]}
+VERIFIABLE_KINDS = ("rl", "eval", "val")  # whose `answer` a verifier compares: it must read as a number
 
 
 class ValidationConfig(StrictModel):
@@ -96,8 +97,9 @@ def expectations(kind: str, cfg: Config, eval_keys: list[str]) -> list:
         E.ExpectColumnValuesToBeInSet(column=col, value_set=[True], **meta("boxed answer", f))
         for col, f in BOXED_COLUMNS.get(kind, {}).items()
     ]
-    if "answer" in SCHEMA[kind]:
-        suite.append(E.ExpectColumnValuesToMatchRegex(column="answer", regex=cfg.answer_regex, **meta("answer format", "answer")))
+    if "answer" in SCHEMA[kind]:  # a verifier compares a number; a probe's answer may be a word the reply must name ("Paris")
+        regex = cfg.answer_regex if kind in VERIFIABLE_KINDS else r"\S"
+        suite.append(E.ExpectColumnValuesToMatchRegex(column="answer", regex=regex, **meta("answer format", "answer")))
     prompt_field = "messages" if kind == "sft" else "prompt"
     if kind in cfg.unique_prompt_kinds:
         suite.append(

@@ -90,6 +90,19 @@ def test_forgetting_holds_within_five_points_and_reports_the_cost(tmp_path):
     assert vacuous.holds is None and "the base solves none of the probe" in vacuous.note, "0 -> 0 is not kept ability"
 
 
+def test_forgetting_on_a_chat_probe_is_named_for_general_knowledge(tmp_path):
+    rows = [{"prompt": [{"role": "user", "content": f"Question {i}?"}], "answer": "Paris", "correct": i < 150} for i in range(200)]
+    base = str(write_records(tmp_path / "base.jsonl", rows))
+    final = probes(tmp_path / "final.jsonl", share(120))
+    row = claims.forgetting(
+        claims.RunFiles(evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": final}}, final="alignment")
+    )
+    assert row.claim.startswith("the recipe keeps the base's general knowledge") and row.effect == pytest.approx(-0.15)
+    assert claims.forgetting(claims.RunFiles(evaluations={"base": {}, "alignment": {}}, final="alignment")).claim.startswith(
+        "the recipe keeps the base's arithmetic"
+    )
+
+
 def test_round2_is_compared_with_its_control_when_there_is_one(tmp_path):
     run = run_files(tmp_path, grpo=share(60), sft_round2=share(120), sft_control=share(110), alignment=share(120))
     run.round2_start, run.steps = "grpo", {"sft_round2": 300}

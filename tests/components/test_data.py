@@ -117,3 +117,19 @@ def test_committed_data_dvc_pointer_is_reproduced_by_the_generator(tmp_path):
     data.run(cfg)
     facts = track_data(project / "data", push=False)
     assert facts["data_md5"] == read_dvc_md5("data.dvc") == yaml.safe_load(Path("data.dvc").read_text())["outs"][0]["md5"]
+
+
+def test_a_general_knowledge_probe_asks_in_chat_and_leaves_the_other_datasets_as_they_were(tmp_path):
+    arithmetic = data.run(data.Config(out_dir=str(tmp_path / "a"), **SMALL))
+    general = data.run(data.Config(out_dir=str(tmp_path / "g"), probe="general_knowledge", **SMALL))
+    probes = read_records(general.outputs["probe"])
+    assert len(probes) == SMALL["n_probe"] and len({p["prompt"][0]["content"] for p in probes}) == SMALL["n_probe"]
+    assert all([turn["role"] for turn in p["prompt"]] == ["user"] and p["answer"].strip() for p in probes)
+    assert all(isinstance(p["prompt"], str) for p in read_records(arithmetic.outputs["probe"]))
+    for kind in set(data.DATASET_KINDS) - {"probe"}:  # switching the probe must not change what is trained on
+        assert Path(general.outputs[kind]).read_bytes() == Path(arithmetic.outputs[kind]).read_bytes(), kind
+
+
+def test_asking_for_more_general_knowledge_probes_than_there_are_is_refused():
+    with pytest.raises(ValueError, match=r"n_probe \(101\) is more than the 100 general-knowledge questions"):
+        data.Config(probe="general_knowledge", n_probe=101)

@@ -85,3 +85,47 @@ def test_without_a_probe_set_forgetting_is_absent_and_says_why(tmp_path, tiny_ba
     assert result.info["forgetting"].startswith("not measured: no probe set")
     with_probe = evaluate.run(cfg, {"model": tiny_base_model, "eval": tiny_data["eval"], "probe": tiny_data["probe"]}, str(tmp_path / "p"))
     assert with_probe.info["forgetting"].startswith("not measured: no base model")
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer", "named"),
+    [
+        ("The capital of France is Paris.", "Paris", True),
+        ("paris, of course", "Paris", True),
+        ("The Parisian climate is mild.", "Paris", False),  # a word, not a prefix
+        ("<think>\nParis? No.\n</think>\nThe answer is \\boxed{Lyon}.", "Paris", False),  # what it states, not what it mused
+        ("The largest mammal is the Blue Whale.", "blue whale", True),
+        ("It is 23+15=38.", "38", True),
+        ("It is 138.", "38", False),
+    ],
+)
+def test_a_chat_probe_counts_when_the_reply_names_its_answer(reply, answer, named):
+    assert evaluate.names_answer(reply, answer) is named
+
+
+class _ChatTokenizer:
+    def apply_chat_template(self, turns, tokenize, add_generation_prompt):
+        return "".join(f"<{t['role']}>{t['content']}" for t in turns) + "<assistant>"
+
+
+def test_probe_results_ask_bare_probes_bare_and_chat_probes_through_the_template(monkeypatch):
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, max_new_tokens, batch_size, desc):
+        calls.append((list(prompts), max_new_tokens))
+        return [["38 and more"] if p == "23+15=" else ["It is Paris."] if "France" in p else ["I do not know."] for p in prompts]
+
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    probes = [
+        {"prompt": "23+15=", "answer": "38"},
+        {"prompt": [{"role": "user", "content": "Capital of France?"}], "answer": "Paris"},
+        {"prompt": [{"role": "user", "content": "Capital of Peru?"}], "answer": "Lima"},
+    ]
+    results = evaluate.probe_results(None, _ChatTokenizer(), probes, evaluate.Config(probe_max_new_tokens=40))
+    assert [r["correct"] for r in results] == [True, True, False]
+    assert [r["reply"] for r in results] == ["38 and more", "It is Paris.", "I do not know."]
+    assert calls == [
+        (["23+15="], evaluate.BARE_PROBE_TOKENS),
+        (["<user>Capital of France?<assistant>", "<user>Capital of Peru?<assistant>"], 40),
+    ]
+    assert evaluate.probe_accuracy(results) == pytest.approx(2 / 3)

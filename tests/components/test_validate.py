@@ -141,6 +141,14 @@ CASES = {
         "chosen",
     ),
     "empty_file": ("eval", lambda lines, _: [], None, "rows", "whole file"),
+    "chat_probe_with_an_assistant_turn": (
+        "probe",
+        _edit_line(2, lambda r: r.update(prompt=[{"role": "assistant", "content": "Paris"}])),
+        2,
+        "roles",
+        "prompt",
+    ),
+    "blank_probe_answer": ("probe", _edit_line(5, lambda r: r.update(answer="  ")), 5, "answer format", "answer"),
 }
 
 
@@ -245,3 +253,11 @@ def test_the_answer_column_stays_plain_numbers(good_dir, tmp_path, capsys):
     (tmp_path / "rl.jsonl").write_text("".join(line + "\n" for line in rl))
     assert main([str(tmp_path / "rl.jsonl"), "--report-dir", str(tmp_path / "report")]) == 1
     assert "FAIL rl.jsonl: [answer format]" in capsys.readouterr().out
+
+
+def test_a_general_knowledge_probe_in_chat_passes_validation(tmp_path):
+    # Chat probes (a user turn; a word for an answer) are a probe set as valid as bare arithmetic.
+    out = tmp_path / "data"
+    data.run(data.Config(out_dir=str(out), **{**SMALL, "probe": "general_knowledge"}))
+    result = run(Config(report_dir=str(tmp_path / "report")), {"probe": str(out / "probe.jsonl"), "eval": str(out / "eval.jsonl")})
+    assert result.info["failures"] == []

@@ -84,6 +84,9 @@ def test_every_stage_of_the_recipe_runs_on_the_real_model(smol_run):
     for label in ("base", "sft", "grpo", "sft_round2", "alignment", "distill", "student_sft"):
         assert 0.0 <= stages[label]["metrics"]["eval.pass@1"] <= 1.0, label
         assert stages[label]["metrics"]["eval.mean_length"] > 0, label
+    # An instruct model's forgetting probe asks, in chat, what it already knew: the shipped model knows some of it
+    # (bare `23+15=` it never could: 0 of 50 at 31a9f30, a forgetting row with nothing to measure).
+    assert stages["base"]["metrics"]["eval.probe_accuracy"] > 0
 
 
 def test_the_final_model_is_registered_with_the_base_models_identity_and_judged(smol_run):
