@@ -6,7 +6,8 @@
 Reads each stage's `result.json` and each evaluation's `metrics.json` / `predictions.jsonl` under
 the run's artifacts folder (the newest output of each label), so a run that was stopped part-way
 still gives the rows it reached. Adds paired-bootstrap 95% intervals of the pass@1 differences
-the issue's goals name (recipe vs shipped model, GRPO vs SFT), over the same held-out problems,
+the issue's goals name (recipe vs shipped model, GRPO vs SFT), over the same held-out problems, and
+of the forgetting probe (final vs shipped, over the same probe questions: what the recipe cost),
 each stage's memory peak (its own: components.accounting resets the high-water mark per stage),
 and, once the run finished, its wall time and the gate's decision from the summary.
 Prints the markdown table and writes the JSON.
@@ -59,6 +60,8 @@ def row(artifacts: Path, label: str) -> dict | None:
     training = json.loads(trained.read_text()) if trained and label not in TRAINED_BY else {}
     metrics = json.loads(metrics_file.read_text())
     correct = [r["greedy_correct"] for r in map(json.loads, (metrics_file.parent / "predictions.jsonl").open())]
+    probes = metrics_file.parent / "probe_predictions.jsonl"
+    probe_correct = [r["correct"] for r in map(json.loads, probes.open())] if probes.exists() else []
     return {
         **{name: metrics.get(name) for name in METRICS},
         "train_seconds": None if label in TRAINED_BY else training.get("wall_seconds", 0.0),  # None: trained inside another stage
@@ -66,6 +69,7 @@ def row(artifacts: Path, label: str) -> dict | None:
         "train_peak_gib": peak_gib(training),
         "eval_peak_gib": peak_gib(evaluated),
         "greedy_correct": correct,
+        "probe_correct": probe_correct,
     }
 
 
@@ -102,11 +106,11 @@ def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> dict:
 
 def markdown(rows: dict[str, dict]) -> str:
     lines = [
-        "| stage | pass@1 | free-text pass@1 | maj@2 | pass@2 | bon@2 | format | length | train s | eval s | peak GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | pass@1 | free-text pass@1 | maj@2 | pass@2 | bon@2 | format | probe | length | train s | eval s | peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in rows.items():
-        cells = [f"{r[m]:.3f}" if r[m] is not None else "-" for m in METRICS[:6]]
+        cells = [f"{r[m]:.3f}" if r.get(m) is not None else "-" for m in (*METRICS[:6], "probe_accuracy")]
         peaks = [p for p in (r.get("train_peak_gib"), r.get("eval_peak_gib")) if p is not None]
         trained = "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
         peak = f"{max(peaks):.1f}" if peaks else "-"
@@ -140,11 +144,14 @@ def main() -> None:
         for name, (a, b) in PAIRS.items()
         if a in rows and b in rows
     }
+    final, shipped = (rows.get(label, {}).get("probe_correct") for label in PAIRS["final_vs_shipped"])
+    probe = {"final_vs_shipped": paired_interval(final, shipped)} if final and shipped else {}
     peak = int(Path(args.peak_kb).read_text()) / 2**20 if args.peak_kb else None
     result = {
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
-        "stages": {label: {k: v for k, v in r.items() if k != "greedy_correct"} for label, r in rows.items()},
+        "stages": {label: {k: v for k, v in r.items() if k not in ("greedy_correct", "probe_correct")} for label, r in rows.items()},
         "paired_pass_at_1": intervals,
+        "paired_probe": probe,
         "unevaluated_stages": {stage: r for stage in UNEVALUATED if (r := unevaluated(artifacts, stage)) is not None},
         "peak_rss_gib": peak,
         "complete": list(rows) == list(ROWS),
@@ -154,6 +161,9 @@ def main() -> None:
     for name, interval in intervals.items():
         low, high = interval["ci95"]
         print(f"{name}: {interval['difference']:+.3f} pass@1, 95% CI [{low:+.3f}, {high:+.3f}] over {interval['problems']} problems")
+    for name, interval in probe.items():
+        low, high = interval["ci95"]
+        print(f"probe {name}: {interval['difference']:+.3f}, 95% CI [{low:+.3f}, {high:+.3f}] over {interval['problems']} probes")
     for stage, r in result["unevaluated_stages"].items():
         print(f"{stage}: {r['seconds']:.0f} s, peak {r['peak_gib'] or 0:.1f} GiB")
     if peak:

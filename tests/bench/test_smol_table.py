@@ -7,13 +7,15 @@ import sys
 from tests.conftest import REPO
 
 
-def fake_stage(root, label, seconds, correct=None, metrics=None, peak_gib=None):
+def fake_stage(root, label, seconds, correct=None, metrics=None, peak_gib=None, probe=None):
     out = root / label / "0123456789abcdef"
     out.mkdir(parents=True)
     (out / "result.json").write_text(json.dumps({"wall_seconds": seconds, "info": {"usage": {"peak_rss_gib": peak_gib}}}))
     if correct is not None:
         (out / "metrics.json").write_text(json.dumps({"pass@1": sum(correct) / len(correct), "mean_length": 40.0, **(metrics or {})}))
         (out / "predictions.jsonl").write_text("".join(json.dumps({"greedy_correct": c}) + "\n" for c in correct))
+    if probe is not None:
+        (out / "probe_predictions.jsonl").write_text("".join(json.dumps({"correct": c}) + "\n" for c in probe))
 
 
 def test_a_partial_run_gives_its_rows_and_the_paired_interval_of_grpo_over_sft(tmp_path):
@@ -50,6 +52,20 @@ def test_a_finished_run_adds_its_wall_time_and_the_gates_decision(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "whole run 3456 s; promoted: True (lower bound 0.2 > 0)" in done.stdout
     assert json.loads(out.read_text())["promoted"] is True
+
+
+def test_the_forgetting_probe_gets_a_column_and_its_paired_interval_final_vs_shipped(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    fake_stage(artifacts, "evaluate-base", 20, [False] * 40, {"probe_accuracy": 0.75}, probe=[True] * 30 + [False] * 10)
+    fake_stage(artifacts, "evaluate-alignment", 20, [True] * 40, {"probe_accuracy": 0.5}, probe=[True] * 20 + [False] * 20)
+    out = tmp_path / "smol.json"
+    command = [sys.executable, "bench/smol_table.py", "--artifacts", str(artifacts), "--out", str(out)]
+    done = subprocess.run([*command, "--summary", str(tmp_path / "none.json")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| base | 0.000 | - | - | - | - | - | 0.750 | 40 |" in done.stdout
+    cost = json.loads(out.read_text())["paired_probe"]["final_vs_shipped"]
+    assert cost["difference"] == -0.25 and cost["problems"] == 40 and cost["ci95"][0] < -0.25 < cost["ci95"][1] < 0
+    assert "probe final_vs_shipped: -0.250" in done.stdout
 
 
 def test_the_readmes_table_is_the_committed_runs():
