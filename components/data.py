@@ -67,7 +67,11 @@ class DataConfig(StrictModel):
         default_factory=dict,
         description="kind -> your file: a path (TRL's formats), or {path, format, column names} (components/user_data.py)",
     )
-    system_prompt: str | None = Field(None, description="source files: a system turn put before every prompt")
+    system_prompt: str | None = Field(
+        None,
+        description="a system turn put before every prompt but the probe's: it scopes the answer format to the task, so a chat "
+        "model keeps answering other questions as before (smol, af505cd: SFT alone kept 0.64 of the general-knowledge probe with one, 0.42 without)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -147,8 +151,9 @@ def slipped_solution(rng: random.Random, steps: list[str], answer: int) -> str |
     return format_solution(new_steps, str(carry)) if carry != answer else None
 
 
-def chat_prompt(question: str) -> list[dict]:
-    return [{"role": "user", "content": question}]
+def chat_prompt(question: str, system_prompt: str | None = None) -> list[dict]:
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*system, {"role": "user", "content": question}]
 
 
 def worked_problem_text(question: str, steps: list[str], answer: int) -> str:
@@ -204,16 +209,21 @@ def generate(cfg: Config) -> dict[str, list[dict]]:
     worked = problems[cfg.n_eval + cfg.n_sft + cfg.n_prefs + cfg.n_rl + cfg.n_val :]
 
     def verifiable(batch):
-        return [{"prompt": chat_prompt(q), "answer": str(a), "solution": format_solution(s, str(a))} for q, s, a in batch]
+        return [
+            {"prompt": chat_prompt(q, cfg.system_prompt), "answer": str(a), "solution": format_solution(s, str(a))} for q, s, a in batch
+        ]
 
     arithmetic = arithmetic_probe(rng, cfg)  # drawn either way, so the datasets drawn after it stay the same for a seed
     probe = arithmetic if cfg.probe == "arithmetic" else general_knowledge_probe(cfg)
     datasets = {
         "pretrain": pretrain_corpus(rng, cfg, worked),
-        "sft": [{"messages": [*chat_prompt(q), {"role": "assistant", "content": format_solution(s, str(a))}]} for q, s, a in sft_p],
+        "sft": [
+            {"messages": [*chat_prompt(q, cfg.system_prompt), {"role": "assistant", "content": format_solution(s, str(a))}]}
+            for q, s, a in sft_p
+        ],
         "prefs": [
             {
-                "prompt": chat_prompt(q),
+                "prompt": chat_prompt(q, cfg.system_prompt),
                 "chosen": [{"role": "assistant", "content": format_solution(s, str(a))}],
                 "rejected": [{"role": "assistant", "content": corrupt_solution(rng, s, a)}],
             }

@@ -133,3 +133,14 @@ def test_a_general_knowledge_probe_asks_in_chat_and_leaves_the_other_datasets_as
 def test_asking_for_more_general_knowledge_probes_than_there_are_is_refused():
     with pytest.raises(ValueError, match=r"n_probe \(101\) is more than the 100 general-knowledge questions"):
         data.Config(probe="general_knowledge", n_probe=101)
+
+
+def test_a_system_prompt_opens_every_prompt_but_the_probes(tmp_path):
+    system = "Reason inside <think></think>, then give the answer as \\boxed{}."
+    result = data.run(data.Config(out_dir=str(tmp_path), probe="general_knowledge", system_prompt=system, **SMALL))
+    firsts = [r["messages"][0] for r in read_records(result.outputs["sft"])]
+    firsts += [r["prompt"][0] for kind in ("prefs", "rl", "eval", "val") for r in read_records(result.outputs[kind])]
+    assert firsts and all(turn == {"role": "system", "content": system} for turn in firsts)
+    assert all([t["role"] for t in r["prompt"]] == ["user"] for r in read_records(result.outputs["probe"])), (
+        "the probe asks as any user would, without the task's instructions"
+    )
