@@ -15,7 +15,9 @@ depends on the evidence, and the reason says which one was used:
 - point estimate: no per-problem scores at all; the plain difference must exceed the margin.
 
 Guards then check that no other metric regressed past its threshold (forgetting, calibration,
-length). A guard whose metric is missing on either side is skipped, with a reason.
+length). A guard whose metric is missing on either side is skipped, with a reason, and so is one
+made vacuous by the champion (`skip_if_champion_zero`: calibration against a champion that is never
+right).
 """
 
 from __future__ import annotations
@@ -45,14 +47,21 @@ class GuardConfig(StrictModel):
     higher_is_better: bool = Field(..., description="direction of improvement of the metric")
     max_regression: float = Field(..., ge=0.0, description="largest tolerated move in the worse direction")
     relative: bool = Field(False, description="max_regression is a fraction of the champion's value (0.5 = at most 50% worse)")
+    skip_if_champion_zero: str | None = Field(
+        None,
+        min_length=1,
+        description="a metric whose 0 on the champion makes this guard vacuous (then it is skipped, with that reason)",
+    )
 
 
 def default_guards() -> list[GuardConfig]:
     return [
         # forgetting: the base capability (the probe set) later stages must keep
         GuardConfig(metric="probe_accuracy", higher_is_better=True, max_regression=0.05),
-        # calibration: expected calibration error of the model's confidence
-        GuardConfig(metric="ece", higher_is_better=False, max_regression=0.05),
+        # calibration: expected calibration error of the model's confidence. Against a champion none
+        # of whose samples is right it is vacuous: its ECE is then its mean agreement, low when its
+        # wrong samples disagree, and would hold a challenger that answers right to that figure.
+        GuardConfig(metric="ece", higher_is_better=False, max_regression=0.05, skip_if_champion_zero="sample_accuracy"),
         # length: responses may not balloon (relative: tokens have no natural absolute scale)
         GuardConfig(metric="mean_length", higher_is_better=False, max_regression=0.5, relative=True),
     ]
@@ -209,6 +218,11 @@ def _why(method: str) -> str:
 
 def check_guard(guard: GuardConfig, challenger: Mapping[str, float], champion: Mapping[str, float]) -> tuple[bool, str]:
     """(failed, reason) for one guard; a metric missing on either side skips the guard."""
+    if guard.skip_if_champion_zero and champion.get(guard.skip_if_champion_zero) == 0:
+        return (
+            False,
+            f"guard {guard.metric} skipped: the champion's {guard.skip_if_champion_zero} is 0, so its {guard.metric} says nothing to regress from",
+        )
     mine, theirs = challenger.get(guard.metric), champion.get(guard.metric)
     if mine is None or theirs is None or not (math.isfinite(mine) and math.isfinite(theirs)):
         side = "challenger" if mine is None or not math.isfinite(mine) else "champion"

@@ -57,7 +57,7 @@ def gate_evidence_tags(predictions: str | Path, eval_file: str | Path, metric: s
 
 def version_evidence(version, cfg, label: str):
     """What the gate needs to know about a registered version, read from its tags."""
-    names = [cfg.metric, *(guard.metric for guard in cfg.guards)]
+    names = [cfg.metric, *(guard.metric for guard in cfg.guards), *(g.skip_if_champion_zero for g in cfg.guards if g.skip_if_champion_zero)]
     values = {n: _float(version.tags.get(f"metric.{_metric_name(n)}")) for n in names}
     metrics = {n: v for n, v in values.items() if v is not None and math.isfinite(v)}  # absent or NaN: not measured
     per_problem = gate.decode_correctness(version.tags.get(PER_PROBLEM_TAG.format(metric=_metric_name(cfg.metric))))

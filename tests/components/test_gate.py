@@ -162,6 +162,28 @@ def test_a_guard_missing_on_either_side_is_skipped_with_a_reason():
     assert any(r.startswith("guard probe_accuracy:") and r.endswith("ok") for r in decision.reasons)
 
 
+def test_the_ece_guard_is_vacuous_against_a_champion_none_of_whose_samples_is_right():
+    # The smol run at 364bafd: SmolLM2 as shipped solves nothing, its wrong samples rarely agree, so
+    # its ECE is 0.008; the final model (pass@1 +0.25 beyond noise) scored 0.383 and was refused.
+    never_right = evidence("shipped", [0.0] * N, ece=0.008, sample_accuracy=0.0)
+    challenger = evidence("final", BETTER, ece=0.383, sample_accuracy=0.4)
+    decision = decide(GateConfig(), challenger, never_right)
+    assert decision.promoted, decision.reason
+    assert "guard ece skipped: the champion's sample_accuracy is 0" in decision.reason
+
+
+def test_the_ece_guard_still_holds_against_a_champion_that_is_sometimes_right():
+    sometimes_right = evidence("old", CHAMPION, ece=0.008, sample_accuracy=0.05)
+    decision = decide(GateConfig(), evidence("new", BETTER, ece=0.383, sample_accuracy=0.4), sometimes_right)
+    assert not decision.promoted
+    assert decision.guard_failures == ["ece"]
+
+
+def test_the_ece_guard_holds_when_the_champions_sample_accuracy_is_unknown():
+    decision = decide(GateConfig(), evidence("new", BETTER, ece=0.383), evidence("old", CHAMPION, ece=0.008))
+    assert decision.guard_failures == ["ece"]
+
+
 def test_a_gate_metric_missing_keeps_the_champion():
     challenger = Evidence("new", {"pass@1": 0.9})
     decision = decide(GateConfig(metric="maj@8"), challenger, Evidence("old", {"pass@1": 0.1, "maj@8": 0.2}))

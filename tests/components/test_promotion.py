@@ -97,6 +97,17 @@ def test_champion_never_moves_on_a_worse_challenger_and_the_record_says_why(regi
         assert client.get_model_version(name, worse).tags["gate.decision"] == "rejected"
 
 
+def test_a_never_right_champions_ece_does_not_hold_the_challenger_read_from_its_tags(registry):
+    client, add_version, name = registry
+    shipped = add_version(0, extra_tags={"metric.ece": 0.008, "metric.sample_accuracy": 0.0})
+    promotion.apply_gate(name, shipped, GateConfig())
+    final = add_version(25, extra_tags={"metric.ece": 0.383, "metric.sample_accuracy": 0.3})
+    decision = promotion.apply_gate(name, final, GateConfig())
+    assert decision.promoted, decision.reason
+    assert "guard ece skipped: the champion's sample_accuracy is 0" in decision.reason
+    assert champion(client, name) == final
+
+
 def test_a_champion_without_per_problem_scores_falls_back_and_says_so(registry):
     client, add_version, name = registry
     old = add_version(30, per_problem=False)  # e.g. registered before the scores were recorded
