@@ -45,6 +45,7 @@ from flows.params import PipelineParams, load_params
 from tests.conftest import REPO, free_port
 
 INFRA = REPO / "infra"
+CLUSTER_FILE = "infra/prefect/prefect.cluster.yaml"
 POOLS = {"cpu-pool": INFRA / "prefect" / "cpu-pool.json", "gpu-pool": INFRA / "prefect" / "gpu-pool.json"}
 NAMESPACE = "posttrain"
 IMAGE = "registry.example.com/r1-posttrain:0.1.0"
@@ -279,7 +280,7 @@ def cluster_deployments(monkeypatch) -> list[dict]:
 
     # `prefect deploy` fills `{{ $VAR }}` from the environment with the same templating.
     monkeypatch.setenv("POSTTRAIN_IMAGE", IMAGE)
-    project = yaml.safe_load((INFRA / "prefect" / "prefect.cluster.yaml").read_text())
+    project = yaml.safe_load((REPO / CLUSTER_FILE).read_text())
     return apply_values(project["deployments"], {})
 
 
@@ -312,8 +313,20 @@ def test_cluster_deployments_run_the_cluster_profile(monkeypatch):
     for deployment in cluster_deployments(monkeypatch):
         if deployment["entrypoint"] != "flows/post_training.py:post_training":
             continue  # run-stage gets its parameters from the orchestrator, per stage
-        got = PipelineParams.model_validate(deployment["parameters"]["params"]).model_dump()
-        if deployment["name"] == "post-training-gpu":  # the whole recipe in one Job: nothing dispatched
+        written = deployment["parameters"]["params"]
+        in_one_job = deployment["name"] == "post-training-gpu"  # the whole recipe in one Job: nothing dispatched
+        # Every key written out: a key left out would still validate (to its default), and silently
+        # follow the code's default rather than params.yaml's when the two part.
+        unwritten = sorted(
+            f"{section}.{key}"
+            for section, values in expected.items()
+            if isinstance(values, dict) and not (in_one_job and section == "execution")
+            for key in values
+            if key not in written.get(section, {})
+        )
+        assert not unwritten, f"{deployment['name']}: {unwritten} not written out (python -m flows.params --sync {CLUSTER_FILE})"
+        got = PipelineParams.model_validate(written).model_dump()
+        if in_one_job:
             assert got["execution"]["mode"] == "in_process"
             got["execution"] = expected["execution"]
         differs = sorted(
