@@ -88,12 +88,9 @@ def unevaluated(artifacts: Path, stage: str) -> dict | None:
 
 def machine() -> str:
     """The CPU's model, cores and the flags that pick oneDNN's kernels (bf16 runs ~2x faster with AMX)."""
-    from components.modeling import math_settings
+    from components.modeling import cpuinfo, math_settings
 
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
-    return f"{model}, {os.cpu_count()} cores, {math_settings()['cpu_flags']}"
+    return f"{cpuinfo('model name') or platform.machine()}, {os.cpu_count()} cores, {math_settings()['cpu_flags']}"
 
 
 def run_facts(summary_file: Path) -> dict:

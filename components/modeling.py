@@ -137,14 +137,20 @@ def configure_threads(threads: int | None = None) -> int:
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # the ones that pick oneDNN's kernels
 
 
+def cpuinfo(field: str) -> str | None:
+    """The first `field` of /proc/cpuinfo (e.g. "model name", "flags"); None where there is none (macOS)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
+    return None
+
+
 def math_settings() -> dict[str, str]:
     """What decides a training's floating-point results beyond its seeds: recorded in every result and the lineage."""
     import torch
 
-    flags: list[str] = []
-    with contextlib.suppress(OSError):  # no /proc (macOS): the flags stay unknown
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    flags = (cpuinfo("flags") or "").split()
     return {
         "torch": torch.__version__,
         "torch_threads": str(torch.get_num_threads()),
