@@ -50,7 +50,7 @@ def pipeline(project: Path, sft_steps: int) -> tuple[dict, float]:
         "recipe": {"grpo": False, "rejection_sampling": False, "distill": False, "alignment": True, "reward_model": True},
         "alignment": {"pairs": "dataset"},
         "base": {"steps": 100},
-        "sft": {"max_steps": sft_steps},
+        "sft": {"max_steps": sft_steps, "replay_weight": 0},  # the plain TRL script replays nothing: like for like
         "evaluate": {"limit": 20, "num_samples": 2, "ks": [1, 2]},
         "data": {"out_dir": str(project / "data")},
         "tracking": {"tracking_uri": f"sqlite:///{project}/mlflow.db", "artifact_location": str(project / "mlflow-artifacts")},

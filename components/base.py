@@ -22,6 +22,7 @@ from components import accounting
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
+from components.plain_text import collate, tokenize_with_loss_mask
 
 
 class BaseConfig(StrictModel):
@@ -52,40 +53,6 @@ class BaseConfig(StrictModel):
 Config = BaseConfig  # the stage contract's name for it
 
 
-def tokenize_with_loss_mask(tokenizer, texts: list[str], max_length: int):
-    """Token ids per text, and a label mask that is on only for the characters worth predicting."""
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length - 1)
-    rows = []
-    for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"], strict=True):
-        predictable = loss_chars(text)
-        mask = [predictable[start] if start < len(text) else False for start, _ in offsets]
-        rows.append((ids + [tokenizer.eos_token_id], mask + [True]))
-    return rows
-
-
-def loss_chars(text: str) -> list[bool]:
-    """Which characters carry loss: a worked problem's answer part, or each drill line's result.
-
-    The question's numbers are random, so predicting them only adds noise: a tiny model
-    trained on whole lines stalls, trained on the answers it learns to read and to carry.
-    """
-    marker = text.find("\nA: ")
-    if marker >= 0:
-        start = marker + len("\nA: ")
-        return [i >= start for i in range(len(text))]
-    flags, inside = [], False
-    for char in text:
-        if char == "=":
-            flags.append(False)
-            inside = True
-        elif char == "\n":
-            flags.append(inside)
-            inside = False
-        else:
-            flags.append(inside)
-    return flags
-
-
 def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
     """Plain torch loop; returns the loss every 10 steps."""
     import torch
@@ -101,7 +68,7 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
     for step in progress:
         picks = torch.randint(len(rows), (cfg.batch_size,), generator=generator).tolist()
         tokens += sum(len(rows[i][0]) for i in picks)  # the real tokens, not the padding
-        input_ids, labels = _collate([rows[i] for i in picks], tokenizer.pad_token_id)
+        input_ids, labels = collate([rows[i] for i in picks], tokenizer.pad_token_id)
         loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -123,18 +90,6 @@ def _lr_factor(step: int, cfg: Config) -> float:
         return (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _collate(rows, pad_id: int):
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for i, (ids, mask) in enumerate(rows):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        labels[i, : len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)])
-    return input_ids, labels
 
 
 def tokenizer_corpus(inputs: dict[str, str]) -> list[str]:

@@ -125,7 +125,13 @@ STAGES: dict[str, Stage] = {
             "sft",
             "components.sft",
             "supervised fine-tuning on chat data (cold start; round 2 on rejection-sampled data)",
-            consumes={"model": _model(), "sft": _data("sft")},
+            consumes={
+                "model": _model(),
+                "sft": _data("sft"),
+                "replay": Input(
+                    "dataset", required=False, help="plain text replayed at every step (replay_weight > 0): the pretraining corpus"
+                ),
+            },
             produces=("model",),
             gpu=True,
             resources=GPU,

@@ -5,7 +5,8 @@ made on the validation split, `data/val.jsonl`; the held-out `eval.jsonl` is rea
 flow's evaluations of the models it trained, so the numbers in claims.md were not selected on.
 The sweeps in bench/ go through `components.evaluate.evaluate_for_tuning`, which takes a data
 folder, never an eval file: it reads `validation_set` (checked to share no prompt with the
-held-out set), and `refuse_held_out` stops any tuning code that is handed the held-out file itself.
+held-out set), and `refuse_held_out` stops any tuning code that is handed a held-out file itself
+(the eval set, or the forgetting probe: a sweep that watches forgetting draws its own probe).
 """
 
 from __future__ import annotations
@@ -28,11 +29,20 @@ def _prompt_keys(path: Path) -> set[str]:
     return {str(record["prompt"]) for record in read_records(path)}
 
 
+# What only the flow's evaluations read, and what a sweep reads instead.
+HELD_OUT = {
+    "eval.jsonl": ("eval set", "the validation split, val.jsonl"),
+    "probe.jsonl": ("probe", "a validation probe drawn with another seed"),
+}
+
+
 def refuse_held_out(path: str | Path, data_dir: str | Path) -> None:
-    """Raise if `path` is the held-out eval set of `data_dir` (by name or by content)."""
-    path, held_out = Path(path), Path(data_dir) / "eval.jsonl"
-    if path.resolve() == held_out.resolve() or (held_out.is_file() and path.is_file() and _content(path) == _content(held_out)):
-        raise HeldOutError(f"{path}: this is the held-out eval set; tuning reads the validation split ({Path(data_dir) / 'val.jsonl'})")
+    """Raise if `path` is a held-out set of `data_dir`, the eval set or the probe (by name or by content)."""
+    path = Path(path)
+    for name, (what, instead) in HELD_OUT.items():
+        held_out = Path(data_dir) / name
+        if path.resolve() == held_out.resolve() or (held_out.is_file() and path.is_file() and _content(path) == _content(held_out)):
+            raise HeldOutError(f"{path}: this is the held-out {what}; tuning reads {instead}")
 
 
 def validation_set(data_dir: str | Path) -> Path:

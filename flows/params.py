@@ -50,8 +50,18 @@ class RecipeConfig(StrictModel):
     )
 
 
+# The local profile's SFT stages replay the base's pretraining text (each step adds the LM loss
+# on replay_batch_size rows of it): plain SFT cost the tiny model most of its bare arithmetic.
+# Chosen on a validation probe and val pass@1 (bench/replay_sweep.py, bench/results/tuning.md).
+LOCAL_REPLAY = {"replay_weight": 1.0}
+
+
+def _sft() -> SFTConfig:
+    return SFTConfig(**LOCAL_REPLAY)
+
+
 def _round2_sft() -> SFTConfig:
-    return SFTConfig(max_steps=300)
+    return SFTConfig(max_steps=300, **LOCAL_REPLAY)
 
 
 class TrackingConfig(StrictModel):
@@ -160,7 +170,7 @@ class PipelineParams(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     base: BaseConfig = Field(default_factory=BaseConfig)
-    sft: SFTConfig = Field(default_factory=SFTConfig)
+    sft: SFTConfig = Field(default_factory=_sft)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
     grpo: GRPOStageConfig = Field(default_factory=GRPOStageConfig)
@@ -178,15 +188,26 @@ class PipelineParams(StrictModel):
     cost: CostConfig = Field(default_factory=CostConfig, description="prices of device time, for the summary's cost column")
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
+    def _no_pretraining_corpus(self) -> bool:
+        return "pretrain" not in self.data.files if self.data.source == "files" else self.data.n_pretrain == 0
+
     @model_validator(mode="after")
     def _base_has_a_corpus(self) -> PipelineParams:
-        if self.base.source != "scratch":
-            return self
-        no_corpus = "pretrain" not in self.data.files if self.data.source == "files" else self.data.n_pretrain == 0
-        if no_corpus:
+        if self.base.source == "scratch" and self._no_pretraining_corpus():
             raise ValueError(
                 "base.source is 'scratch', which pretrains on data/pretrain.jsonl, but the data stage writes none: "
                 "set data.files.pretrain (or data.n_pretrain > 0), or use base.source: pretrained"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _replay_has_a_corpus(self) -> PipelineParams:
+        replaying = [name for name in ("sft", "sft_round2") if getattr(self, name).replay_weight]
+        if replaying and self._no_pretraining_corpus():
+            raise ValueError(
+                f"{' and '.join(f'{name}.replay_weight' for name in replaying)} {'replay' if len(replaying) > 1 else 'replays'} "
+                "data/pretrain.jsonl, but the data stage "
+                "writes none: set data.files.pretrain (or data.n_pretrain > 0), or set replay_weight to 0"
             )
         return self
 

@@ -201,7 +201,7 @@ class Recipe:
         # threads, torch, CPU flags: what the weights depend on beyond the seeds (a cached base: as it was trained)
         self.summary.lineage.update({f"math.{k}": v for k, v in result.info.get("math", {}).items()})
         base = self.base = Model("base", result.outputs["model"], None)
-        policy = self.train("sft", "sft", p.sft, {"model": base.path, "sft": self.data["sft"]}, parent=base)
+        policy = self.train("sft", "sft", p.sft, self._sft_inputs(p.sft, base, self.data["sft"]), parent=base)
         if on.reward_model:
             result = self.run_stage("reward_model", p.reward_model, {"model": policy.path, "prefs": self.data["prefs"]})
             self.reward_model = result.outputs["model"]
@@ -218,7 +218,7 @@ class Recipe:
             start = self.round2_start = base if on.round2_from == "base" else policy
             if on.controls:
                 self.control_round2(start)
-            policy = self.step("sft_round2", "sft", p.sft_round2, {"model": start.path, "sft": sampled.outputs["sft"]}, policy)
+            policy = self.step("sft_round2", "sft", p.sft_round2, self._sft_inputs(p.sft_round2, start, sampled.outputs["sft"]), policy)
         if on.alignment:
             policy = self.align(policy)
         return policy
@@ -265,7 +265,7 @@ class Recipe:
         """The round-2 SFT's control: the same start and steps on the original SFT data (evaluated, not registered).
 
         Without it, "rejection sampling helps" cannot be told from "more SFT steps help"."""
-        inputs = {"model": start.path, "sft": self.data["sft"]}
+        inputs = self._sft_inputs(self.params.sft_round2, start, self.data["sft"])
         self.evaluate(self.train("sft_control", "sft", self.params.sft_round2, inputs, parent=start))
 
     def measure_claims(self, final: Model) -> None:
@@ -368,6 +368,11 @@ class Recipe:
         if model.parent.label in self.registered:
             return f"models:/{self.registered[model.parent.label]}"
         return f"{model.parent.label}:{input_digest(model.parent.path)[:16]} ({model.parent.path})"
+
+    def _sft_inputs(self, cfg, start: Model, conversations: str) -> dict[str, str]:
+        """An SFT stage's inputs, with the pretraining corpus when its config replays it (replay_weight)."""
+        replay = {"replay": self.data["pretrain"]} if cfg.replay_weight and "pretrain" in self.data else {}
+        return {"model": start.path, "sft": conversations} | replay
 
     def _rm(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}

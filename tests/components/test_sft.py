@@ -38,3 +38,52 @@ def test_sft_resumes_from_the_last_checkpoint_and_ends_where_an_uninterrupted_ru
     a, b = load_model(straight.outputs["model"]), load_model(resumed.outputs["model"])
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=f"{name} differs after resume")
+
+
+# ---------------------------------------------------------------- pretraining replay (replay_weight)
+
+
+def _replay_loss_on(model_dir: str, texts: list[str]) -> float:
+    """The model's LM loss on plain pretraining rows (the answers only), what replay keeps low."""
+    import torch
+
+    from components.modeling import load_tokenizer
+    from components.plain_text import collate, tokenize_with_loss_mask
+
+    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    input_ids, labels = collate(tokenize_with_loss_mask(tokenizer, texts, 256), tokenizer.pad_token_id)
+    with torch.no_grad():
+        return model(input_ids=input_ids, labels=labels).loss.item()
+
+
+def test_replay_keeps_the_pretraining_loss_that_plain_sft_raises(tmp_path, tiny_base_model, tiny_data):
+    from components.artifacts import read_records
+
+    drills = [r["text"] for r in read_records(tiny_data["pretrain"])][-64:]
+    plain = sft.run(_sft_cfg(), {"model": tiny_base_model, "sft": tiny_data["sft"]}, str(tmp_path / "plain"))
+    cfg = _sft_cfg().model_copy(update={"replay_weight": 1.0, "replay_batch_size": 16})
+    replayed = sft.run(cfg, {"model": tiny_base_model, "sft": tiny_data["sft"], "replay": tiny_data["pretrain"]}, str(tmp_path / "replay"))
+
+    assert len(replayed.curves["replay_loss"]) == 8, "the replay loss is logged at every logging step"
+    assert "replay_loss" not in plain.curves
+    before = _replay_loss_on(tiny_base_model, drills)
+    after_plain, after_replay = _replay_loss_on(plain.outputs["model"], drills), _replay_loss_on(replayed.outputs["model"], drills)
+    assert after_plain > before, "the premise: SFT alone moves the model off its pretraining text"
+    assert after_replay < after_plain - 0.05, (before, after_plain, after_replay)
+
+
+def test_a_resumed_replay_run_ends_where_an_uninterrupted_one_ends(tmp_path, tiny_base_model, tiny_data):
+    import torch
+
+    cfg = _sft_cfg().model_copy(update={"replay_weight": 0.5, "replay_batch_size": 8})
+    inputs = {"model": tiny_base_model, "sft": tiny_data["sft"], "replay": tiny_data["pretrain"]}
+    straight = sft.run(cfg, inputs, str(tmp_path / "straight"))
+    with pytest.raises(KeyboardInterrupt):
+        sft.run(cfg, inputs, str(tmp_path / "resumed"), callbacks=[stop_at(6)])
+    resumed = sft.run(cfg, inputs, str(tmp_path / "resumed"))
+    assert resumed.info["resumed_from"].endswith("checkpoint-4")
+    a, b = load_model(straight.outputs["model"]), load_model(resumed.outputs["model"])
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(
+            p, q, rtol=1e-4, atol=1e-5, msg=f"{name} differs after resume: the replayed rows must not depend on the run's history"
+        )

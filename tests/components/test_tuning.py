@@ -31,6 +31,14 @@ def test_the_held_out_set_is_refused_by_name_and_by_content(data_dir, tmp_path):
         tuning.refuse_held_out(copy, data_dir)
 
 
+def test_the_held_out_probe_is_refused_to_a_sweep(data_dir):
+    write_records(data_dir / "probe.jsonl", [{"prompt": "23+15=", "answer": "38"}])
+    with pytest.raises(tuning.HeldOutError, match="held-out probe; tuning reads a validation probe"):
+        tuning.refuse_held_out(data_dir / "probe.jsonl", data_dir)
+    with pytest.raises(tuning.HeldOutError, match="held-out probe"):
+        evaluate.evaluate_for_tuning(evaluate.Config(), "no-model", data_dir, data_dir / "out", {"probe": str(data_dir / "probe.jsonl")})
+
+
 def test_a_validation_split_that_overlaps_the_held_out_set_is_refused(data_dir):
     write_records(data_dir / "val.jsonl", problems(5, 10))
     with pytest.raises(tuning.HeldOutError, match="5 prompt"):

@@ -1,0 +1,23 @@
+"""bench/replay_sweep.py: its validation probe is drawn like the held-out one and shares no prompt with it."""
+
+import pytest
+
+from components import data
+from components.artifacts import read_records
+from components.tuning import HeldOutError, refuse_held_out
+from tests.bench import load_script
+
+
+def test_the_validation_probe_is_disjoint_from_the_held_out_probe(tmp_path):
+    bench = load_script("replay_sweep")
+    data_dir = tmp_path / "data"
+    data.run(data.Config(out_dir=str(data_dir)))  # the local profile's held-out probe: 200 prompts
+    probe = bench.validation_probe(str(data_dir), tmp_path, n=150)
+
+    drawn, held_out = read_records(probe), read_records(data_dir / "probe.jsonl")
+    assert len(drawn) == 150 and len({r["prompt"] for r in drawn}) == 150
+    assert not {r["prompt"] for r in drawn} & {r["prompt"] for r in held_out}
+    assert all(str(eval(r["prompt"][:-1])) == r["answer"] for r in drawn), "the answers are the sums and differences"
+    refuse_held_out(probe, data_dir)  # not refused: it is not the held-out probe
+    with pytest.raises(HeldOutError):
+        refuse_held_out(data_dir / "probe.jsonl", data_dir)

@@ -1,0 +1,52 @@
+"""Plain-text rows with the loss on the answers: the base's pretraining and SFT's replay."""
+
+import pytest
+
+from components import supervised
+from components.plain_text import ReplayBatches, loss_chars
+from components.stages import StageInputError
+
+
+class CharTokenizer:
+    """One token per character: enough to check masks and batches without a trained tokenizer."""
+
+    pad_token_id, eos_token_id = 0, 1
+
+    def __call__(self, texts, add_special_tokens, return_offsets_mapping, truncation, max_length):
+        ids = [[2 + ord(c) % 90 for c in t][:max_length] for t in texts]
+        return {"input_ids": ids, "offset_mapping": [[(i, i + 1) for i in range(len(t))][:max_length] for t in texts]}
+
+
+def test_only_the_results_of_drills_and_the_answer_of_a_worked_problem_carry_loss():
+    text = "22-9=13\n13+86=99"
+    assert "".join(c for c, on in zip(text, loss_chars(text), strict=True) if on) == "13\n99"
+    worked = "Q: Kim has 2 apples.\nA: 2+1=3"
+    assert "".join(c for c, on in zip(worked, loss_chars(worked), strict=True) if on) == "2+1=3"
+
+
+def test_replay_batches_are_fixed_by_seed_and_step_whatever_came_before():
+    texts = [f"{a}+{a}={2 * a}" for a in range(50)]
+    one, other = ReplayBatches(CharTokenizer(), texts, 4, 64, seed=3), ReplayBatches(CharTokenizer(), texts, 4, 64, seed=3)
+    one.batch(0), one.batch(1)
+    assert one.batch(7)[0].equal(other.batch(7)[0]), "a resumed run must replay the rows the first run would have"
+    assert not one.batch(7)[0].equal(one.batch(8)[0])
+    ids, labels = one.batch(2)
+    assert ids.shape[0] == 4 and (labels[ids == 0] == -100).all(), "padding carries no loss"
+
+
+def test_an_empty_replay_set_is_refused():
+    with pytest.raises(ValueError, match="replay dataset is empty"):
+        ReplayBatches(CharTokenizer(), [], 4, 64, seed=0)
+
+
+def test_replay_weight_without_a_replay_dataset_and_the_reverse_are_refused_by_name():
+    with pytest.raises(StageInputError, match="replay_weight is 0.5 but no replay dataset"):
+        supervised.replay_batches(supervised.SFTConfig(replay_weight=0.5), CharTokenizer(), None)
+    with pytest.raises(StageInputError, match=r"replay dataset was given \(data/pretrain.jsonl\) but replay_weight is 0"):
+        supervised.replay_batches(supervised.SFTConfig(), CharTokenizer(), "data/pretrain.jsonl")
+    assert supervised.replay_batches(supervised.SFTConfig(), CharTokenizer(), None) is None
+
+
+def test_the_replay_knobs_never_reach_trl():
+    kwargs = supervised.SFTConfig(replay_weight=0.5, replay_batch_size=8).trl_kwargs()
+    assert "replay_weight" not in kwargs and "replay_batch_size" not in kwargs
