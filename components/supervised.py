@@ -84,6 +84,12 @@ def replaying_trainer_class():
     class ReplaySFTTrainer(SFTTrainer):
         def __init__(self, *args, replay: ReplayBatches, replay_weight: float, **kwargs):
             super().__init__(*args, **kwargs)
+            if self.accelerator.num_processes > 1:
+                # DDP/DeepSpeed expect one forward per backward; the replay is a second one (single-process only, for now)
+                raise StageInputError(
+                    f"replay_weight is {replay_weight} on {self.accelerator.num_processes} processes: pretraining replay runs on one "
+                    "process only; set replay_weight to 0 for a distributed run"
+                )
             self.replay, self.replay_weight, self._replay_calls = replay, replay_weight, 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
