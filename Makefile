@@ -61,7 +61,7 @@ chromium:
 
 ## The whole test suite (unit, validation, component, end-to-end, infra, browser).
 test: $(STAMP) $(CHECKOV) chromium
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30  # the slowest tests in the log: where CI time goes
 
 ## Only the fast tiers (no training, no servers).
 test-fast: $(STAMP)
