@@ -64,6 +64,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     defaults = yaml.safe_load(Path(args.params).read_text())["sft"]
     probe = validation_probe(args.data, out)
+    # the base only needs its probe; evaluate wants an eval set, so it reads one validation problem
     base_probe = evaluate.evaluate_for_tuning(
         evaluate.Config(num_samples=1, ks=[1], limit=1), args.base, args.data, out / "base-eval", {"probe": probe}
     ).metrics["probe_accuracy"]
