@@ -1,10 +1,13 @@
-"""Pretraining replay in SFT against forgetting: the probe and pass@1 after each setting, side by side.
+"""Pretraining replay against forgetting, in SFT or in DPO: the probe and pass@1 after each setting, side by side.
 
     python bench/replay_sweep.py --base artifacts/base/<key>/model [--data data] \\
         [--runs '{"w0": {}, "w0.5": {"replay_weight": 0.5}}'] [--params params.yaml]
+    python bench/replay_sweep.py --stage alignment --base artifacts/sft_round2/<key>/model \\
+        --prefs artifacts/rejection_sampling/<key>/pairs.jsonl --runs '{...}'
 
-Each run fine-tunes the same base with the `sft` section of params.yaml (overridden by the run),
-replaying data/pretrain.jsonl when the run sets replay_weight, and evaluates greedily on the
+Each run trains the same start (`--base`: the base model for SFT, the round-2 model for DPO)
+with params.yaml's `sft` (or `alignment.dpo`) section, overridden by the run, replaying
+data/pretrain.jsonl when the run sets replay_weight, and evaluates greedily on the
 validation split (pass@1: did it learn the format) and on a *validation probe*: bare sums and
 differences drawn like the held-out probe with another seed, none of them in it (did it keep
 the arithmetic). Neither the held-out eval set nor the held-out probe is read
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from components import data, evaluate, sft
+from components import alignment, data, evaluate, sft
 from components.artifacts import read_records, write_records
 
 SEED = 1_000  # not the data seed: the held-out probe was drawn from that one
@@ -37,40 +40,58 @@ def validation_probe(data_dir: str, out: Path, n: int = 200) -> str:
     return str(path)
 
 
-def run_one(name: str, overrides: dict, defaults: dict, base: str, data_dir: str, probe: str, out: Path) -> dict:
-    started = time.perf_counter()
-    cfg = sft.Config(**(defaults | overrides))
-    inputs = {"model": base, "sft": f"{data_dir}/sft.jsonl"}
-    if cfg.replay_weight:
+def train(stage: str, overrides: dict, defaults: dict, base: str, data_dir: str, prefs: str | None, out: Path):
+    """One run of the SFT stage (on data/sft.jsonl) or the DPO stage (on `prefs`) from `base`."""
+    if stage == "sft":
+        cfg, run, inputs = sft.Config(**(defaults | overrides)), sft.run, {"model": base, "sft": f"{data_dir}/sft.jsonl"}
+    else:
+        cfg, run, inputs = alignment.Config(pairs="on_policy", dpo=defaults | overrides), alignment.run, {"model": base, "prefs": prefs}
+    if (cfg if stage == "sft" else cfg.dpo).replay_weight:
         inputs["replay"] = f"{data_dir}/pretrain.jsonl"
-    result = sft.run(cfg, inputs, str(out / name))
+    return run(cfg, inputs, str(out))
+
+
+def run_one(name: str, overrides: dict, defaults: dict, args, probe: str, out: Path) -> dict:
+    started = time.perf_counter()
+    result = train(args.stage, overrides, defaults, args.base, args.data, args.prefs, out / name)
     train_seconds = time.perf_counter() - started
     greedy = evaluate.Config(num_samples=1, ks=[1])
-    metrics = evaluate.evaluate_for_tuning(greedy, result.outputs["model"], data_dir, out / name / "eval", {"probe": probe}).metrics
-    return {"run": name, **overrides, "sft_seconds": round(train_seconds)} | {
+    metrics = evaluate.evaluate_for_tuning(greedy, result.outputs["model"], args.data, out / name / "eval", {"probe": probe}).metrics
+    return {"run": name, **overrides, f"{args.stage}_seconds": round(train_seconds)} | {
         f"val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the base model every run fine-tunes")
+    parser.add_argument("--stage", choices=("sft", "alignment"), default="sft", help="replay in the SFT stage or in the DPO pass")
+    parser.add_argument("--base", required=True, help="the model every run starts from (the base for SFT, the round-2 model for DPO)")
+    parser.add_argument("--prefs", help="alignment: the preference pairs (rejection sampling's pairs.jsonl)")
     parser.add_argument("--data", default="data")
-    parser.add_argument("--params", default="params.yaml", help="its `sft` section is every run's defaults")
+    parser.add_argument("--params", default="params.yaml", help="its `sft` (or `alignment.dpo`) section is every run's defaults")
     parser.add_argument("--runs", default='{"none": {"replay_weight": 0}, "w1": {"replay_weight": 1.0}}')
     parser.add_argument("--out", default="/tmp/replay-sweep")
     args = parser.parse_args()
+    if args.stage == "alignment" and not args.prefs:
+        parser.error("--stage alignment needs --prefs (the pairs the DPO pass trains on)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    defaults = yaml.safe_load(Path(args.params).read_text())["sft"]
+    params = yaml.safe_load(Path(args.params).read_text())
+    defaults = params["sft"] if args.stage == "sft" else params["alignment"]["dpo"]
     probe = validation_probe(args.data, out)
-    # the base only needs its probe; evaluate wants an eval set, so it reads one validation problem
-    base_probe = evaluate.evaluate_for_tuning(
-        evaluate.Config(num_samples=1, ks=[1], limit=1), args.base, args.data, out / "base-eval", {"probe": probe}
-    ).metrics["probe_accuracy"]
-    print(json.dumps({"run": "base", "val_probe_accuracy": round(base_probe, 3)}), flush=True)
+    # SFT's start (the base) only needs its probe, and evaluate wants an eval set: one validation problem;
+    # DPO's start (the round-2 model) gets its pass@1 too, the mark each run is judged against
+    start = evaluate.evaluate_for_tuning(
+        evaluate.Config(num_samples=1, ks=[1], limit=1 if args.stage == "sft" else None),
+        args.base,
+        args.data,
+        out / "start-eval",
+        {"probe": probe},
+    ).metrics
+    shown = ("probe_accuracy",) if args.stage == "sft" else ("pass@1", "probe_accuracy")
+    print(json.dumps({"run": "base" if args.stage == "sft" else "start"} | {f"val_{k}": round(start[k], 3) for k in shown}), flush=True)
     for name, overrides in json.loads(args.runs).items():
-        print(json.dumps(run_one(name, overrides, defaults, args.base, args.data, probe, out)), flush=True)
+        print(json.dumps(run_one(name, overrides, defaults, args, probe, out)), flush=True)
     return 0
 
 

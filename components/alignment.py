@@ -4,14 +4,17 @@ TRL's DPOTrainer against a frozen copy of the starting model as the reference. T
 the rejection-sampling stage's on-policy pairs when the flow has them (verified-correct vs.
 wrong answers of the model itself), the dataset's `prefs` otherwise; off-policy pairs hurt
 accuracy on the tiny model, on-policy ones far less. `loss_type: [sigmoid, sft]` adds an SFT
-term on the chosen responses, which keeps the policy's own good answers likely.
+term on the chosen responses, which keeps the policy's own good answers likely; `replay_weight`
+adds the LM loss on the base's pretraining text (a `replay` input), which keeps what the base
+knew outside the preference pairs (components.replay).
 (`method: grpo`, the R1 paper's "RL for all scenarios" step, is the GRPO stage run by the flow
 with the `alignment_grpo` section and the reward model's score as a reward.)
 
 Logs DPO's reward margins and accuracies.
 
     posttrain alignment --params params.yaml --model artifacts/sft_round2/<key>/model \\
-        --prefs artifacts/rejection_sampling/<key>/pairs.jsonl --out artifacts/alignment/manual
+        --prefs artifacts/rejection_sampling/<key>/pairs.jsonl --out artifacts/alignment/manual \\
+        [--replay data/pretrain.jsonl]    # with dpo.replay_weight > 0
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ from pydantic import Field, model_validator
 from components.config import StageResult, StrictModel
 from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer
+from components.replay import REPLAY_FIELDS, ReplaySettings, trainer_with_replay
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "sft")
 
 
-class DPOSettings(TrainerConfig):
-    """`trl.DPOConfig`: any of its fields may be set here."""
+class DPOSettings(ReplaySettings, TrainerConfig):
+    """`trl.DPOConfig`: any of its fields may be set here, plus the pretraining replay."""
 
     TRL_CLASS = "trl.DPOConfig"
+    OWN_FIELDS = REPLAY_FIELDS
 
     max_steps: int = Field(60, ge=1)
     per_device_train_batch_size: int = Field(16, ge=1, description="preference pairs per step")
@@ -74,12 +79,14 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     pairs = read_dataset(inputs["prefs"], "prefs")  # refuses an empty or malformed file, naming it
     tokenizer = load_tokenizer(inputs["model"])
     dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
-    trainer = DPOTrainer(
+    trainer_class, replay = trainer_with_replay(DPOTrainer, cfg, tokenizer, inputs.get("replay"))
+    trainer = trainer_class(
         model=load_model(inputs["model"]),  # ref_model=None: TRL loads the reference from the same path
         args=trl_config(cfg, out / "checkpoints", dataset_num_proc=1),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=cfg.peft_config(),  # with LoRA the reference is the adapter-disabled model, not a second copy
+        **replay,
     )
     resumed_from = train_resumably(trainer, cfg, out / "checkpoints", "alignment")
     outputs = save_trained(trainer, out / "model", tokenizer)
@@ -89,12 +96,13 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
     history = [e for e in trainer.state.log_history if "rewards/margins" in e]
     curves = {
         k.replace("/", "_"): [e[k] for e in history if k in e]
-        for k in ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+        for k in ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "replay_loss")
     }
+    curves = {k: v for k, v in curves.items() if v}
     return StageResult(
         stage="alignment",
         outputs=outputs,
-        metrics={f"final_{k}": v[-1] for k, v in curves.items() if v} | {"pairs": float(len(pairs))},
+        metrics={f"final_{k}": v[-1] for k, v in curves.items()} | {"pairs": float(len(pairs))},
         curves=curves,
         info={"method": "dpo", "pairs_file": inputs["prefs"], "parent_model": inputs["model"], "resumed_from": resumed_from},
         wall_seconds=time.perf_counter() - start,
@@ -102,7 +110,7 @@ def run_dpo(cfg: DPOSettings, inputs: dict[str, str], out: Path) -> StageResult:
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
-    """DPO-align `inputs["model"]` on the pairs of `inputs["prefs"]`; the model lands in `out_dir/model`."""
+    """DPO-align `inputs["model"]` on the pairs of `inputs["prefs"]` (replaying `inputs["replay"]`); the model lands in `out_dir/model`."""
     if cfg.method != "dpo":
         raise ValueError("alignment.method is grpo: that is the grpo stage run with the alignment_grpo section, not this one")
     return run_dpo(cfg.dpo, inputs, Path(out_dir))

@@ -1,9 +1,8 @@
 """Plain-text language-model rows, the loss on the answers only: what the base pretrains on, and what SFT replays.
 
 The local profile's pretraining corpus is plain text (worked problems and arithmetic drills, no
-chat format). Base pretraining learns from it; the SFT stage can mix a batch of it into every
-step (`replay_weight`), so the model keeps the bare arithmetic it learned while it learns the chat
-format: the pretraining-mix remedy for forgetting (InstructGPT's PPO-ptx).
+chat format). Base pretraining learns from it; the SFT and DPO stages can mix a batch of it into
+every step (components.replay), so the model keeps the bare arithmetic it learned.
 """
 
 from __future__ import annotations
@@ -54,20 +53,3 @@ def collate(rows: list[tuple[list[int], list[bool]]], pad_id: int):
         input_ids[i, : len(ids)] = torch.tensor(ids)
         labels[i, : len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)])
     return input_ids, labels
-
-
-class ReplayBatches:
-    """Random batches of plain-text rows, the same ones for a (seed, step) whatever ran before: a resumed run replays as the first did."""
-
-    def __init__(self, tokenizer, texts: list[str], batch_size: int, max_length: int, seed: int):
-        if not texts:
-            raise ValueError("no replay texts: the replay dataset is empty")
-        self.rows = tokenize_with_loss_mask(tokenizer, texts, max_length)
-        self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
-
-    def batch(self, step: int):
-        import torch
-
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        picks = torch.randint(len(self.rows), (self.batch_size,), generator=generator).tolist()
-        return collate([self.rows[i] for i in picks], self.pad_id)

@@ -90,6 +90,10 @@ def _data(kind: str, required: bool = True, help: str = "") -> Input:
     return Input("dataset", default=f"data/{kind}.jsonl", required=required, help=help or f"the {kind} dataset")
 
 
+def _replay() -> Input:
+    return Input("dataset", required=False, help="plain text replayed at every step (replay_weight > 0): the pretraining corpus")
+
+
 def _reward_model(help: str = "the reward model folder") -> Input:
     return Input("model", required=False, help=help)
 
@@ -128,9 +132,7 @@ STAGES: dict[str, Stage] = {
             consumes={
                 "model": _model(),
                 "sft": _data("sft"),
-                "replay": Input(
-                    "dataset", required=False, help="plain text replayed at every step (replay_weight > 0): the pretraining corpus"
-                ),
+                "replay": _replay(),
             },
             produces=("model",),
             gpu=True,
@@ -172,7 +174,7 @@ STAGES: dict[str, Stage] = {
             "alignment",
             "components.alignment",
             "the final preference pass: DPO on pairs",
-            consumes={"model": _model(), "prefs": _data("prefs", help="preference pairs")},
+            consumes={"model": _model(), "prefs": _data("prefs", help="preference pairs"), "replay": _replay()},
             produces=("model",),
             gpu=True,
             resources=GPU,

@@ -10,12 +10,11 @@ the last one, which is the normal path after a pre-empted job.
 
 With `replay_weight` > 0 and a plain-text `replay` dataset (the base's pretraining corpus),
 every step adds `replay_weight` x the language-model loss on `replay_batch_size` rows of it:
-the model keeps what pretraining taught it while it learns the format (see components.plain_text).
+the model keeps what pretraining taught it while it learns the format (see components.replay).
 """
 
 from __future__ import annotations
 
-import functools
 import shutil
 import time
 from pathlib import Path
@@ -25,16 +24,15 @@ from pydantic import Field
 from components.config import StageResult
 from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer
-from components.plain_text import ReplayBatches
-from components.stages import StageInputError
+from components.replay import REPLAY_FIELDS, ReplaySettings, trainer_with_replay
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
-class SFTConfig(TrainerConfig):
+class SFTConfig(ReplaySettings, TrainerConfig):
     """`trl.SFTConfig`: any of its fields may be set here, plus the pretraining replay."""
 
     TRL_CLASS = "trl.SFTConfig"
-    OWN_FIELDS = frozenset({"replay_weight", "replay_batch_size"})
+    OWN_FIELDS = REPLAY_FIELDS
 
     max_steps: int = Field(300, ge=1, description="optimizer steps")
     per_device_train_batch_size: int = Field(32, ge=1, description="examples per step and device")
@@ -44,10 +42,6 @@ class SFTConfig(TrainerConfig):
     lr_scheduler_type: str = Field("cosine", description="any transformers scheduler name")
     max_length: int = Field(256, ge=16, description="tokens per example; longer ones are truncated")
     logging_steps: int = Field(10, ge=1)
-    replay_weight: float = Field(
-        0.0, ge=0, le=100, description="weight of the LM loss on replayed pretraining text added to every step (0: no replay)"
-    )
-    replay_batch_size: int = Field(32, ge=1, description="pretraining rows replayed per step (replay_weight > 0)")
 
 
 # The stage's choices where TRL's defaults are GPU defaults; params.yaml may override each.
@@ -76,54 +70,6 @@ def sft_records(records: list[dict], mode: str) -> list[dict]:
     return [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in records]
 
 
-@functools.cache
-def replaying_trainer_class():
-    """SFTTrainer whose training loss adds `replay_weight` x the LM loss on a replayed batch (built on first use: TRL is slow to import)."""
-    from trl import SFTTrainer
-
-    class ReplaySFTTrainer(SFTTrainer):
-        def __init__(self, *args, replay: ReplayBatches, replay_weight: float, **kwargs):
-            super().__init__(*args, **kwargs)
-            if self.accelerator.num_processes > 1:
-                # DDP/DeepSpeed expect one forward per backward; the replay is a second one (single-process only, for now)
-                raise StageInputError(
-                    f"replay_weight is {replay_weight} on {self.accelerator.num_processes} processes: pretraining replay runs on one "
-                    "process only; set replay_weight to 0 for a distributed run"
-                )
-            self.replay, self.replay_weight, self._replay_calls = replay, replay_weight, 0
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if not model.training:
-                return result
-            # one batch per micro-step, fixed by the step and its place in it: a resumed run replays the same rows
-            micro = self._replay_calls % self.current_gradient_accumulation_steps
-            self._replay_calls += 1
-            input_ids, labels = self.replay.batch(self.state.global_step * self.args.gradient_accumulation_steps + micro)
-            replay_loss = model(input_ids=input_ids.to(model.device), labels=labels.to(model.device)).loss
-            self._metrics["train"]["replay_loss"].append(replay_loss.item())
-            # as TRL's aux loss: a per-micro-batch mean, so averaged over the accumulation steps when the trainer sums them
-            steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-            extra = self.replay_weight * replay_loss / steps
-            return (result[0] + extra, result[1]) if return_outputs else result + extra
-
-    return ReplaySFTTrainer
-
-
-def replay_batches(cfg: SFTConfig, tokenizer, replay_path: str | None) -> ReplayBatches | None:
-    """The replayed pretraining rows, or None without replay; a weight without a dataset (or the reverse) is refused."""
-    if not cfg.replay_weight:
-        if replay_path:
-            raise StageInputError(
-                f"a replay dataset was given ({replay_path}) but replay_weight is 0: set replay_weight, or drop the input"
-            )
-        return None
-    if not replay_path:
-        raise StageInputError(f"replay_weight is {cfg.replay_weight} but no replay dataset was given (the pretraining corpus, --replay)")
-    texts = [record["text"] for record in read_dataset(replay_path, "pretrain")]
-    return ReplayBatches(tokenizer, texts, cfg.replay_batch_size, cfg.max_length, cfg.seed)
-
-
 def build_trainer(
     cfg: SFTConfig, model_path: str, data_path: str, checkpoint_dir: Path, callbacks: list | None = None, replay_path: str | None = None
 ):
@@ -134,10 +80,7 @@ def build_trainer(
     tokenizer = load_tokenizer(model_path)
     mode = loss_mask_mode(tokenizer)
     dataset = Dataset.from_list(sft_records(read_dataset(data_path, "sft"), mode))
-    replay = replay_batches(cfg, tokenizer, replay_path)
-    trainer_class, extra = (
-        (SFTTrainer, {}) if replay is None else (replaying_trainer_class(), {"replay": replay, "replay_weight": cfg.replay_weight})
-    )
+    trainer_class, extra = trainer_with_replay(SFTTrainer, cfg, tokenizer, replay_path)
     trainer = trainer_class(
         model=load_model(model_path),
         args=training_args(cfg, checkpoint_dir, mode),

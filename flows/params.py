@@ -202,7 +202,7 @@ class PipelineParams(StrictModel):
 
     @model_validator(mode="after")
     def _replay_has_a_corpus(self) -> PipelineParams:
-        replaying = [name for name in ("sft", "sft_round2") if getattr(self, name).replay_weight]
+        replaying = [name for name, cfg in self._replaying_configs().items() if cfg.replay_weight]
         if replaying and self._no_pretraining_corpus():
             raise ValueError(
                 f"{' and '.join(f'{name}.replay_weight' for name in replaying)} {'replay' if len(replaying) > 1 else 'replays'} "
@@ -210,6 +210,10 @@ class PipelineParams(StrictModel):
                 "writes none: set data.files.pretrain (or data.n_pretrain > 0), or set replay_weight to 0"
             )
         return self
+
+    def _replaying_configs(self) -> dict:
+        """The trainer configs that may replay the pretraining corpus, by their params.yaml path."""
+        return {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo}
 
     @model_validator(mode="after")
     def _reward_model_consumers_have_one(self) -> PipelineParams:

@@ -229,7 +229,9 @@ class Recipe:
         if p.alignment.method == "grpo":
             return self.step("alignment", "grpo", p.alignment_grpo, {"model": policy.path, "rl": self.data["rl"]} | self._rm(), policy)
         prefs = self.pairs if p.alignment.pairs != "dataset" and self.pairs else self.data["prefs"]
-        return self.step("alignment", "alignment", p.alignment, {"model": policy.path, "prefs": prefs}, policy)
+        return self.step(
+            "alignment", "alignment", p.alignment, {"model": policy.path, "prefs": prefs} | self._replay(p.alignment.dpo), policy
+        )
 
     # ---- building blocks
 
@@ -370,9 +372,12 @@ class Recipe:
         return f"{model.parent.label}:{input_digest(model.parent.path)[:16]} ({model.parent.path})"
 
     def _sft_inputs(self, cfg, start: Model, conversations: str) -> dict[str, str]:
-        """An SFT stage's inputs, with the pretraining corpus when its config replays it (replay_weight)."""
-        replay = {"replay": self.data["pretrain"]} if cfg.replay_weight and "pretrain" in self.data else {}
-        return {"model": start.path, "sft": conversations} | replay
+        """An SFT stage's inputs, with the pretraining corpus when its config replays it."""
+        return {"model": start.path, "sft": conversations} | self._replay(cfg)
+
+    def _replay(self, cfg) -> dict[str, str]:
+        """The pretraining corpus as a `replay` input when the trainer config replays it (replay_weight)."""
+        return {"replay": self.data["pretrain"]} if cfg.replay_weight and "pretrain" in self.data else {}
 
     def _rm(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}

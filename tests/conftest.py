@@ -107,6 +107,19 @@ def tiny_overrides() -> dict:
     }
 
 
+def pretraining_loss(model_dir: str, texts: list[str]) -> float:
+    """The model's LM loss on plain pretraining rows (the answers only): what replay keeps low."""
+    import torch
+
+    from components.modeling import load_model, load_tokenizer
+    from components.plain_text import collate, tokenize_with_loss_mask
+
+    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    input_ids, labels = collate(tokenize_with_loss_mask(tokenizer, texts, 256), tokenizer.pad_token_id)
+    with torch.no_grad():
+        return model(input_ids=input_ids, labels=labels).loss.item()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict[str, str]:
     """The tiny synthetic datasets, written once per session."""

@@ -4,7 +4,7 @@ import pytest
 
 from components import sft
 from components.modeling import load_model
-from tests.conftest import stop_at, tiny_overrides
+from tests.conftest import pretraining_loss, stop_at, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +43,6 @@ def test_sft_resumes_from_the_last_checkpoint_and_ends_where_an_uninterrupted_ru
 # ---------------------------------------------------------------- pretraining replay (replay_weight)
 
 
-def _replay_loss_on(model_dir: str, texts: list[str]) -> float:
-    """The model's LM loss on plain pretraining rows (the answers only), what replay keeps low."""
-    import torch
-
-    from components.modeling import load_tokenizer
-    from components.plain_text import collate, tokenize_with_loss_mask
-
-    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
-    input_ids, labels = collate(tokenize_with_loss_mask(tokenizer, texts, 256), tokenizer.pad_token_id)
-    with torch.no_grad():
-        return model(input_ids=input_ids, labels=labels).loss.item()
-
-
 def test_replay_keeps_the_pretraining_loss_that_plain_sft_raises(tmp_path, tiny_base_model, tiny_data):
     from components.artifacts import read_records
 
@@ -66,8 +53,8 @@ def test_replay_keeps_the_pretraining_loss_that_plain_sft_raises(tmp_path, tiny_
 
     assert len(replayed.curves["replay_loss"]) == 8, "the replay loss is logged at every logging step"
     assert "replay_loss" not in plain.curves
-    before = _replay_loss_on(tiny_base_model, drills)
-    after_plain, after_replay = _replay_loss_on(plain.outputs["model"], drills), _replay_loss_on(replayed.outputs["model"], drills)
+    before = pretraining_loss(tiny_base_model, drills)
+    after_plain, after_replay = pretraining_loss(plain.outputs["model"], drills), pretraining_loss(replayed.outputs["model"], drills)
     assert after_plain > before, "the premise: SFT alone moves the model off its pretraining text"
     assert after_replay < after_plain - 0.05, (before, after_plain, after_replay)
 

@@ -70,3 +70,10 @@ def test_replaying_pretraining_text_without_a_pretraining_corpus_is_refused(tmp_
     )
     with pytest.raises(ParamsError, match=r"- \(top level\): sft.replay_weight replays data/pretrain.jsonl"):
         load_params(path)
+    path = write(
+        tmp_path,
+        "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\n"
+        "sft:\n  replay_weight: 0\nsft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0.5\n",
+    )
+    with pytest.raises(ParamsError, match=r"- \(top level\): alignment.dpo.replay_weight replays data/pretrain.jsonl"):
+        load_params(path)

@@ -1,9 +1,10 @@
-"""Plain-text rows with the loss on the answers: the base's pretraining and SFT's replay."""
+"""Plain-text rows with the loss on the answers, and their replay in SFT and DPO (components.plain_text, components.replay)."""
 
 import pytest
 
-from components import supervised
-from components.plain_text import ReplayBatches, loss_chars
+from components import alignment, supervised
+from components.plain_text import loss_chars
+from components.replay import ReplayBatches, load_replay
 from components.stages import StageInputError
 
 
@@ -39,14 +40,25 @@ def test_an_empty_replay_set_is_refused():
         ReplayBatches(CharTokenizer(), [], 4, 64, seed=0)
 
 
-def test_replay_weight_without_a_replay_dataset_and_the_reverse_are_refused_by_name():
+REPLAYING_CONFIGS = [supervised.SFTConfig, alignment.DPOSettings]
+
+
+@pytest.mark.parametrize("config", REPLAYING_CONFIGS)
+def test_replay_weight_without_a_replay_dataset_and_the_reverse_are_refused_by_name(config):
     with pytest.raises(StageInputError, match="replay_weight is 0.5 but no replay dataset"):
-        supervised.replay_batches(supervised.SFTConfig(replay_weight=0.5), CharTokenizer(), None)
+        load_replay(config(replay_weight=0.5), CharTokenizer(), None)
     with pytest.raises(StageInputError, match=r"replay dataset was given \(data/pretrain.jsonl\) but replay_weight is 0"):
-        supervised.replay_batches(supervised.SFTConfig(), CharTokenizer(), "data/pretrain.jsonl")
-    assert supervised.replay_batches(supervised.SFTConfig(), CharTokenizer(), None) is None
+        load_replay(config(), CharTokenizer(), "data/pretrain.jsonl")
+    assert load_replay(config(), CharTokenizer(), None) is None
 
 
-def test_the_replay_knobs_never_reach_trl():
-    kwargs = supervised.SFTConfig(replay_weight=0.5, replay_batch_size=8).trl_kwargs()
+@pytest.mark.parametrize("config", REPLAYING_CONFIGS)
+def test_the_replay_knobs_never_reach_trl(config):
+    kwargs = config(replay_weight=0.5, replay_batch_size=8).trl_kwargs()
     assert "replay_weight" not in kwargs and "replay_batch_size" not in kwargs
+
+
+@pytest.mark.parametrize("config", REPLAYING_CONFIGS)
+def test_a_negative_replay_weight_is_refused(config):
+    with pytest.raises(ValueError, match="replay_weight"):
+        config(replay_weight=-1)
