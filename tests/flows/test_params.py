@@ -62,11 +62,14 @@ def test_a_bad_exchange_uri_is_refused_naming_it(execution, message):
 def test_replaying_pretraining_text_without_a_pretraining_corpus_is_refused(tmp_path):
     path = write(tmp_path, "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\nsft:\n  replay_weight: 0.5\n")
     with pytest.raises(
-        ParamsError, match=r"sft.replay_weight and sft_round2.replay_weight replay data/pretrain.jsonl, but the data stage writes none"
+        ParamsError,
+        match=r"sft.replay_weight, sft_round2.replay_weight and alignment.dpo.replay_weight replay data/pretrain.jsonl, but the data stage writes none",
     ):
         load_params(path)
     path = write(
-        tmp_path, "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\nsft_round2:\n  replay_weight: 0\n"
+        tmp_path,
+        "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\n"
+        "sft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0\n",
     )
     with pytest.raises(ParamsError, match=r"- \(top level\): sft.replay_weight replays data/pretrain.jsonl"):
         load_params(path)
