@@ -42,11 +42,12 @@ def validation_probe(data_dir: str, out: Path, n: int = 200) -> str:
 
 def train(stage: str, overrides: dict, defaults: dict, base: str, data_dir: str, prefs: str | None, out: Path):
     """One run of the SFT stage (on data/sft.jsonl) or the DPO stage (on `prefs`) from `base`."""
+    settings = defaults | overrides
     if stage == "sft":
-        cfg, run, inputs = sft.Config(**(defaults | overrides)), sft.run, {"model": base, "sft": f"{data_dir}/sft.jsonl"}
+        cfg, run, inputs = sft.Config(**settings), sft.run, {"model": base, "sft": f"{data_dir}/sft.jsonl"}
     else:
-        cfg, run, inputs = alignment.Config(pairs="on_policy", dpo=defaults | overrides), alignment.run, {"model": base, "prefs": prefs}
-    if (cfg if stage == "sft" else cfg.dpo).replay_weight:
+        cfg, run, inputs = alignment.Config(pairs="on_policy", dpo=settings), alignment.run, {"model": base, "prefs": prefs}
+    if settings.get("replay_weight"):
         inputs["replay"] = f"{data_dir}/pretrain.jsonl"
     return run(cfg, inputs, str(out))
 

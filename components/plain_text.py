@@ -1,4 +1,4 @@
-"""Plain-text language-model rows, the loss on the answers only: what the base pretrains on, and what SFT replays.
+"""Plain-text language-model rows, the loss on the answers only: what the base pretrains on, and what SFT and DPO replay.
 
 The local profile's pretraining corpus is plain text (worked problems and arithmetic drills, no
 chat format). Base pretraining learns from it; the SFT and DPO stages can mix a batch of it into

@@ -91,7 +91,8 @@ def replaying(trainer_class: type) -> type:
             result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             if not model.training:
                 return result
-            replay_loss = model(**{k: v.to(model.device) for k, v in zip(("input_ids", "labels"), self._next_batch(), strict=True)}).loss
+            input_ids, labels = self._next_batch()
+            replay_loss = model(input_ids=input_ids.to(model.device), labels=labels.to(model.device)).loss
             self._metrics["train"]["replay_loss"].append(replay_loss.item())
             extra = self.replay_weight * replay_loss / self._ga_divisor(num_items_in_batch)
             return (result[0] + extra, result[1]) if return_outputs else result + extra

@@ -59,24 +59,27 @@ def test_a_bad_exchange_uri_is_refused_naming_it(execution, message):
         ExecutionConfig.model_validate(execution)
 
 
-def test_replaying_pretraining_text_without_a_pretraining_corpus_is_refused(tmp_path):
-    path = write(tmp_path, "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\nsft:\n  replay_weight: 0.5\n")
-    with pytest.raises(
-        ParamsError,
-        match=r"sft.replay_weight, sft_round2.replay_weight and alignment.dpo.replay_weight replay data/pretrain.jsonl, but the data stage writes none",
-    ):
-        load_params(path)
-    path = write(
-        tmp_path,
-        "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\n"
-        "sft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0\n",
-    )
-    with pytest.raises(ParamsError, match=r"- \(top level\): sft.replay_weight replays data/pretrain.jsonl"):
-        load_params(path)
-    path = write(
-        tmp_path,
-        "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\n"
-        "sft:\n  replay_weight: 0\nsft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0.5\n",
-    )
-    with pytest.raises(ParamsError, match=r"- \(top level\): alignment.dpo.replay_weight replays data/pretrain.jsonl"):
-        load_params(path)
+NO_PRETRAINING = "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\n"
+
+
+@pytest.mark.parametrize(
+    "replay, message",
+    [
+        (
+            "sft:\n  replay_weight: 0.5\n",
+            r"sft.replay_weight, sft_round2.replay_weight and alignment.dpo.replay_weight replay data/pretrain.jsonl, "
+            "but the data stage writes none",
+        ),
+        (
+            "sft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0\n",
+            r"- \(top level\): sft.replay_weight replays data/pretrain.jsonl",
+        ),
+        (
+            "sft:\n  replay_weight: 0\nsft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0.5\n",
+            r"- \(top level\): alignment.dpo.replay_weight replays data/pretrain.jsonl",
+        ),
+    ],
+)
+def test_replaying_pretraining_text_without_a_pretraining_corpus_is_refused(tmp_path, replay, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(write(tmp_path, NO_PRETRAINING + replay))
