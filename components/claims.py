@@ -248,7 +248,8 @@ def forgetting(run: RunFiles) -> Claim:
         return missing(claim, measure, "the base solves none of the probe: nothing to forget (give a probe the base can do)")
     row = paired(claim, measure, probe_scores(final), base_scores, threshold=-FORGETTING_ALLOWED)
     if row.effect is not None:
-        row.note = f"the recipe cost {-row.effect:.1%} of the probe (base {row.right:.3f} -> final {row.left:.3f})"
+        change = f"cost {-row.effect:.3f}" if row.effect < 0 else f"gained {row.effect:.3f}"  # absolute accuracy, not a ratio
+        row.note = f"probe accuracy {change} (base {row.right:.3f} -> final {row.left:.3f})"
     return row
 
 

@@ -74,11 +74,15 @@ def test_forgetting_holds_within_five_points_and_reports_the_cost(tmp_path):
     final = probes(tmp_path / "final.jsonl", share(100))
     run = claims.RunFiles(evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": final}}, final="alignment")
     row = claims.forgetting(run)
-    assert row.effect == pytest.approx(-0.4) and row.holds is False and "cost 40.0%" in row.note
+    assert row.effect == pytest.approx(-0.4) and row.holds is False and "cost 0.400 (base 0.900 -> final 0.500)" in row.note
     kept = claims.forgetting(
         claims.RunFiles(evaluations={"base": {"probe_predictions": base}, "alignment": {"probe_predictions": base}}, final="alignment")
     )
     assert kept.holds is True, "no drop at all is within the 5 points allowed"
+    better = claims.forgetting(
+        claims.RunFiles(evaluations={"base": {"probe_predictions": final}, "alignment": {"probe_predictions": base}}, final="alignment")
+    )
+    assert better.holds is True and "gained 0.400" in better.note, "a rise is said as a gain, not a negative cost"
     no_probe = claims.forgetting(claims.RunFiles(evaluations={"base": {}, "alignment": {}}, final="alignment"))
     assert no_probe.holds is None and "no probe set" in no_probe.note
     nothing = probes(tmp_path / "zero.jsonl", share(0))
