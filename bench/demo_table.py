@@ -63,6 +63,8 @@ def claims_table(results: dict) -> str:
     table = markdown(ClaimsReport(claims=claims, seed_spread=seeds.get("spread", {}), method=report["method"])).rstrip("\n")
     if seeds:
         table += f"\n\nThe spread: `python bench/seed_spread.py` at commit {seeds['commit']}, whole local runs whose post-training seeds are shifted by each offset (bench/results/seed_spread.md)."
+        if seeds.get("offset0_from"):
+            table += f" Offset 0 is the committed run {seeds['offset0_from']}."
     return table
 
 

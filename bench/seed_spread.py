@@ -1,6 +1,8 @@
 """The spread of the recipe's claims over training seeds: the local recipe run whole, once per seed offset.
 
     python bench/seed_spread.py [--offsets 0 1 2] [--repo .] [--out bench/results/seed_spread.json] [--keep]
+    python bench/seed_spread.py --offsets 1 2 --offset0-from bench/results/demo.json
+
 
 1. `git clone` the repository into a temporary folder and install it there (`make install`);
 2. for each offset k: a copy of params.yaml whose every post-training `seed` (SFT, reward model,
@@ -11,6 +13,11 @@
    exactly what a user re-running the recipe with other seeds would vary;
 3. each run's reports/claims.json is read back; per claim: the effect at each seed, their mean
    and sample standard deviation, and in how many seeds it holds.
+
+`--offset0-from` takes offset 0 from a committed fresh-clone run of bench/demo_bench.py (its
+claims, unshifted seeds) instead of training it again: the spread then costs two recipes, not
+three. It is honest only when that run's commit trains what the clone does and ran on the same
+CPU kind; the result names the run's commit and CPU flags so a reader can check.
 
 Results: the JSON (bench/demo_table.py puts the spread under the README's claims table) and a .md
 beside it. One seed offset costs a whole local recipe without its base (~16 min here).
@@ -102,8 +109,22 @@ def markdown(result: dict) -> str:
         sd = "-" if row["sd"] is None else f"{row['sd']:.3f}"
         lines.append(f"| {name} | {effects} | {mean} | {sd} | {row['holds_in']} of {row['runs']} |")
     seconds = ", ".join(f"{s:.0f}" for s in result["pipeline_seconds"].values())
-    lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} (the first trains the base)."]
+    lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} (the first run here trains the base)."]
+    if result.get("offset0_from"):
+        lines.append(f"Offset 0 is the committed run {result['offset0_from']}, not run again.")
     return "\n".join(lines) + "\n"
+
+
+def reused_run(demo_json: Path, offsets: list[int]) -> dict:
+    """Offset 0 as a bench/demo_bench.py result recorded it: its claims, seconds and where it came from."""
+    if 0 in offsets:
+        sys.exit("--offset0-from stands for offset 0: leave 0 out of --offsets")
+    demo = json.loads(demo_json.read_text())
+    return {
+        "claims": demo["claims"]["claims"],
+        "seconds": demo["pipeline_seconds"],
+        "source": f"{demo_json.name} (commit {demo['commit']}, CPU flags {demo['math']['cpu_flags']})",
+    }
 
 
 def run(command: list[str], cwd: Path, log: Path) -> None:
@@ -119,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=str(REPO))
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "seed_spread.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--offset0-from", type=Path, help="a demo_bench.py result whose claims stand for offset 0")
     args = parser.parse_args(argv)
+    reused = reused_run(args.offset0_from, args.offsets) if args.offset0_from else None
 
     workdir = Path(tempfile.mkdtemp(prefix="seed-spread-"))
     clone = workdir / "repo"
@@ -130,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     effective = load_params(clone / "params.yaml", "local").model_dump(mode="json")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
     claims, seconds, changed = {}, {}, []
+    if reused:
+        claims[0], seconds[0] = reused["claims"], reused["seconds"]
     for offset in args.offsets:
         reports = f"reports/seed{offset}"
         params, changed = shifted_params(document, effective, offset, reports)
@@ -143,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[seed-spread] offset {offset}: {seconds[offset]:.0f} s", flush=True)
     result = {
         "commit": commit,
-        "offsets": args.offsets,
+        "offsets": sorted(claims),
+        "offset0_from": reused["source"] if reused else None,
         "shifted_seeds": changed,
         "pipeline_seconds": seconds,
         "runs": claims,

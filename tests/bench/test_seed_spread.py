@@ -1,5 +1,8 @@
 """bench/seed_spread.py: which seeds a seed offset shifts, and how the claims' spread is summarised."""
 
+import json
+
+import pytest
 import yaml
 
 from flows.params import load_params
@@ -37,3 +40,27 @@ def test_the_spread_gives_each_claims_effects_sd_and_how_often_it_held():
     assert spread["b"]["mean"] is None and spread["b"]["sd"] is None and spread["b"]["holds_in"] == 0
     report = bench.markdown({"commit": "abc", "offsets": [0, 1, 2], "spread": spread, "pipeline_seconds": {"0": 1.0}})
     assert "| a | +0.100, +0.000, +0.050 | +0.050 | 0.050 | 2 of 3 |" in report
+
+
+def test_offset_0_can_be_a_committed_demo_run_named_in_the_report(tmp_path):
+    bench = load_script("seed_spread")
+    demo = tmp_path / "demo.json"
+    claims = [{"claim": "a", "effect": 0.1, "holds": True}]
+    demo.write_text(
+        json.dumps({"claims": {"claims": claims}, "pipeline_seconds": 12.0, "commit": "abc1234", "math": {"cpu_flags": "amx_bf16"}})
+    )
+    reused = bench.reused_run(demo, [1, 2])
+    assert reused["claims"] == claims and reused["seconds"] == 12.0
+    assert "commit abc1234" in reused["source"] and "amx_bf16" in reused["source"], "a reader can check it trains what the clone does"
+    with pytest.raises(SystemExit, match="leave 0 out of --offsets"):
+        bench.reused_run(demo, [0, 1])
+    report = bench.markdown(
+        {
+            "commit": "def",
+            "offsets": [0, 1],
+            "spread": bench.spread({0: claims}),
+            "pipeline_seconds": {"0": 12.0},
+            "offset0_from": reused["source"],
+        }
+    )
+    assert "Offset 0 is the committed run demo.json (commit abc1234" in report
