@@ -3,7 +3,6 @@
     python bench/seed_spread.py [--offsets 0 1 2] [--repo .] [--out bench/results/seed_spread.json] [--keep]
     python bench/seed_spread.py --offsets 1 2 --offset0-from bench/results/demo.json
 
-
 1. `git clone` the repository into a temporary folder and install it there (`make install`);
 2. for each offset k: a copy of params.yaml whose every post-training `seed` (SFT, reward model,
    GRPO, rejection sampling, DPO, distillation, evaluation sampling: every `seed` key outside
@@ -122,7 +121,7 @@ def reused_run(demo_json: Path, offsets: list[int]) -> dict:
     demo = json.loads(demo_json.read_text())
     return {
         "claims": demo["claims"]["claims"],
-        "seconds": demo["pipeline_seconds"],
+        "seconds": demo["pipeline_seconds"],  # the flow's wall; a run here is timed as its whole `make demo`
         "source": f"{demo_json.name} (commit {demo['commit']}, CPU flags {demo['math']['cpu_flags']})",
     }
 
