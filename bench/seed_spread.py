@@ -119,11 +119,14 @@ def reused_run(demo_json: Path, offsets: list[int]) -> dict:
     if 0 in offsets:
         sys.exit("--offset0-from stands for offset 0: leave 0 out of --offsets")
     demo = json.loads(demo_json.read_text())
-    return {
-        "claims": demo["claims"]["claims"],
-        "seconds": demo["pipeline_seconds"],  # the flow's wall; a run here is timed as its whole `make demo`
-        "source": f"{demo_json.name} (commit {demo['commit']}, CPU flags {demo['math']['cpu_flags']})",
-    }
+    try:
+        return {
+            "claims": demo["claims"]["claims"],
+            "seconds": demo["pipeline_seconds"],  # the flow's wall; a run here is timed as its whole `make demo`
+            "source": f"{demo_json.name} (commit {demo['commit']}, CPU flags {demo['math']['cpu_flags']})",
+        }
+    except KeyError as missing:
+        sys.exit(f"--offset0-from {demo_json}: not a bench/demo_bench.py result (it has no {missing})")
 
 
 def run(command: list[str], cwd: Path, log: Path) -> None:

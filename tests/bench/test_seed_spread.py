@@ -54,6 +54,10 @@ def test_offset_0_can_be_a_committed_demo_run_named_in_the_report(tmp_path):
     assert "commit abc1234" in reused["source"] and "amx_bf16" in reused["source"], "a reader can check it trains what the clone does"
     with pytest.raises(SystemExit, match="leave 0 out of --offsets"):
         bench.reused_run(demo, [0, 1])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"claims": {"claims": claims}}))
+    with pytest.raises(SystemExit, match=r"other.json: not a bench/demo_bench.py result \(it has no 'pipeline_seconds'\)"):
+        bench.reused_run(other, [1])
     report = bench.markdown(
         {
             "commit": "def",
