@@ -1,7 +1,11 @@
 """Reward model stage: a Bradley-Terry scorer of responses, trained on preference pairs.
 
-TRL's RewardTrainer puts a one-output head on the policy's backbone (initialized from the
-cold-start SFT model, as in the R1 recipe) and trains `-log sigmoid(r_chosen - r_rejected)`.
+TRL's RewardTrainer trains `-log sigmoid(r_chosen - r_rejected)` from the cold-start SFT model,
+as in the R1 recipe. What r is (`scorer`, components/scoring.py): by default the SFT LM's own
+log-likelihood of the exchange, which already sees a wrong step or a final answer that does not
+follow (the LM has learned the arithmetic) and which the pairs sharpen at a small learning rate;
+or TRL's one-output head on the last token, which on the tiny model learned format breaks and
+little else (validation: bench/results/tuning.md).
 A slice of the pairs is held out; the stage reports pairwise accuracy on it, scored by the
 same `RewardScorer` that best-of-N evaluation, GRPO's optional `reward_model` reward and
 rejection sampling use, so the number measures the scorer the later stages actually get.
@@ -19,6 +23,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -26,8 +31,8 @@ from components.answers import THINK_CLOSE, extract_answer
 from components.artifacts import DataError, write_json, write_records
 from components.config import StageResult
 from components.dataset_frames import read_dataset
-from components.modeling import load_tokenizer
-from components.scoring import RewardScorer
+from components.modeling import load_model, load_tokenizer
+from components.scoring import RewardScorer, use_scorer
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
@@ -35,16 +40,21 @@ class RewardModelConfig(TrainerConfig):
     """`trl.RewardConfig`: any of its fields may be set here; the held-out split is ours."""
 
     TRL_CLASS = "trl.RewardConfig"
-    OWN_FIELDS = frozenset({"held_out_fraction"})
+    OWN_FIELDS = frozenset({"held_out_fraction", "scorer"})
 
     max_steps: int = Field(150, ge=1, description="optimizer steps")
     per_device_train_batch_size: int = Field(16, ge=1, description="preference pairs per step")
-    learning_rate: float = Field(5e-4, gt=0, le=1)
+    learning_rate: float = Field(1e-5, gt=0, le=1)
     warmup_steps: int = Field(10, ge=0)
     max_length: int = Field(256, ge=16, description="tokens of prompt + response")
     held_out_fraction: float = Field(0.1, gt=0, lt=1, description="pairs kept aside for pairwise accuracy")
-    center_rewards_coefficient: float | None = Field(0.01, ge=0, description="keeps scores near 0 (TRL's option)")
+    center_rewards_coefficient: float | None = Field(0.01, ge=0, description="keeps scores near 0 (TRL's option; head only)")
     logging_steps: int = Field(10, ge=1)
+    scorer: Literal["head", "log_likelihood"] = Field(
+        "log_likelihood",
+        description="head: a score head on the last token (TRL's); log_likelihood: the LM's own log-likelihood of the answer,"
+        " trained with the same loss (components/scoring.py)",
+    )
 
 
 Config = RewardModelConfig  # the stage contract's name for it
@@ -98,6 +108,21 @@ def pairwise_metrics(scored: list[dict]) -> dict[str, float]:
     return metrics
 
 
+def scorer_model(cfg: Config, model_dir: str) -> dict:
+    """The trainer's model and LoRA settings for `cfg.scorer`."""
+    if cfg.scorer == "head":  # a path: TRL builds the sequence-classification head on it; LoRA trains the head in full
+        return {"model": model_dir, "peft_config": cfg.peft_config("SEQ_CLS", modules_to_save=["score"])}
+    model = load_model(model_dir)
+    model.config.num_labels = 1  # TRL's check that a reward model outputs one score: the hook makes it so
+    return {"model": model, "peft_config": cfg.peft_config("CAUSAL_LM")}
+
+
+def scorer_settings(cfg: Config) -> dict:
+    # Centering pulls (r_chosen + r_rejected) to 0: on log-likelihoods (about -100 a sequence) it would
+    # swamp the pairwise loss and train the LM to make every answer likelier.
+    return {"center_rewards_coefficient": None} if cfg.scorer == "log_likelihood" else {}
+
+
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     """Train a reward model from `inputs["model"]` on `inputs["prefs"]`; it lands in `out_dir/model`."""
     from datasets import Dataset
@@ -114,13 +139,13 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     columns = ("prompt", "chosen", "rejected")
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in train])
     trainer = RewardTrainer(
-        model=inputs["model"],  # a path: TRL builds the sequence-classification head on it
-        args=trl_config(cfg, out / "checkpoints", dataset_num_proc=1),
+        args=trl_config(cfg, out / "checkpoints", dataset_num_proc=1, **scorer_settings(cfg)),
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=cfg.peft_config("SEQ_CLS", modules_to_save=["score"]),  # LoRA: the score head trains in full
+        **scorer_model(cfg, inputs["model"]),
     )
-    trainer.model.config.pad_token_id = tokenizer.pad_token_id  # where the score is read: last non-pad token
+    trainer.model.config.pad_token_id = tokenizer.pad_token_id  # where a head's score is read: last non-pad token
+    use_scorer(trainer.model, cfg.scorer)
     resumed_from = train_resumably(trainer, cfg, out / "checkpoints", "reward_model")
     outputs = save_trained(trainer, out / "model", tokenizer, generation_defaults=False)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -3,6 +3,12 @@
 The reward model stage trains the scorer and reports its held-out pairwise accuracy with this
 class; best-of-N evaluation, GRPO's optional `reward_model` reward and rejection sampling's
 ranking load the saved model with it too, so they all get the scorer that was measured.
+
+A reward model scores in one of two ways (`reward_model.scorer`, kept in the saved config as
+`reward_scorer`): `head`, TRL's one-output head read at the last token; or `log_likelihood`, the
+sum of a causal LM's log-probabilities of the exchange's tokens, trained with the same
+Bradley-Terry loss (the implicit reward of SimPO/DPO without a reference). Both are read as a
+model's `.logits` of shape (batch, 1), so the trainer and this scorer handle them alike.
 """
 
 from __future__ import annotations
@@ -11,17 +17,51 @@ from collections.abc import Sequence
 
 from components.modeling import load_tokenizer
 
+SCORERS = ("head", "log_likelihood")
+
+
+def sequence_log_likelihood(_module, args, kwargs, output):
+    """A forward hook: the model's `.logits` become each sequence's summed token log-probabilities, (batch, 1).
+
+    Every token counts, the prompt's too: two answers to one prompt share the prompt's terms
+    (causal attention), so they cancel in every comparison the scorer is used for."""
+    input_ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+    mask = kwargs.get("attention_mask")
+    next_token = output.logits[:, :-1].float().log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    if mask is not None:
+        next_token = next_token * mask[:, 1:]
+    output.logits = next_token.sum(-1, keepdim=True)
+    return output
+
+
+def use_scorer(model, scorer: str) -> None:
+    """Make `model` (the outermost module: a LoRA wrapper's, if any) score as `scorer` says, and record it in its config."""
+    if scorer not in SCORERS:
+        raise ValueError(f"reward_model.scorer: {scorer!r} is not one of {', '.join(SCORERS)}")
+    model.config.reward_scorer = scorer
+    if scorer == "log_likelihood":
+        model.register_forward_hook(sequence_log_likelihood, with_kwargs=True)
+
+
+def saved_scorer(model_dir: str) -> str:
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(model_dir), "reward_scorer", "head")
+
 
 class RewardScorer:
     """Scores (prompt, response) pairs with a trained reward model; higher is better."""
 
     def __init__(self, model_dir: str, batch_size: int = 64):
         import torch
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
         self.tokenizer = load_tokenizer(model_dir)
         self.tokenizer.padding_side = "right"
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+        scorer = saved_scorer(model_dir)
+        model_class = AutoModelForCausalLM if scorer == "log_likelihood" else AutoModelForSequenceClassification
+        self.model = model_class.from_pretrained(model_dir, dtype=torch.float32).eval()
+        use_scorer(self.model, scorer)
         self.batch_size = batch_size
 
     def texts(self, prompts: Sequence[list[dict] | str], responses: Sequence[str]) -> list[str]:

@@ -11,9 +11,11 @@ from tests.conftest import tiny_overrides
 pytestmark = pytest.mark.slow
 
 
-def test_reward_model_trains_and_scores_held_out_pairs(tmp_path, tiny_sft_model, tiny_data):
-    cfg = reward_model.Config(**tiny_overrides()["reward_model"])
+@pytest.mark.parametrize("scorer", ["log_likelihood", "head"])
+def test_reward_model_trains_and_scores_held_out_pairs(tmp_path, tiny_sft_model, tiny_data, scorer):
+    cfg = reward_model.Config(**tiny_overrides()["reward_model"], scorer=scorer)
     result = reward_model.run(cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path))
+    assert scoring.saved_scorer(result.outputs["model"]) == scorer  # what every later stage's RewardScorer loads
     assert 0.0 <= result.metrics["held_out_pairwise_accuracy"] <= 1.0
     assert result.metrics["held_out_pairs"] >= 1
     scorer = scoring.RewardScorer(result.outputs["model"])
