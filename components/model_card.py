@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 
-from components.serving import CHAT_EXAMPLE, CHAT_TASK, REWARD_TASK, SERVING_TASK_TAG
+from components.serving import CHAT_EXAMPLE, CHAT_TASK, REWARD_EXAMPLE, REWARD_TASK, SERVING_TASK_TAG
 
 MAX_CHARS = 5000  # the registry's description column: PostgreSQL refuses longer
 LONG_VALUE = 120  # a tag longer than this (per-problem scores, JSON) is summarised, not printed
@@ -108,11 +108,12 @@ def _usage(name: str, version: str | None, task: str | None) -> str:
             f"```\n{serve}\ncurl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d '{request}'\n```"
         )
     if task == REWARD_TASK:
-        request = json.dumps({"inputs": ["<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n5<|im_end|>"]})
+        request = json.dumps({"inputs": [REWARD_EXAMPLE]})
         return (
-            "## Serving\n\nA `text-classification` pipeline whose `score` is the raw reward (higher is better; "
-            "the `label` is always LABEL_0). Send each exchange already rendered with the tokenizer's chat template, "
-            "as components.scoring.RewardScorer does (the example is the tiny models' ChatML).\n\n"
+            "## Serving\n\nPOST exchanges already rendered with the tokenizer's chat template, as "
+            "components.scoring.RewardScorer renders them (the example is the tiny models' ChatML), and read each "
+            "answer's `score`: the raw reward, higher is better. A head scorer is MLflow's `text-classification` "
+            "pipeline (its `label` is always LABEL_0); a log-likelihood scorer is the pyfunc of components/reward_pyfunc.py.\n\n"
             f"```\n{serve}\ncurl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d '{request}'\n```"
         )
     return ""

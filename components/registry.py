@@ -128,7 +128,8 @@ def download_model_version(name: str, version: str, dst: str | Path) -> Path:
     `components/tokenizer/` (per the MLmodel file); they are merged into `model/`. (A version
     logged from its folder, as register_model does now, has the whole folder, tokenizer and
     chat template included, in `model/` already; one logged from loaded objects, as before, has
-    the tokenizer only in `components/`.) A version logged as a plain HF folder is returned as is.
+    the tokenizer only in `components/`.) A log-likelihood reward model's pyfunc has its folder as
+    the artifact `model`. A version logged as a plain HF folder is returned as is.
     """
     import shutil
 
@@ -136,9 +137,11 @@ def download_model_version(name: str, version: str, dst: str | Path) -> Path:
 
     root = Path(_mlflow().artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
     mlmodel = root / "MLmodel"
-    flavor = yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("transformers") if mlmodel.is_file() else None
-    if not flavor:
-        return root
+    flavors = yaml.safe_load(mlmodel.read_text()).get("flavors", {}) if mlmodel.is_file() else {}
+    flavor = flavors.get("transformers")
+    if not flavor:  # a log-likelihood reward model's pyfunc (components/serving.py) carries its folder as an artifact
+        folder = flavors.get("python_function", {}).get("artifacts", {}).get("model", {}).get("path")
+        return root / folder if folder else root
     model_dir = root / flavor.get("model_binary", "model")
     for component in flavor.get("components", []):
         for file in (root / "components" / component).iterdir():

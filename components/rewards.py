@@ -14,6 +14,7 @@ reward is bounded, so a weighted sum can be read against the verified accuracy.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -82,7 +83,12 @@ def sigmoid(x: float) -> float:
 
 
 class RewardModelReward:
-    """A trained reward model's score squashed to [0, 1] by `sigmoid`, loaded once and reused every step."""
+    """A trained reward model's score squashed to [0, 1] by `sigmoid`, loaded once and reused every step.
+
+    A log-likelihood scorer's score (components/scoring.py) is a sum of about -460 for a whole
+    exchange, the prompt's share included: only differences between answers to one prompt mean
+    anything, so each is taken relative to the mean of its prompt's answers in the batch (GRPO's
+    group) before the squash: above 0.5 for an answer likelier than its group's average."""
 
     __name__ = "reward_model"
 
@@ -90,10 +96,22 @@ class RewardModelReward:
         from components.scoring import RewardScorer
 
         self.scorer = RewardScorer(model_dir, batch_size=batch_size)
+        self.per_prompt = self.scorer.kind == "log_likelihood"
 
     def __call__(self, prompts: Sequence, completions: Sequence, **_) -> list[float]:
         scores = self.scorer.score(prompts, [response_text(c) for c in completions])
+        if self.per_prompt:
+            scores = centered_per_prompt(prompts, scores)
         return [sigmoid(s) for s in scores]
+
+
+def centered_per_prompt(prompts: Sequence, scores: Sequence[float]) -> list[float]:
+    """Each score minus the mean score of the answers to the same prompt."""
+    groups: dict[str, list[float]] = {}
+    keys = [json.dumps(prompt, sort_keys=True) for prompt in prompts]
+    for key, score in zip(keys, scores, strict=True):
+        groups.setdefault(key, []).append(score)
+    return [score - sum(groups[key]) / len(groups[key]) for key, score in zip(keys, scores, strict=True)]
 
 
 class NamedReward:

@@ -13,7 +13,9 @@ model's `.logits` of shape (batch, 1), so the trainer and this scorer handle the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from components.modeling import load_tokenizer
 
@@ -43,10 +45,10 @@ def use_scorer(model, scorer: str) -> None:
         model.register_forward_hook(sequence_log_likelihood, with_kwargs=True)
 
 
-def saved_scorer(model_dir: str) -> str:
-    from transformers import AutoConfig
-
-    return getattr(AutoConfig.from_pretrained(model_dir), "reward_scorer", "head")
+def saved_scorer(model_dir: str | Path) -> str:
+    """How the reward model saved in `model_dir` scores, read off its config.json (no weights are loaded)."""
+    config = Path(model_dir) / "config.json"
+    return json.loads(config.read_text()).get("reward_scorer", "head") if config.is_file() else "head"
 
 
 class RewardScorer:
@@ -58,10 +60,10 @@ class RewardScorer:
 
         self.tokenizer = load_tokenizer(model_dir)
         self.tokenizer.padding_side = "right"
-        scorer = saved_scorer(model_dir)
-        model_class = AutoModelForCausalLM if scorer == "log_likelihood" else AutoModelForSequenceClassification
+        self.kind = saved_scorer(model_dir)  # one of SCORERS
+        model_class = AutoModelForCausalLM if self.kind == "log_likelihood" else AutoModelForSequenceClassification
         self.model = model_class.from_pretrained(model_dir, dtype=torch.float32).eval()
-        use_scorer(self.model, scorer)
+        use_scorer(self.model, self.kind)
         self.batch_size = batch_size
 
     def texts(self, prompts: Sequence[list[dict] | str], responses: Sequence[str]) -> list[str]:
@@ -73,9 +75,12 @@ class RewardScorer:
         return rendered
 
     def score(self, prompts: Sequence[list[dict] | str], responses: Sequence[str]) -> list[float]:
+        return self.score_texts(self.texts(prompts, responses))
+
+    def score_texts(self, texts: Sequence[str]) -> list[float]:
+        """Scores of exchanges already rendered with the chat template (what a served reward model is sent)."""
         import torch
 
-        texts = self.texts(prompts, responses)
         scores: list[float] = []
         for start in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False)

@@ -21,12 +21,14 @@ import importlib
 import json
 from pathlib import Path
 
+from components.scoring import saved_scorer
 from components.tracking import _mlflow
 
 CHAT_TASK = "llm/v1/chat"
 REWARD_TASK = "text-classification"
 SERVING_TASK_TAG = "serving_task"  # which of the two a version was logged as: its card says how to call it
 CHAT_EXAMPLE = {"messages": [{"role": "user", "content": "What is 2 + 3?"}]}
+REWARD_EXAMPLE = "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n5<|im_end|>"  # the tiny models' ChatML
 # A folder whose generation config sets no max_new_tokens (a model imported as shipped) would
 # stop at transformers' max_length of 20 tokens, prompt included: answers would come back empty.
 FALLBACK_MAX_NEW_TOKENS = 64
@@ -56,6 +58,8 @@ def log_reward_model(model_dir: str, card: str):
     reward head output, the number the stages rank by (the pipeline's default for one label is a
     sigmoid). The input is the exchange already rendered with the chat template (the model card says so).
     """
+    if saved_scorer(model_dir) == "log_likelihood":
+        return _log_log_likelihood_reward_model(model_dir)
     _resolve_pipeline_class(REWARD_TASK)
     return _mlflow().transformers.log_model(
         transformers_model=str(model_dir),
@@ -63,6 +67,28 @@ def log_reward_model(model_dir: str, card: str):
         task=REWARD_TASK,
         model_config={"function_to_apply": "none"},
         model_card=_hf_card(card, REWARD_TASK),
+        pip_requirements=_serving_requirements(),
+    )
+
+
+def _log_log_likelihood_reward_model(model_dir: str):
+    """A log-likelihood scorer (a causal LM, components/scoring.py) as the pyfunc of components/reward_pyfunc.py.
+
+    Same request and `score` as the head's flavor; the folder is copied as the artifact `model`
+    (nothing is loaded here) and components/ as code, so the served score is RewardScorer's own.
+    The model card is the version's description (registry.update_model_card), as for every version.
+    The signature is given, not inferred: inferring it from an example would load the weights."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    import components
+
+    return _mlflow().pyfunc.log_model(
+        name="reward_model",
+        python_model=str(Path(__file__).with_name("reward_pyfunc.py")),
+        artifacts={"model": str(model_dir)},
+        code_paths=[str(Path(components.__file__).parent)],
+        signature=ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("double", "score")])),
         pip_requirements=_serving_requirements(),
     )
 

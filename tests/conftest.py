@@ -6,6 +6,7 @@ leaves a process behind.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -364,4 +365,14 @@ def tiny_reward_model(tmp_path_factory, tiny_sft_model) -> str:
     model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_log_likelihood_reward_model(tmp_path_factory, tiny_sft_model) -> str:
+    """The tiny SFT model as an untrained log-likelihood scorer (components/scoring.py): a valid one, in seconds."""
+    out = tmp_path_factory.mktemp("tiny-ll-rm") / "model"
+    shutil.copytree(tiny_sft_model, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "reward_scorer": "log_likelihood"}))
     return str(out)

@@ -103,8 +103,8 @@ def test_format_counts_nested_boxes_as_one_box_each():
 
 
 class _FixedScorer:
-    def __init__(self, scores):
-        self.scores = scores
+    def __init__(self, scores, kind="head"):
+        self.scores, self.kind = scores, kind
 
     def score(self, prompts, responses):
         assert len(prompts) == len(responses) == len(self.scores)
@@ -125,6 +125,19 @@ def test_reward_model_reward_is_finite_bounded_and_monotone_at_extreme_scores(mo
     assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values), values
     assert values == sorted(values), values
     assert values[0] == 0.0 and values[-1] == 1.0 and values[3] == 0.5
+
+
+def test_a_log_likelihood_reward_is_judged_against_the_other_answers_to_its_prompt(monkeypatch):
+    """Sums of about -460 would all squash to 0; relative to their prompt's mean they rank, 0.5 at the mean."""
+    from components import scoring
+
+    scores = [-460.0, -470.0, -450.0, -300.0, -310.0]
+    monkeypatch.setattr(scoring, "RewardScorer", lambda model_dir, batch_size: _FixedScorer(scores, kind="log_likelihood"))
+    values = rewards.RewardModelReward("unused")(
+        ["p", "p", "p", [{"role": "user", "content": "q"}], [{"role": "user", "content": "q"}]], ["c"] * 5
+    )
+    assert values[0] == 0.5 and values[1] < 0.5 < values[2]  # prompt p: mean -460
+    assert values[3] == pytest.approx(rewards.sigmoid(5.0)) and values[4] == pytest.approx(rewards.sigmoid(-5.0))  # prompt q: mean -305
 
 
 @given(st.floats(allow_nan=False), st.floats(allow_nan=False))

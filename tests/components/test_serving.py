@@ -86,12 +86,21 @@ def test_a_policy_is_registered_from_its_folder_as_a_chat_model_with_its_card(se
     assert again == (version, False)  # the same files: found by model_digest, nothing logged
 
 
-def test_a_reward_model_is_registered_as_a_scorer_that_gives_the_raw_reward(server, tiny_reward_model, tmp_path, no_weights_loaded):
+@pytest.fixture(params=["head", "log_likelihood"])
+def reward_model_folder(request) -> tuple[str, str]:
+    """(scorer, folder) of a tiny reward model of each kind (components/scoring.py), built before weights are refused."""
+    fixture = {"head": "tiny_reward_model", "log_likelihood": "tiny_log_likelihood_reward_model"}[request.param]
+    return request.param, request.getfixturevalue(fixture)
+
+
+def test_a_reward_model_is_registered_as_a_scorer_that_gives_the_raw_reward(server, reward_model_folder, tmp_path, no_weights_loaded):
+    """MLflow's text-classification flavor serves a head scorer, our pyfunc a log-likelihood one: both give the stages' score."""
     from mlflow import MlflowClient
 
     _, experiment, name = server
+    scorer, model_dir = reward_model_folder
     metrics = {"held_out_pairwise_accuracy": 0.75, "held_out_mean_margin": 0.01}
-    version, _ = register(experiment, tiny_reward_model, name, task=serving.REWARD_TASK, metrics=metrics)
+    version, _ = register(experiment, model_dir, name, task=serving.REWARD_TASK, metrics=metrics)
     registered = MlflowClient().get_model_version(name, version)
     assert registered.tags[serving.SERVING_TASK_TAG] == serving.REWARD_TASK
     assert registered.tags["metric.held_out_pairwise_accuracy"] == "0.75" and "raw reward" in registered.description
@@ -100,11 +109,12 @@ def test_a_reward_model_is_registered_as_a_scorer_that_gives_the_raw_reward(serv
     from components.scoring import RewardScorer
 
     # The consumer's side (weights load now): the scorer the stages use, on the downloaded folder...
-    scorer = RewardScorer(str(registry.download_model_version(name, version, tmp_path / "rm")))
+    downloaded = RewardScorer(str(registry.download_model_version(name, version, tmp_path / "rm")))
+    assert downloaded.model.config.reward_scorer == scorer
     prompts, answers = ["What is 2 + 3?", "What is 2 + 3?"], ["The answer is \\boxed{5}.", "7"]
-    expected = scorer.score(prompts, answers)
+    expected = downloaded.score(prompts, answers)
     # ...and the logged pyfunc (what `mlflow models serve` runs) on the same exchanges, rendered as the card says.
-    scores = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(scorer.texts(prompts, answers))["score"]
+    scores = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(downloaded.texts(prompts, answers))["score"]
     assert [float(s) for s in scores] == pytest.approx(expected, abs=1e-5)
     assert expected[0] != pytest.approx(expected[1])  # two different rewards: not a constant
 
