@@ -51,6 +51,7 @@ def pipeline(project: Path, sft_steps: int) -> tuple[dict, float]:
         "alignment": {"pairs": "dataset"},
         "base": {"steps": 100},
         "sft": {"max_steps": sft_steps, "replay_weight": 0},  # the plain TRL script replays nothing: like for like
+        "reward_model": {"scorer": "head", "learning_rate": 5e-4},  # TRL's own head, as the plain script trains it
         "evaluate": {"limit": 20, "num_samples": 2, "ks": [1, 2]},
         "data": {"out_dir": str(project / "data")},
         "tracking": {"tracking_uri": f"sqlite:///{project}/mlflow.db", "artifact_location": str(project / "mlflow-artifacts")},

@@ -118,7 +118,7 @@ def scorer_model(cfg: Config, model_dir: str) -> dict:
 
 
 def scorer_settings(cfg: Config) -> dict:
-    # Centering pulls (r_chosen + r_rejected) to 0: on log-likelihoods (about -100 a sequence) it would
+    # Centering pulls (r_chosen + r_rejected) to 0: on log-likelihoods (about -460 a sequence here) it would
     # swamp the pairwise loss and train the LM to make every answer likelier.
     return {"center_rewards_coefficient": None} if cfg.scorer == "log_likelihood" else {}
 

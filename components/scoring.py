@@ -29,7 +29,8 @@ def sequence_log_likelihood(_module, args, kwargs, output):
     (causal attention), so they cancel in every comparison the scorer is used for."""
     input_ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
     mask = kwargs.get("attention_mask")
-    next_token = output.logits[:, :-1].float().log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    logits = output.logits[:, :-1].float()  # a gather and a logsumexp: no second (batch, length, vocab) tensor of log-probs
+    next_token = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
     if mask is not None:
         next_token = next_token * mask[:, 1:]
     output.logits = next_token.sum(-1, keepdim=True)

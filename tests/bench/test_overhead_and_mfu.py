@@ -21,7 +21,11 @@ def test_the_plain_trl_script_trains_the_same_tokens_as_the_pipelines_stage(stag
     overrides = tiny_overrides()
     cfg, model, data = {
         "sft": (sft.Config(**{**overrides["sft"], "max_steps": 4}), tiny_base_model, tiny_data["sft"]),
-        "reward_model": (reward_model.Config(**overrides["reward_model"]), tiny_sft_model, tiny_data["prefs"]),
+        "reward_model": (
+            reward_model.Config(**overrides["reward_model"], scorer="head"),
+            tiny_sft_model,
+            tiny_data["prefs"],
+        ),  # as overhead.py pins it
         "alignment": (alignment.Config(**overrides["alignment"]), tiny_sft_model, tiny_data["prefs"]),
     }[stage]
     inputs = {"model": model, ("sft" if stage == "sft" else "prefs"): data}
