@@ -64,7 +64,9 @@ def claims_table(results: dict) -> str:
     if seeds:
         table += f"\n\nThe spread: `python bench/seed_spread.py` at commit {seeds['commit']}, whole local runs whose post-training seeds are shifted by each offset (bench/results/seed_spread.md)."
         if seeds.get("offset0_from"):
-            table += f" Offset 0 is the committed run {seeds['offset0_from']}."
+            table += f" Offset 0 was the demo run {seeds['offset0_from']}."
+        if f"commit {results['commit']}" not in seeds.get("offset0_from", ""):
+            table += f" The spread predates the run above (commit {results['commit']}): it was not measured again for it."
     return table
 
 
