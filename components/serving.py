@@ -4,7 +4,8 @@ A policy is logged with MLflow's chat task (`llm/v1/chat`): /invocations takes a
 chat request and answers a chat completion. The tokenizer's chat template, saved in the folder,
 renders the messages; the folder's generation_config.json (components.modeling writes
 max_new_tokens there) sets the generation defaults, which a request's `max_tokens` overrides.
-A reward model is logged as a `text-classification` pipeline whose score is the raw reward.
+A reward model is logged so that its served `score` is the raw reward: a head scorer as a
+`text-classification` pipeline, a log-likelihood scorer as the pyfunc of components/reward_pyfunc.py.
 
 Both are logged from their saved folders: MLflow copies the files and the orchestrating process
 never loads the weights (a real model's would not fit beside the flow). components.registry
@@ -49,10 +50,11 @@ def log_chat_model(model_dir: str, card: str):
 
 
 def log_reward_model(model_dir: str, card: str):
-    """Log the sequence-classification folder `model_dir` as a reward scorer; returns MLflow's ModelInfo.
+    """Log the reward model folder `model_dir` as a scorer; returns MLflow's ModelInfo.
 
-    MLflow's `text-classification` flavor, not a custom pyfunc: it logs from the folder without
-    loading it, serves with no code of ours, and keeps the plain HF layout that
+    A log-likelihood scorer (a causal LM) goes to `_log_log_likelihood_reward_model`. A head scorer
+    (a sequence classifier) is MLflow's `text-classification` flavor, not a custom pyfunc: it logs
+    from the folder without loading it, serves with no code of ours, and keeps the plain HF layout that
     `download_model_version` hands to components.scoring.RewardScorer (what evaluate-model's
     `--reward-model models:/...` loads). `function_to_apply: none` makes the served score the raw
     reward head output, the number the stages rank by (the pipeline's default for one label is a
