@@ -125,6 +125,7 @@ def test_lora_trains_adapters_and_saves_a_merged_standalone_model(tmp_path, tiny
 
     from components import alignment, reward_model, sft
     from components.modeling import load_model
+    from components.scoring import saved_scorer
     from tests.conftest import tiny_overrides
 
     lora = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
@@ -146,6 +147,8 @@ def test_lora_trains_adapters_and_saves_a_merged_standalone_model(tmp_path, tiny
     )
     assert Path(aligned.outputs["adapter"]).is_dir() and load_model(aligned.outputs["model"]) is not None
 
-    rm_cfg = reward_model.Config(**{**tiny_overrides()["reward_model"], "max_steps": 2, "peft": lora})
-    scorer = reward_model.run(rm_cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / "rm"))
-    assert 0.0 <= scorer.metrics["held_out_pairwise_accuracy"] <= 1.0 and Path(scorer.outputs["adapter"]).is_dir()
+    for kind in ("log_likelihood", "head"):  # LoRA on the causal LM, or on the classifier with its head trained in full
+        rm_cfg = reward_model.Config(**{**tiny_overrides()["reward_model"], "max_steps": 2, "peft": lora, "scorer": kind})
+        scorer = reward_model.run(rm_cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / f"rm-{kind}"))
+        assert 0.0 <= scorer.metrics["held_out_pairwise_accuracy"] <= 1.0 and Path(scorer.outputs["adapter"]).is_dir()
+        assert saved_scorer(scorer.outputs["model"]) == kind
