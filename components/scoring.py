@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.modeling import load_tokenizer
+from components.modeling import load_model, load_tokenizer
 
 SCORERS = ("head", "log_likelihood")
 
@@ -57,13 +57,15 @@ class RewardScorer:
 
     def __init__(self, model_dir: str, batch_size: int = 64):
         import torch
-        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification
 
         self.tokenizer = load_tokenizer(model_dir)
         self.tokenizer.padding_side = "right"
         self.kind = saved_scorer(model_dir)  # one of SCORERS
-        model_class = AutoModelForCausalLM if self.kind == "log_likelihood" else AutoModelForSequenceClassification
-        self.model = model_class.from_pretrained(model_dir, dtype=torch.float32).eval()
+        if self.kind == "log_likelihood":  # a causal LM: the shared loader, and its clear error for a bad folder
+            self.model = load_model(model_dir).eval()
+        else:
+            self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
         use_scorer(self.model, self.kind)
         self.batch_size = batch_size
 
