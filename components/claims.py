@@ -30,6 +30,7 @@ import numpy as np
 
 from components.artifacts import read_records, write_json
 from components.intervals import bootstrap_interval
+from components.scoring import ON_POLICY
 
 CONFIDENCE = 0.95
 RESAMPLES = 4000
@@ -196,13 +197,16 @@ def reward_model_separates(run: RunFiles) -> Claim:
     measure = "held-out pairwise accuracy (chance: 0.50)"
     if not run.reward_pairs:
         return missing(claim, measure, "the reward model is switched off")
-    pairs = read_records(run.reward_pairs)
+    scored = read_records(run.reward_pairs)
+    pairs, own = [p for p in scored if p["kind"] != ON_POLICY], [p for p in scored if p["kind"] == ON_POLICY]
     accuracy, low, high = mean_interval([float(p["correct"]) for p in pairs])
     kinds = sorted({p["kind"] for p in pairs})
     per_kind = ", ".join(f"{k} {np.mean([p['correct'] for p in pairs if p['kind'] == k]):.2f}" for k in kinds)
     goal = "met" if accuracy >= REWARD_MODEL_GOAL else "not met"
     row = Claim(claim, measure, left=accuracy, effect=accuracy, low=low, high=high, threshold=0.5, units=len(pairs))
     row.note = f"by kind of rejected answer: {per_kind}; goal {goal}"
+    if own:  # not in the headline: how the policy's own mistakes are ranked, what best-of-N leans on
+        row.note += f"; the SFT model's own right vs wrong answers: {np.mean([p['correct'] for p in own]):.2f} of {len(own)}"
     return row.judge()
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import time
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components import general_knowledge, user_data
-from components.answers import THINK_CLOSE, format_solution
+from components.answers import THINK_CLOSE, THINK_OPEN, extract_answer, format_solution
 from components.artifacts import DataError, digest_path, write_records
 from components.config import StageResult, StrictModel, load_section
 
@@ -149,6 +150,50 @@ def slipped_solution(rng: random.Random, steps: list[str], answer: int) -> str |
         new_steps.append(f"{a}{op}{b}={value}")
         carry = value
     return format_solution(new_steps, str(carry)) if carry != answer else None
+
+
+STEP = re.compile(r"^(-?\d+)([+-])(\d+)=(-?\d+)$")
+MISTAKE_KINDS = ("format", "step_count", "wrong_operation", "misread_number", "broken_carry", "arithmetic_slip", "wrong_final")
+
+
+def solution_steps(solution: str) -> list[tuple[int, str, int, int]] | None:
+    """The `a+b=c` / `a-b=c` lines of a solution's reasoning block, or None if a line is not one."""
+    body = solution.split(THINK_CLOSE, 1)[0].replace(THINK_OPEN, "")
+    steps = []
+    for line in filter(None, (raw.strip() for raw in body.splitlines())):
+        match = STEP.match(line)
+        if match is None:
+            return None
+        a, op, b, c = match.groups()
+        steps.append((int(a), op, int(b), int(c)))
+    return steps
+
+
+def mistake_kind(reference: str, response: str) -> str:
+    """`right`, or the first mistake of `response` against the reference solution, step by step.
+
+    step_count: a clause skipped or one made up; wrong_operation: a gain taken as a loss or back;
+    misread_number: a number that is not the question's; broken_carry: a step that does not start
+    from the last result (the first step: from the question's first number); arithmetic_slip: a
+    step whose result is wrong; wrong_final: right steps, another boxed answer; format: no strict
+    answer, or reasoning that is not steps."""
+    answer, steps, gold = extract_answer(response), solution_steps(response), solution_steps(reference)
+    if answer is None or steps is None or not gold:
+        return "format"
+    if len(steps) != len(gold):
+        return "step_count"
+    carry = gold[0][0]
+    for (a, op, b, c), (_, gold_op, gold_b, _) in zip(steps, gold, strict=True):
+        if op != gold_op:
+            return "wrong_operation"
+        if b != gold_b:
+            return "misread_number"
+        if a != carry:
+            return "broken_carry"
+        if c != (a + b if op == "+" else a - b):
+            return "arithmetic_slip"
+        carry = c
+    return "right" if answer == str(carry) else "wrong_final"  # every step right: carry is the reference's result
 
 
 def chat_prompt(question: str, system_prompt: str | None = None) -> list[dict]:

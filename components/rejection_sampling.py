@@ -19,22 +19,9 @@ from pathlib import Path
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult
 from components.dataset_frames import read_dataset
-from components.sampling import Candidates, SamplingConfig, sample_verified, to_sft_records
+from components.sampling import SamplingConfig, sample_verified, to_preference_pairs, to_sft_records
 
 Config = SamplingConfig  # the stage contract's name for it
-
-
-def to_preference_pairs(candidates: list[Candidates]) -> list[dict]:
-    """On-policy pairs: each prompt's best kept response against its first wrong one."""
-    return [
-        {
-            "prompt": c.prompt,
-            "chosen": [{"role": "assistant", "content": c.kept[0]}],
-            "rejected": [{"role": "assistant", "content": c.wrong[0]}],
-        }
-        for c in candidates
-        if c.kept and c.wrong
-    ]
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:

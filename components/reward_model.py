@@ -13,8 +13,14 @@ It is also reported per kind of rejected answer (`rejected_kind`: a format break
 answer under right steps, a wrong step), since "separates good from bad" means little when one
 easy kind carries the average; held_out_pairs.jsonl keeps every held-out pair's margin.
 
+With `prompts` (the flow passes the RL prompts), the starting model also answers each one
+`on_policy_samples` times and a verified right answer against a wrong one becomes a pair: the
+synthetic near-misses are mistakes we imagined, these are the ones the policy makes (the pairs
+best-of-N and rejection sampling rank). A slice of them is held out too, reported apart
+(`on_policy_pairwise_accuracy`, kind `on_policy` in held_out_pairs.jsonl).
+
     posttrain reward-model --params params.yaml --model artifacts/sft/<key>/model \\
-        --prefs data/prefs.jsonl --out artifacts/reward_model/manual
+        --prefs data/prefs.jsonl [--prompts data/rl.jsonl] --out artifacts/reward_model/manual
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from components.artifacts import DataError, write_json, write_records
 from components.config import StageResult
 from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer
-from components.scoring import RewardScorer, use_scorer
+from components.sampling import SamplingConfig, sample_verified, to_preference_pairs
+from components.scoring import ON_POLICY, RewardScorer, use_scorer
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
 
@@ -40,7 +47,7 @@ class RewardModelConfig(TrainerConfig):
     """`trl.RewardConfig`: any of its fields may be set here; the held-out split is ours."""
 
     TRL_CLASS = "trl.RewardConfig"
-    OWN_FIELDS = frozenset({"held_out_fraction", "scorer"})
+    OWN_FIELDS = frozenset({"held_out_fraction", "scorer", "on_policy_samples", "on_policy_temperature"})
 
     max_steps: int = Field(150, ge=1, description="optimizer steps")
     per_device_train_batch_size: int = Field(16, ge=1, description="preference pairs per step")
@@ -55,6 +62,15 @@ class RewardModelConfig(TrainerConfig):
         description="head: a score head on the last token (TRL's); log_likelihood: the LM's own log-likelihood of the answer,"
         " trained with the same loss (components/scoring.py)",
     )
+
+    on_policy_samples: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="answers the starting model samples per verifiable prompt (`prompts`): a verified right one against a wrong one"
+        " becomes a pair too, so the scorer learns the mistakes the policy makes (0: the preference pairs only)",
+    )
+    on_policy_temperature: float = Field(0.8, gt=0, le=2.0, description="sampling temperature of those answers")
 
 
 Config = RewardModelConfig  # the stage contract's name for it
@@ -108,6 +124,13 @@ def pairwise_metrics(scored: list[dict]) -> dict[str, float]:
     return metrics
 
 
+def on_policy_metrics(scored: list[dict]) -> dict[str, float]:
+    """How often the scorer ranked the policy's own right answer over its wrong one, on held-out prompts."""
+    if not scored:
+        return {}
+    return {"on_policy_pairwise_accuracy": sum(p["correct"] for p in scored) / len(scored), "on_policy_held_out_pairs": float(len(scored))}
+
+
 def scorer_model(cfg: Config, model_dir: str) -> dict:
     """The trainer's model and LoRA settings for `cfg.scorer`."""
     if cfg.scorer == "head":  # a path: TRL builds the sequence-classification head on it; LoRA trains the head in full
@@ -123,8 +146,23 @@ def scorer_settings(cfg: Config) -> dict:
     return {"center_rewards_coefficient": None} if cfg.scorer == "log_likelihood" else {}
 
 
+def on_policy_pairs(cfg: Config, model_dir: str, prompts: str | None) -> tuple[list[dict], dict[str, float]]:
+    """The starting model's own answers to verifiable prompts: per prompt, a verified right one (the
+    shortest) against a wrong one, and the sampling's statistics. These are the mistakes the policy
+    makes (a skipped clause, a misread number), which synthetic near-misses may not cover."""
+    if not cfg.on_policy_samples or not prompts:
+        return [], {}
+    sampling = SamplingConfig(
+        num_samples=cfg.on_policy_samples, keep_per_prompt=1, temperature=cfg.on_policy_temperature, include_sft_data=False, seed=cfg.seed
+    )
+    candidates, stats, _ = sample_verified(model_dir, read_dataset(prompts, "rl"), sampling)
+    pairs = to_preference_pairs(candidates)
+    return pairs, {"on_policy_verified_rate": stats["verified_correct_rate"], "on_policy_pairs": float(len(pairs))}
+
+
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
-    """Train a reward model from `inputs["model"]` on `inputs["prefs"]`; it lands in `out_dir/model`."""
+    """Train a reward model from `inputs["model"]` on `inputs["prefs"]` (and, with `inputs["prompts"]`,
+    on pairs of its own answers to them); it lands in `out_dir/model`."""
     from datasets import Dataset
     from trl import RewardTrainer
 
@@ -134,6 +172,9 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     if len(records) < 2:
         raise DataError(f"{inputs['prefs']}: the reward model needs at least 2 preference pairs, got {len(records)}")
     train, held_out = split_pairs(records, cfg.held_out_fraction, cfg.seed)
+    own_pairs, sampling_metrics = on_policy_pairs(cfg, inputs["model"], inputs.get("prompts"))
+    own_train, own_held_out = split_pairs(own_pairs, cfg.held_out_fraction, cfg.seed) if len(own_pairs) >= 2 else (own_pairs, [])
+    train = train + own_train
 
     tokenizer = load_tokenizer(inputs["model"])
     columns = ("prompt", "chosen", "rejected")
@@ -150,11 +191,14 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     outputs = save_trained(trainer, out / "model", tokenizer, generation_defaults=False)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
-    scored = score_pairs(RewardScorer(str(out / "model")), held_out)
-    outputs["held_out_pairs"] = str(write_records(out / "held_out_pairs.jsonl", scored))
+    scorer = RewardScorer(str(out / "model"))
+    scored, own_scored = score_pairs(scorer, held_out), [p | {"kind": ON_POLICY} for p in score_pairs(scorer, own_held_out)]
+    outputs["held_out_pairs"] = str(write_records(out / "held_out_pairs.jsonl", scored + own_scored))
     history = trainer.state.log_history
     metrics = {
         **pairwise_metrics(scored),
+        **sampling_metrics,
+        **on_policy_metrics(own_scored),
         "train_pairs": float(len(train)),
         "held_out_pairs": float(len(held_out)),
         "final_loss": next((e["loss"] for e in reversed(history) if "loss" in e), float("nan")),

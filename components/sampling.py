@@ -109,3 +109,16 @@ def sample_verified(model_dir: str, problems: list[dict], cfg: SamplingConfig, s
 
 def to_sft_records(candidates: list[Candidates]) -> list[dict]:
     return [{"messages": [*c.prompt, {"role": "assistant", "content": text}]} for c in candidates for text in c.kept]
+
+
+def to_preference_pairs(candidates: list[Candidates]) -> list[dict]:
+    """On-policy pairs: each prompt's best kept response against its first wrong one."""
+    return [
+        {
+            "prompt": c.prompt,
+            "chosen": [{"role": "assistant", "content": c.kept[0]}],
+            "rejected": [{"role": "assistant", "content": c.wrong[0]}],
+        }
+        for c in candidates
+        if c.kept and c.wrong
+    ]

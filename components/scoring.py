@@ -20,6 +20,7 @@ from pathlib import Path
 from components.modeling import load_model, load_tokenizer
 
 SCORERS = ("head", "log_likelihood")
+ON_POLICY = "on_policy"  # held_out_pairs.jsonl's kind for the starting model's own wrong answers (not in the headline accuracy)
 
 
 def sequence_log_likelihood(_module, args, kwargs, output):

@@ -142,7 +142,11 @@ STAGES: dict[str, Stage] = {
             "reward_model",
             "components.reward_model",
             "a Bradley-Terry scorer trained on preference pairs",
-            consumes={"model": _model("the SFT model the scorer starts from"), "prefs": _data("prefs")},
+            consumes={
+                "model": _model("the SFT model the scorer starts from"),
+                "prefs": _data("prefs"),
+                "prompts": _data("rl", required=False, help="verifiable prompts: the SFT model's own right and wrong answers become pairs"),
+            },
             produces=("model",),
             gpu=True,
             resources=GPU,

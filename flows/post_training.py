@@ -203,7 +203,9 @@ class Recipe:
         base = self.base = Model("base", result.outputs["model"], None)
         policy = self.train("sft", "sft", p.sft, self._sft_inputs(p.sft, base, self.data["sft"]), parent=base)
         if on.reward_model:
-            result = self.run_stage("reward_model", p.reward_model, {"model": policy.path, "prefs": self.data["prefs"]})
+            result = self.run_stage(
+                "reward_model", p.reward_model, {"model": policy.path, "prefs": self.data["prefs"], "prompts": self.data["rl"]}
+            )
             self.reward_model = result.outputs["model"]
         # Evaluated once the reward model exists, so every row of the summary carries its mean reward.
         for model in (base, policy):

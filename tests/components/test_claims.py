@@ -69,6 +69,15 @@ def test_the_reward_model_row_resamples_pairs_and_reports_each_kind(tmp_path):
     assert "format 1.00" in row.note and "wrong_step 0.00" in row.note and "goal not met" in row.note
 
 
+def test_the_policys_own_pairs_are_noted_apart_from_the_headline_accuracy(tmp_path):
+    pairs = [{"kind": "format", "margin": 1.0, "correct": True}] * 40 + [{"kind": "on_policy", "margin": -1.0, "correct": False}] * 3
+    pairs += [{"kind": "on_policy", "margin": 1.0, "correct": True}]
+    run = claims.RunFiles(evaluations={}, final="alignment", reward_pairs=str(write_records(tmp_path / "pairs.jsonl", pairs)))
+    row = claims.reward_model_separates(run)
+    assert row.effect == pytest.approx(1.0) and row.units == 40
+    assert "on_policy" not in row.note.split(";")[0] and "own right vs wrong answers: 0.25 of 4" in row.note
+
+
 def test_forgetting_holds_within_five_points_and_reports_the_cost(tmp_path):
     base = probes(tmp_path / "base.jsonl", share(180))
     final = probes(tmp_path / "final.jsonl", share(100))

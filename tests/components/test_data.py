@@ -8,6 +8,7 @@ import pytest
 from components import data
 from components.answers import extract_answer, is_correct
 from components.artifacts import digest_path, read_records
+from components.data import mistake_kind
 from components.reward_model import REJECTED_KINDS, rejected_kind
 
 SMALL = dict(n_pretrain=50, n_sft=120, n_prefs=40, n_rl=40, n_eval=30, n_val=20, n_probe=20)
@@ -144,3 +145,26 @@ def test_a_system_prompt_opens_every_prompt_but_the_probes(tmp_path):
     assert all([t["role"] for t in r["prompt"]] == ["user"] for r in read_records(result.outputs["probe"])), (
         "the probe asks as any user would, without the task's instructions"
     )
+
+
+REFERENCE = "<think>\n20+5=25\n25-3=22\n</think>\nThe answer is \\boxed{22}."
+MISTAKES = {
+    "right": REFERENCE,
+    "step_count": "<think>\n20+5=25\n</think>\nThe answer is \\boxed{25}.",
+    "wrong_operation": "<think>\n20-5=15\n15-3=12\n</think>\nThe answer is \\boxed{12}.",
+    "misread_number": "<think>\n20+6=26\n26-3=23\n</think>\nThe answer is \\boxed{23}.",
+    "broken_carry": "<think>\n20+5=25\n24-3=21\n</think>\nThe answer is \\boxed{21}.",
+    "arithmetic_slip": "<think>\n20+5=26\n26-3=23\n</think>\nThe answer is \\boxed{23}.",
+    "wrong_final": "<think>\n20+5=25\n25-3=22\n</think>\nThe answer is \\boxed{21}.",
+    "format": "<think>\n20+5=25\n25-3=22\n</think>\nThe answer is 22.",
+}
+
+
+@pytest.mark.parametrize("kind", MISTAKES)
+def test_mistake_kind_names_the_first_mistake_against_the_reference(kind):
+    assert mistake_kind(REFERENCE, MISTAKES[kind]) == kind
+    assert kind == "right" or kind in data.MISTAKE_KINDS
+
+
+def test_mistake_kind_reads_reasoning_that_is_not_steps_as_a_format_mistake():
+    assert mistake_kind(REFERENCE, "<think>\nsome words\n</think>\nThe answer is \\boxed{22}.") == "format"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from components import reward_model, scoring
+from components.artifacts import read_records
 from components.reward_model import pairwise_metrics, rejected_kind
 from tests.conftest import tiny_overrides
 
@@ -64,3 +65,29 @@ def test_pairwise_metrics_are_given_per_kind_of_rejected_answer():
     assert metrics["held_out_pairwise_accuracy"] == pytest.approx(2 / 3)
     assert metrics["held_out_pairwise_accuracy.format"] == 1.0 and metrics["held_out_pairwise_accuracy.wrong_step"] == 0.0
     assert metrics["held_out_pairs.format"] == 2.0 and "held_out_pairwise_accuracy.wrong_final" not in metrics
+
+
+def test_the_policys_own_right_and_wrong_answers_become_pairs(tmp_path, tiny_sft_model, tiny_data, monkeypatch):
+    """Per prompt, a verified right answer against a wrong one; a prompt with only one of them gives no pair."""
+    from components.sampling import Candidates
+
+    right, wrong = "<think>\n2+3=5\n</think>\nThe answer is \\boxed{5}.", "<think>\n2+3=6\n</think>\nThe answer is \\boxed{6}."
+    drawn = [
+        Candidates(prompt=[{"role": "user", "content": "q1"}], answer="5", kept=[right], wrong=[wrong]),
+        Candidates(prompt=[{"role": "user", "content": "q2"}], answer="5", kept=[right]),
+        Candidates(prompt=[{"role": "user", "content": "q3"}], answer="5", wrong=[wrong]),
+    ]
+    monkeypatch.setattr(reward_model, "sample_verified", lambda *_a, **_k: (drawn, {"verified_correct_rate": 0.25}, "hf"))
+    pairs, stats = reward_model.on_policy_pairs(reward_model.Config(on_policy_samples=4), tiny_sft_model, tiny_data["rl"])
+    assert [(p["prompt"][0]["content"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [("q1", right, wrong)]
+    assert stats == {"on_policy_verified_rate": 0.25, "on_policy_pairs": 1.0}
+    assert reward_model.on_policy_pairs(reward_model.Config(on_policy_samples=0), tiny_sft_model, tiny_data["rl"]) == ([], {})
+
+
+def test_the_stage_samples_its_starting_model_on_the_prompts_it_is_given(tmp_path, tiny_sft_model, tiny_data):
+    cfg = reward_model.Config(**{**tiny_overrides()["reward_model"], "on_policy_samples": 4})
+    inputs = {"model": tiny_sft_model, "prefs": tiny_data["prefs"], "prompts": tiny_data["rl"]}
+    metrics = reward_model.run(cfg, inputs, str(tmp_path)).metrics
+    assert 0.0 <= metrics["on_policy_verified_rate"] <= 1.0 and metrics["on_policy_pairs"] >= 0
+    synthetic_train = metrics["train_pairs"] - metrics["on_policy_pairs"] + metrics.get("on_policy_held_out_pairs", 0)
+    assert synthetic_train + metrics["held_out_pairs"] == len(read_records(tiny_data["prefs"]))

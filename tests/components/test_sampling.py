@@ -2,7 +2,7 @@
 
 import pytest
 
-from components import rejection_sampling, sampling
+from components import sampling
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +15,7 @@ def test_selection_keeps_only_verified_formatted_unique_answers():
     assert found.kept == [good]  # the second is the same text up to whitespace; "\\boxed{5}" alone is unformatted
     assert found.n_correct == 3 and found.n_duplicates == 1
     assert len(found.wrong) == 2
-    pairs = rejection_sampling.to_preference_pairs([found])
+    pairs = sampling.to_preference_pairs([found])
     assert pairs[0]["chosen"][0]["content"] == good and "6" in pairs[0]["rejected"][0]["content"]
 
 
