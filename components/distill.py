@@ -130,7 +130,7 @@ def teacher_dataset(cfg: Config, teacher: str, prompt_files: list[str], sft_file
             if "messages" in record:  # SFT data: the prompt is every turn but the last
                 record = {"prompt": record["messages"][:-1], "answer": _reference(record["messages"][-1]["content"])}
             problems.append(record)
-    candidates, stats, _ = sample_verified(teacher, problems[: cfg.teacher_sampling.limit], cfg.teacher_sampling)
+    candidates, stats, _ = sample_verified(teacher, problems[: cfg.teacher_sampling.limit], cfg.teacher_sampling, desc="teacher sampling")
     records = to_sft_records(candidates)
     if cfg.teacher_sampling.include_sft_data:  # off by default: it blurs the comparison with the baseline
         records += read_records(sft_file)

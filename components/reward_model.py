@@ -155,7 +155,7 @@ def on_policy_pairs(cfg: Config, model_dir: str, prompts: str | None) -> tuple[l
     sampling = SamplingConfig(
         num_samples=cfg.on_policy_samples, keep_per_prompt=1, temperature=cfg.on_policy_temperature, include_sft_data=False, seed=cfg.seed
     )
-    candidates, stats, _ = sample_verified(model_dir, read_dataset(prompts, "rl"), sampling)
+    candidates, stats, _ = sample_verified(model_dir, read_dataset(prompts, "rl"), sampling, desc="reward model: own answers")
     pairs = to_preference_pairs(candidates)
     return pairs, {"on_policy_verified_rate": stats["verified_correct_rate"], "on_policy_pairs": float(len(pairs))}
 

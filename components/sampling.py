@@ -80,12 +80,15 @@ def rank(candidates: list[Candidates], keep_per_prompt: int, scorer=None) -> lis
     return all_scores
 
 
-def sample_verified(model_dir: str, problems: list[dict], cfg: SamplingConfig, scorer=None) -> tuple[list[Candidates], dict, str]:
-    """Sample, verify, de-duplicate and rank; returns the candidates, acceptance statistics, engine used."""
+def sample_verified(
+    model_dir: str, problems: list[dict], cfg: SamplingConfig, scorer=None, desc: str = "rejection sampling"
+) -> tuple[list[Candidates], dict, str]:
+    """Sample, verify, de-duplicate and rank; returns the candidates, acceptance statistics, engine used.
+    `desc` names the progress bar, so an operator sees which stage is sampling."""
     tokenizer, model, backend, why = load_for_generation(model_dir, cfg.generation_backend, cfg.seed, cfg.generation_dtype)
     print(f"[sampling] generating with {backend}: {why}")
     prompts = chat_prompts(tokenizer, [p["prompt"] for p in problems])
-    samples = sample(model, tokenizer, prompts, cfg, desc="rejection sampling")
+    samples = sample(model, tokenizer, prompts, cfg, desc=desc)
     candidates = [select(p["prompt"], str(p["answer"]), s, cfg.require_format) for p, s in zip(problems, samples, strict=True)]
     n_unique = sum(len(c.kept) for c in candidates)
     scores = rank(candidates, cfg.keep_per_prompt, scorer)
