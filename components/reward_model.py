@@ -149,7 +149,7 @@ def scorer_settings(cfg: Config) -> dict:
 def on_policy_pairs(cfg: Config, model_dir: str, prompts: str | None) -> tuple[list[dict], dict[str, float]]:
     """The starting model's own answers to verifiable prompts: per prompt, a verified right one (the
     shortest) against a wrong one, and the sampling's statistics. These are the mistakes the policy
-    makes (a skipped clause, a misread number), which synthetic near-misses may not cover."""
+    makes: on the local task, arithmetic slips the LM believes, where a synthetic slip is a random one."""
     if not cfg.on_policy_samples or not prompts:
         return [], {}
     sampling = SamplingConfig(
