@@ -18,6 +18,8 @@ reported beside strict accuracy, so a gain from learning the format and a gain i
 problems can be told apart.
 `is_correct` compares with math-verify, which also accepts equivalent forms (e.g. `31.0`,
 `\\frac{1}{2}` for `1/2`).
+`wrong_equations` checks the reasoning rather than the answer: a right box reached through two
+slips that cancel (`23+15=39`, `39-7=31`) is right by `is_correct` and wrong by it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from functools import lru_cache
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 BOXED = re.compile(r"\\boxed\s*\{")  # where a box opens; `find_boxed` reads up to its matching brace
 _BRACE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character (`\\{` is text, not grouping) or a brace
+# An integer equation as a solution writes one: `23+15=38`, `38 - 7 = 31`, `3 × 4 + 2 = 14`. The
+# lookarounds keep it whole, never a piece of a decimal, a word, a fraction, a power, `1,000` or a longer
+# expression (`x-5+3=-2`, `2.5+1=3.5`): an equation misread would throw away a right answer.
+_EQUATION = re.compile(r"(?<![\w.,)/^-])(-?\d+(?:\s*[-+*×]\s*\d+)+)\s*=\s*(-?\d+)(?![\w(/^]|[.,]\d)")
+_TERM = re.compile(r"\d+|[-+*×]")
 
 
 def format_solution(steps: list[str], answer: str) -> str:
@@ -125,6 +132,29 @@ def _as_fraction(text: str) -> Fraction | None:
         return Fraction(text)
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def wrong_equations(text: str) -> list[str]:
+    """The integer equations written in `text` whose result is wrong, e.g. `["23+15=39"]`; [] when
+    every one holds or there is none (free text without equations has nothing to check)."""
+    return [match[0] for match in _EQUATION.finditer(text) if _evaluate(match[1]) != int(match[2])]
+
+
+def _evaluate(expression: str) -> int:
+    """An integer expression of + - * (× too), products first."""
+    tokens = _TERM.findall(expression)
+    sign = -1 if expression.lstrip().startswith("-") else 1
+    if sign < 0:
+        tokens = tokens[1:]
+    total, term, op = 0, sign * int(tokens[0]), None
+    for token in tokens[1:]:
+        if not token.isdigit():
+            op = token
+        elif op in ("*", "×"):
+            term *= int(token)
+        else:
+            total, term = total + term, (int(token) if op == "+" else -int(token))
+    return total + term
 
 
 def score(text: str, reference: str) -> bool:

@@ -148,7 +148,7 @@ def scorer_settings(cfg: Config) -> dict:
 
 def on_policy_pairs(cfg: Config, model_dir: str, prompts: str | None) -> tuple[list[dict], dict[str, float]]:
     """The starting model's own answers to verifiable prompts: per prompt, a verified right one (the
-    shortest) against a wrong one, and the sampling's statistics. These are the mistakes the policy
+    shortest whose written steps all hold) against a wrong one, and the sampling's statistics. These are the mistakes the policy
     makes: on the local task, arithmetic slips the LM believes, where a synthetic slip is a random one."""
     if not cfg.on_policy_samples or not prompts:
         return [], {}
@@ -157,7 +157,11 @@ def on_policy_pairs(cfg: Config, model_dir: str, prompts: str | None) -> tuple[l
     )
     candidates, stats, _ = sample_verified(model_dir, read_dataset(prompts, "rl"), sampling, desc="reward model: own answers")
     pairs = to_preference_pairs(candidates)
-    return pairs, {"on_policy_verified_rate": stats["verified_correct_rate"], "on_policy_pairs": float(len(pairs))}
+    return pairs, {
+        "on_policy_verified_rate": stats["verified_correct_rate"],
+        "on_policy_wrong_step_share": stats["wrong_step_share"],  # right answers left out of the chosen side: a wrong step
+        "on_policy_pairs": float(len(pairs)),
+    }
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.answers import extract_answer, extract_free_answer, format_solution, is_correct, score
+from components.answers import extract_answer, extract_free_answer, format_solution, is_correct, score, wrong_equations
 
 
 def test_extracts_the_boxed_answer_after_the_reasoning():
@@ -109,3 +109,32 @@ def test_extraction_returns_any_balanced_answer_verbatim(answer, noise):
 def test_free_text_answers_are_read_the_way_real_models_write_them(text, expected):
     assert extract_free_answer(text) == expected
     assert extract_answer(text) == (expected if "boxed" in text else None)  # the strict reading is unchanged
+
+
+@pytest.mark.parametrize(
+    ("text", "wrong"),
+    [
+        (format_solution(["23+15=38", "38-7=31"], "31"), []),
+        (format_solution(["23+15=39", "39-7=31"], "31"), ["23+15=39", "39-7=31"]),  # two slips that cancel: a right box
+        ("so 3 × 4 + 2 = 14, and 3*4+2=15 apples", ["3*4+2=15"]),  # products first
+        ("-5+3=-2, but -5 + 3 = -1.", ["-5 + 3 = -1"]),
+        ("10-2-3=5", []),
+        ("She has 12 - 4 = 8 left.", []),
+        ("no equation at all, the answer is 16", []),
+    ],
+)
+def test_wrong_equations_names_each_written_step_that_does_not_hold(text, wrong):
+    assert wrong_equations(text) == wrong
+
+
+@pytest.mark.parametrize("text", ["x-5+3=-2", "2.5+1=3.5", "1,000+2=1,002", "1/2+1=3", "2^3+1=9", "2+2=4.5"])
+def test_wrong_equations_never_reads_a_piece_of_something_else(text):
+    # a misread equation would throw a right answer away: decimals, words, fractions, powers, thousands
+    assert wrong_equations(text) == []
+
+
+@given(st.integers(min_value=-999, max_value=999), st.integers(min_value=0, max_value=999), st.sampled_from("+-*"))
+def test_every_true_equation_holds_and_every_false_one_is_named(a, b, op):
+    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    assert wrong_equations(f"then {a}{op}{b}={value} so") == []
+    assert wrong_equations(f"then {a}{op}{b}={value + 1} so") == [f"{a}{op}{b}={value + 1}"]

@@ -77,10 +77,12 @@ def test_the_policys_own_right_and_wrong_answers_become_pairs(tmp_path, tiny_sft
         Candidates(prompt=[{"role": "user", "content": "q2"}], answer="5", kept=[right]),
         Candidates(prompt=[{"role": "user", "content": "q3"}], answer="5", wrong=[wrong]),
     ]
-    monkeypatch.setattr(reward_model, "sample_verified", lambda *_a, **_k: (drawn, {"verified_correct_rate": 0.25}, "hf"))
+    monkeypatch.setattr(
+        reward_model, "sample_verified", lambda *_a, **_k: (drawn, {"verified_correct_rate": 0.25, "wrong_step_share": 0.1}, "hf")
+    )
     pairs, stats = reward_model.on_policy_pairs(reward_model.Config(on_policy_samples=4), tiny_sft_model, tiny_data["rl"])
     assert [(p["prompt"][0]["content"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [("q1", right, wrong)]
-    assert stats == {"on_policy_verified_rate": 0.25, "on_policy_pairs": 1.0}
+    assert stats == {"on_policy_verified_rate": 0.25, "on_policy_wrong_step_share": 0.1, "on_policy_pairs": 1.0}
     assert reward_model.on_policy_pairs(reward_model.Config(on_policy_samples=0), tiny_sft_model, tiny_data["rl"]) == ([], {})
 
 

@@ -19,6 +19,17 @@ def test_selection_keeps_only_verified_formatted_unique_answers():
     assert pairs[0]["chosen"][0]["content"] == good and "6" in pairs[0]["rejected"][0]["content"]
 
 
+def test_a_right_answer_reached_through_wrong_steps_is_not_kept():
+    prompt = [{"role": "user", "content": "q"}]
+    faithful = "<think>\n23+15=38\n38-7=31\n</think>\nThe answer is \\boxed{31}."
+    cancelling = "<think>\n23+15=39\n39-7=31\n</think>\nThe answer is \\boxed{31}."  # two slips that cancel
+    found = sampling.select(prompt, "31", [cancelling, faithful], require_format=True)
+    assert found.kept == [faithful] and found.n_correct == 2 and found.n_wrong_steps == 1
+    assert found.wrong == []  # its final answer is right: not a rejected answer either
+    unchecked = sampling.select(prompt, "31", [cancelling, faithful], require_format=True, check_steps=False)
+    assert unchecked.kept == [cancelling, faithful] and unchecked.n_wrong_steps == 0
+
+
 def test_ranking_prefers_the_reward_models_favourite():
     class Scorer:
         def score(self, prompts, responses):
