@@ -124,6 +124,20 @@ def module_source(module: str) -> Path:
     return Path(spec.origin)
 
 
+def parse_source(source: Path, attempts: int = 3) -> ast.Module:
+    """`ast.parse` of a file, retried on CPython 3.11's spurious "AST constructor recursion depth
+    mismatch": the AST builder's recursion counter is shared between threads (cpython gh-106905),
+    so a parse that overlaps another thread's (a Prefect worker thread's) can fail although the
+    source is fine. Retried at once: the overlap is over by then."""
+    for _ in range(attempts - 1):
+        try:
+            return ast.parse(source.read_text())
+        except SystemError as error:
+            if "recursion depth mismatch" not in str(error):
+                raise
+    return ast.parse(source.read_text())
+
+
 def component_dependencies(module: str, found: set[str] | None = None) -> set[str]:
     """`module` and the `components.*` modules it imports (lazily inside functions too), as dotted names."""
     found = set() if found is None else found
@@ -132,7 +146,7 @@ def component_dependencies(module: str, found: set[str] | None = None) -> set[st
     if dotted in found or not source.exists():
         return found
     found.add(dotted)
-    for node in ast.walk(ast.parse(source.read_text())):
+    for node in ast.walk(parse_source(source)):
         if isinstance(node, ast.ImportFrom) and node.module == "components":
             names = [f"components.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components."):
