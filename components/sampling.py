@@ -4,7 +4,8 @@ For every prompt it samples `num_samples` responses, keeps those whose final ans
 correct (and, by default, that follow the answer format and whose written equations all hold:
 a right answer reached through slips that cancel is no answer to learn from), drops duplicates, ranks the rest with
 the reward model when there is one (shorter first otherwise) and keeps the best
-`keep_per_prompt`. The rejection sampling stage and distillation's teacher both use it.
+`keep_per_prompt`. The rejection sampling stage, distillation's teacher and the reward model's
+own-answer pairs all use it.
 """
 
 from __future__ import annotations
