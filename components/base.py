@@ -22,7 +22,7 @@ from components import accounting
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
-from components.plain_text import collate, tokenize_with_loss_mask
+from components.plain_text import length_sorted_passes, mean_token_loss, tokenize_with_loss_mask
 
 
 class BaseConfig(StrictModel):
@@ -37,6 +37,11 @@ class BaseConfig(StrictModel):
     max_positions: int = Field(256, ge=64)
     steps: int = Field(1200, ge=0, description="pretraining optimizer steps")
     batch_size: int = Field(64, ge=1)
+    micro_batches: int = Field(
+        3,
+        ge=1,
+        description="each batch, sorted by length, in N passes whose gradients add up to the batch's: less padding, the same update",
+    )
     learning_rate: float = Field(1e-3, gt=0, le=1)
     warmup_steps: int = Field(60, ge=0)
     seed: int = 0
@@ -68,14 +73,13 @@ def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
     for step in progress:
         picks = torch.randint(len(rows), (cfg.batch_size,), generator=generator).tolist()
         tokens += sum(len(rows[i][0]) for i in picks)  # the real tokens, not the padding
-        input_ids, labels = collate([rows[i] for i in picks], tokenizer.pad_token_id)
-        loss = model(input_ids=input_ids, labels=labels).loss
+        loss = mean_token_loss(model, length_sorted_passes([rows[i] for i in picks], tokenizer.pad_token_id, cfg.micro_batches))
         loss.backward()
+        running.append(loss.item())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        running.append(loss.item())
         if (step + 1) % 10 == 0:
             curve.append(sum(running) / len(running))
             running.clear()

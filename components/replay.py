@@ -17,9 +17,11 @@ import functools
 from pydantic import BaseModel, Field
 
 from components.dataset_frames import read_dataset
-from components.plain_text import collate, tokenize_with_loss_mask
+from components.plain_text import length_sorted_passes, mean_token_loss, tokenize_with_loss_mask
 from components.stages import StageInputError
 
+# Each replayed batch runs in two length-sorted passes: the same loss, a third less padding (components.plain_text).
+REPLAY_PASSES = 2
 # A trainer config that mixes in ReplaySettings lists these in its OWN_FIELDS: TRL has no such fields.
 REPLAY_FIELDS = frozenset({"replay_weight", "replay_batch_size"})
 
@@ -42,12 +44,13 @@ class ReplayBatches:
         self.rows = tokenize_with_loss_mask(tokenizer, texts, max_length)
         self.batch_size, self.seed, self.pad_id = batch_size, seed, tokenizer.pad_token_id
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> list:
+        """Step `step`'s rows, as length-sorted (input_ids, labels) slices for `mean_token_loss`."""
         import torch
 
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         picks = torch.randint(len(self.rows), (self.batch_size,), generator=generator).tolist()
-        return collate([self.rows[i] for i in picks], self.pad_id)
+        return length_sorted_passes([self.rows[i] for i in picks], self.pad_id, REPLAY_PASSES)
 
 
 def load_replay(cfg, tokenizer, replay_path: str | None) -> ReplayBatches | None:
@@ -91,8 +94,7 @@ def replaying(trainer_class: type) -> type:
             result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             if not model.training:
                 return result
-            input_ids, labels = self._next_batch()
-            replay_loss = model(input_ids=input_ids.to(model.device), labels=labels.to(model.device)).loss
+            replay_loss = mean_token_loss(model, self._next_batch())
             self._metrics["train"]["replay_loss"].append(replay_loss.item())
             extra = self.replay_weight * replay_loss / self._ga_divisor(num_items_in_batch)
             return (result[0] + extra, result[1]) if return_outputs else result + extra

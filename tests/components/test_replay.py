@@ -29,10 +29,15 @@ def test_replay_batches_are_fixed_by_seed_and_step_whatever_came_before():
     texts = [f"{a}+{a}={2 * a}" for a in range(50)]
     one, other = ReplayBatches(CharTokenizer(), texts, 4, 64, seed=3), ReplayBatches(CharTokenizer(), texts, 4, 64, seed=3)
     one.batch(0), one.batch(1)
-    assert one.batch(7)[0].equal(other.batch(7)[0]), "a resumed run must replay the rows the first run would have"
-    assert not one.batch(7)[0].equal(one.batch(8)[0])
-    ids, labels = one.batch(2)
-    assert ids.shape[0] == 4 and (labels[ids == 0] == -100).all(), "padding carries no loss"
+
+    def rows(batch):
+        return sorted(tuple(row[row != 0].tolist()) for ids, _ in batch for row in ids)
+
+    assert rows(one.batch(7)) == rows(other.batch(7)), "a resumed run must replay the rows the first run would have"
+    assert rows(one.batch(7)) != rows(one.batch(8))
+    slices = one.batch(2)
+    assert sum(ids.shape[0] for ids, _ in slices) == 4
+    assert all((labels[ids == 0] == -100).all() for ids, labels in slices), "padding carries no loss"
 
 
 def test_an_empty_replay_set_is_refused():

@@ -1,0 +1,55 @@
+"""Plain-text batches in length-sorted passes (base pretraining, replay): the same loss and update as one padded batch."""
+
+import pytest
+import torch
+
+from components.modeling import build_model, train_tokenizer
+from components.plain_text import collate, length_sorted_passes, mean_token_loss, tokenize_with_loss_mask
+
+TEXTS = [
+    "Q: Tom has 12 apples and buys 30 more. How many now?\nA: 12+30=42. The answer is 42.",
+    "7+8=15\n23-9=14\n",
+    "4*6=24\n",
+    "Q: A box holds 9 pens; 3 boxes?\nA: 9*3=27. The answer is 27.",
+    "81-17=64\n5+5=10\n12*3=36\n",
+    "2+2=4\n",
+    "Q: 40 birds, 13 fly away. Left?\nA: 40-13=27. The answer is 27.",
+]
+
+
+@pytest.fixture(scope="module")
+def model_and_rows():
+    tokenizer = train_tokenizer(TEXTS * 20, 300)
+    model = build_model(tokenizer, 32, 2, 2, 1, 64, 128, seed=0)
+    return model, tokenizer, tokenize_with_loss_mask(tokenizer, TEXTS, 128)
+
+
+def gradients(model, rows, pad_id, micro_batches):
+    model.zero_grad(set_to_none=True)
+    batches = length_sorted_passes(rows, pad_id, micro_batches)
+    assert len(batches) == min(micro_batches, len(rows))
+    loss = mean_token_loss(model, batches)
+    loss.backward()
+    return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("micro_batches", [2, 3, 7])
+def test_length_sorted_slices_give_the_one_pass_gradient_and_loss(model_and_rows, micro_batches):
+    model, tokenizer, rows = model_and_rows
+    lengths = {len(ids) for ids, _ in rows}
+    assert len(lengths) > 3  # the rows differ in length, so the passes really pad less
+    one_loss, one = gradients(model, rows, tokenizer.pad_token_id, 1)
+    split_loss, split = gradients(model, rows, tokenizer.pad_token_id, micro_batches)
+    assert split_loss == pytest.approx(one_loss, rel=1e-5)
+    for whole, parts in zip(one, split, strict=True):
+        torch.testing.assert_close(parts, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_the_one_pass_loss_is_the_mean_over_label_tokens(model_and_rows):
+    """What the curve logs: HF's own mean token loss of the padded batch."""
+    model, tokenizer, rows = model_and_rows
+    input_ids, labels = collate(rows, tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = model(input_ids=input_ids, labels=labels).loss.item()
+    loss, _ = gradients(model, rows, tokenizer.pad_token_id, 3)
+    assert loss == pytest.approx(expected, rel=1e-5)
