@@ -35,7 +35,7 @@ def run_one(name: str, overrides: dict, params: dict, args, out: Path) -> dict:
     round2 = sft.run(round2_cfg, round2_inputs, str(out / name / "round2"))
     greedy = evaluate.Config(num_samples=1, ks=[1])
     metrics = evaluate.evaluate_for_tuning(greedy, round2.outputs["model"], args.data, out / name / "eval").metrics
-    shown = ("verified_correct_rate", "wrong_step_share", "kept", "prompt_coverage", "preference_pairs")
+    shown = ("verified_correct_rate", "wrong_step_share", "kept", "prompt_coverage", "verified_row_share", "preference_pairs")
     return (
         {"run": name, **overrides, "seconds": round(time.perf_counter() - started)}
         | {key: round(sampled.metrics[key], 3) for key in shown}

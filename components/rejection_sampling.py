@@ -16,12 +16,26 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from pydantic import Field
+
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult
 from components.dataset_frames import read_dataset
 from components.sampling import SamplingConfig, sample_verified, to_preference_pairs, to_sft_records
 
-Config = SamplingConfig  # the stage contract's name for it
+
+class RejectionSamplingConfig(SamplingConfig):
+    """The shared sampler's knobs, plus how much the kept answers weigh in round 2's dataset."""
+
+    verified_copies: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="times each kept answer is written to round 2's dataset, beside one copy of the original SFT data (its weight there)",
+    )
+
+
+Config = RejectionSamplingConfig  # the stage contract's name for it
 
 
 def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
@@ -35,7 +49,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
 
         scorer = RewardScorer(inputs["reward_model"], batch_size=cfg.batch_size)
     candidates, stats, engine = sample_verified(inputs["model"], problems, cfg, scorer)
-    records = to_sft_records(candidates)
+    records = to_sft_records(candidates) * cfg.verified_copies
+    verified_rows = len(records)
     if not records:
         message = f"rejection sampling kept no response of {inputs['model']}: no verified-correct sample in {len(problems)} prompts"
         if not (cfg.include_sft_data and inputs.get("sft")):
@@ -44,7 +59,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     if cfg.include_sft_data and inputs.get("sft"):
         records += read_records(inputs["sft"])
     pairs = to_preference_pairs(candidates)
-    stats.update(dataset_size=float(len(records)), preference_pairs=float(len(pairs)))
+    stats.update(
+        dataset_size=float(len(records)),
+        verified_row_share=verified_rows / max(len(records), 1),  # what weight round 2 gives the new answers
+        preference_pairs=float(len(pairs)),
+    )
     write_records(out / "sft.jsonl", records)
     write_records(out / "pairs.jsonl", pairs)
     write_json(out / "stats.json", stats)

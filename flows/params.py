@@ -24,8 +24,8 @@ from components.distill import DistillConfig
 from components.evaluate import EvaluateConfig
 from components.gate import GateConfig
 from components.grpo import GRPOStageConfig
+from components.rejection_sampling import RejectionSamplingConfig
 from components.reward_model import RewardModelConfig
-from components.sampling import SamplingConfig as RejectionSamplingConfig
 from components.sft import SFTConfig
 from components.validate import ValidationConfig
 
