@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,7 +100,8 @@ def measure(steps: int, workdir: Path) -> dict:
             "mfu_vs_fp32_peak": round(achieved / peaks["float32"], 4),
             "attention_share_of_flops": round(per_token["attention"] / per_token["total"], 3),
         }
-    return {"threads": threads, "peak_flops": peaks, "steps": steps, "stages": results}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return {"threads": threads, "peak_flops": peaks, "steps": steps, "stages": results, "commit": commit}
 
 
 def report(result: dict) -> str:

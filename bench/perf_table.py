@@ -55,9 +55,15 @@ def table() -> str:
     rows.append(
         f"\nMachine: {machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), torch {machine.get('torch', '?')}; torch threads: "
         f"{machine.get('torch_threads', '?')} for the overhead run, {mfu['threads']} for MFU, {generation['threads']} for generation; the matmul peak there: fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.0f} "
-        f"GFLOP/s. Commit {machine.get('commit', '?')}."
+        f"GFLOP/s. Commit {machine.get('commit', '?')}{_own_commit(mfu, machine, 'MFU')}."
     )
     return "\n".join(rows)
+
+
+def _own_commit(result: dict, machine: dict, what: str) -> str:
+    """A result measured at another commit than the overhead run says which."""
+    commit = result.get("commit")
+    return f" ({what}: commit {commit})" if commit and commit != machine.get("commit") else ""
 
 
 def sft_row(run: dict, what: str) -> str:

@@ -31,15 +31,17 @@ def test_each_run_reports_its_sampling_and_the_round_2_models_validation_score(t
         runs,
         "--out",
         str(tmp_path / "out"),
+        "--control",
     ]
     monkeypatch.setattr("sys.argv", argv)
     assert bench.main() == 0
 
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"')]
-    assert [row["run"] for row in rows] == ["policy (round 2's start)", "unchecked", "checked"]
-    for row in rows[1:]:
+    assert [row["run"] for row in rows] == ["policy (round 2's start)", "control (original SFT data)", "unchecked", "checked"]
+    assert 0 <= rows[1]["val_pass@1"] <= 1 and (tmp_path / "out" / "control" / "round2" / "model").is_dir()
+    for row in rows[2:]:
         assert 0 <= row["val_pass@1"] <= 1 and 0 <= row["wrong_step_share"] <= 1
         assert (tmp_path / "out" / row["run"] / "round2" / "model").is_dir()
-    assert rows[1]["wrong_step_share"] == 0  # unchecked: nothing was set aside for its steps
+    assert rows[2]["wrong_step_share"] == 0  # unchecked: nothing was set aside for its steps
     sampled = json.loads((tmp_path / "out" / "checked" / "rs" / "stats.json").read_text())
     assert sampled["kept"] <= json.loads((tmp_path / "out" / "unchecked" / "rs" / "stats.json").read_text())["kept"]
