@@ -5,7 +5,7 @@
 - peak: a large square `torch.mm` (fp32, and bf16 where the CPU has AMX/AVX512-BF16), timed over
   repeats after a warm-up, at the thread count the stages use (components.modeling.configure_threads);
 - the stages: the local profile's base pretraining (`components.base.run`, our own torch loop)
-  and SFT (`components.sft.run`, TRL's SFTTrainer) for a few steps each on the local profile's
+  and SFT (`components.sft.run`, TRL's SFTTrainer, without the pretraining replay) for a few steps each on the local profile's
   data, metered by components.accounting: real (non-padding) tokens over the time inside the
   training loop;
 - FLOPs per trained token: 6 x N for the weight matmuls (forward 2N, backward 4N), N counting
@@ -81,7 +81,8 @@ def measure(steps: int, workdir: Path) -> dict:
     base_cfg = params.base.model_copy(update={"steps": steps, "warmup_steps": 1})
     pretraining = metered(lambda: base.run(base_cfg, {"pretrain": written["pretrain"], "sft": written["sft"]}, str(workdir / "base")))
     model_dir = pretraining["result"].outputs["model"]
-    sft_cfg = params.sft.model_copy(update={"max_steps": steps, "save_steps": steps + 1, "warmup_steps": 1})
+    # replay off: its passes over pretraining text would count in the time but not in the SFT tokens
+    sft_cfg = params.sft.model_copy(update={"max_steps": steps, "save_steps": steps + 1, "warmup_steps": 1, "replay_weight": 0.0})
     tuning = metered(lambda: sft.run(sft_cfg, {"model": model_dir, "sft": written["sft"]}, str(workdir / "sft")))
 
     results = {}
