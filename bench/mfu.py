@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +70,7 @@ def metered(run) -> dict:
 def measure(steps: int, workdir: Path) -> dict:
     from components import base, data, sft
     from components.modeling import configure_threads
+    from components.versioning import git_commit
     from flows.params import load_params
 
     threads = configure_threads()
@@ -101,7 +101,7 @@ def measure(steps: int, workdir: Path) -> dict:
             "mfu_vs_fp32_peak": round(achieved / peaks["float32"], 4),
             "attention_share_of_flops": round(per_token["attention"] / per_token["total"], 3),
         }
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    commit = git_commit(REPO)  # "-dirty" when the script ran on uncommitted changes
     return {"threads": threads, "peak_flops": peaks, "steps": steps, "stages": results, "commit": commit}
 
 

@@ -17,7 +17,6 @@ import copy
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +80,7 @@ def measure(cfg, inputs: dict[str, str], steps: int, passes: list[int]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from components import data
     from components.modeling import configure_threads
+    from components.versioning import git_commit
     from flows.params import load_params
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="padding-") as workdir:
         written = data.run(params.data.model_copy(update={"out_dir": workdir})).outputs
         settings = measure(params.base, written, args.steps, args.passes)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    commit = git_commit(REPO)  # "-dirty" when the script ran on uncommitted changes
     result = {"threads": threads, "steps": args.steps, "batch_size": params.base.batch_size, "passes": settings, "commit": commit}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -62,8 +62,9 @@ def table() -> str:
 
 def _own_commit(result: dict, machine: dict, what: str) -> str:
     """A result measured at another commit than the overhead run says which."""
-    commit = result.get("commit")
-    return f" ({what}: commit {commit})" if commit and commit != machine.get("commit") else ""
+    commit, theirs = result.get("commit") or "", machine.get("commit") or "?"
+    shown = commit[:7] + ("-dirty" if commit.endswith("-dirty") else "")  # git_commit's full hash, shortened as the others
+    return f" ({what}: commit {shown})" if commit and (shown != theirs) else ""
 
 
 def sft_row(run: dict, what: str) -> str:
