@@ -167,12 +167,14 @@ def measure(sft_steps: int, workdir: Path) -> dict:
 def machine() -> dict:
     import torch
 
+    from components.versioning import git_commit
+
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "commit": git_commit(REPO, short=True),
     }
 
 

@@ -39,6 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: flows is importable
 
+from components.versioning import git_commit  # noqa: E402
 from flows.params import load_params  # noqa: E402
 
 FIXED = ("data", "validation", "base", "profiles", "profile")  # the task and the pretrained model: the same in every run
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     run(["make", "install"], clone, workdir / "install.log")
     document = yaml.safe_load((clone / "params.yaml").read_text())
     effective = load_params(clone / "params.yaml", "local").model_dump(mode="json")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
+    commit = git_commit(clone, short=True)
     claims, seconds, changed = {}, {}, []
     if reused:
         claims[0], seconds[0] = reused["claims"], reused["seconds"]

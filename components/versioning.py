@@ -81,13 +81,13 @@ def track_data(data_dir: str | Path, push: bool = True) -> dict[str, str]:
     return facts
 
 
-def git_commit(path: str | Path = ".") -> str:
-    """The current commit, with `-dirty` when tracked files have uncommitted changes."""
+def git_commit(path: str | Path = ".", short: bool = False) -> str:
+    """The current commit (abbreviated when `short`), with `-dirty` when tracked files have uncommitted changes."""
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True)
 
-    head = git("rev-parse", "HEAD")
+    head = git("rev-parse", *(["--short"] if short else []), "HEAD")
     if head.returncode != 0:  # e.g. in the component image, which records its commit at build time
         return os.environ.get("POSTTRAIN_GIT_COMMIT", "unknown")
     dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()

@@ -7,3 +7,4 @@ def test_git_commit_outside_a_checkout_comes_from_the_image(tmp_path, monkeypatc
     monkeypatch.setenv("POSTTRAIN_GIT_COMMIT", "abc123")
     assert git_commit(tmp_path) == "abc123"
     assert git_commit(".") not in ("abc123", "unknown")
+    assert git_commit(".").startswith(git_commit(".", short=True).removesuffix("-dirty"))
