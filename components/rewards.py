@@ -6,6 +6,8 @@ response) and the dataset's other columns (here `answer`) arrive as keyword list
 reward is bounded, so a weighted sum can be read against the verified accuracy.
 
     accuracy              1 if the final boxed answer is verified correct (math-verify), else 0
+    sound_accuracy        accuracy, and only when every equation the reasoning writes holds: a right box
+                          reached through slips that cancel earns 0 (a process check R1's rule reward lacks)
     format                1 for a non-empty reasoning block followed by one boxed final answer
     language_consistency  share of the words written in the target script (R1's language reward)
     reward_model          sigmoid of a trained reward model's score (needs a reward model)
@@ -21,7 +23,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from components.answers import THINK_CLOSE, THINK_OPEN, extract_answer, find_boxed, is_correct
+from components.answers import THINK_CLOSE, THINK_OPEN, extract_answer, find_boxed, is_correct, wrong_equations
 
 RewardFunction = Callable[..., list[float]]
 
@@ -40,6 +42,11 @@ def response_text(completion: str | list[dict]) -> str:
 
 def accuracy(completions: Sequence, answer: Sequence[str], **_) -> list[float]:
     return [float(is_correct(extract_answer(response_text(c)), str(a))) for c, a in zip(completions, answer, strict=True)]
+
+
+def sound_accuracy(completions: Sequence, answer: Sequence[str], **_) -> list[float]:
+    texts = [response_text(c) for c in completions]
+    return [float(is_correct(extract_answer(t), str(a)) and not wrong_equations(t)) for t, a in zip(texts, answer, strict=True)]
 
 
 def format_reward(completions: Sequence, **_) -> list[float]:
@@ -124,7 +131,7 @@ class NamedReward:
         return self.function(*args, **kwargs)
 
 
-REWARD_NAMES = ("accuracy", "format", "language_consistency", "reward_model", "length")
+REWARD_NAMES = ("accuracy", "sound_accuracy", "format", "language_consistency", "reward_model", "length")
 
 
 def check_reward_names(names: Sequence[str]) -> None:
@@ -147,6 +154,8 @@ def build(
     for name in names:
         if name == "accuracy":
             fn = accuracy
+        elif name == "sound_accuracy":
+            fn = sound_accuracy
         elif name == "format":
             fn = format_reward
         elif name == "language_consistency":

@@ -65,10 +65,22 @@ def test_language_consistency_falls_with_mixed_text(latin, cjk):
 @given(st.lists(st.one_of(any_text, st.builds(format_solution, reasoning_lines, numbers)), min_size=1, max_size=5), numbers)
 def test_every_reward_is_bounded(texts, reference):
     ids = [[0] * len(t) for t in texts]
-    for value in rewards.accuracy(texts, [reference] * len(texts)) + rewards.format_reward(texts) + rewards.language_consistency(texts):
+    answers = [reference] * len(texts)
+    paid = rewards.accuracy(texts, answers) + rewards.sound_accuracy(texts, answers) + rewards.format_reward(texts)
+    for value in paid + rewards.language_consistency(texts):
         assert 0.0 <= value <= 1.0
     for value in rewards.overlong_penalty(ids, max_length=64, buffer=16):
         assert -1.0 <= value <= 0.0
+
+
+def test_sound_accuracy_pays_a_right_box_only_when_every_written_equation_holds():
+    sound = format_solution(["11+20=31", "31-11=20"], "20")
+    slips_that_cancel = format_solution(["11+20=30", "30-11=20"], "20")  # 11+20 is not 30; the slips cancel
+    wrong_box = format_solution(["11+20=31", "31-11=20"], "21")
+    texts = [sound, slips_that_cancel, wrong_box]
+    assert rewards.accuracy(texts, ["20"] * 3) == [1.0, 1.0, 0.0]
+    assert rewards.sound_accuracy(texts, ["20"] * 3) == [1.0, 0.0, 0.0]
+    assert rewards.sound_accuracy(["The answer is \\boxed{20}."], ["20"]) == [1.0]  # no equation: nothing to check
 
 
 def test_overlong_penalty_is_zero_when_short_and_minus_one_at_the_limit():
@@ -86,8 +98,9 @@ def test_the_reward_model_reward_needs_a_reward_model():
 
 
 def test_built_functions_carry_their_names_for_trl_logging():
-    built = rewards.build(["accuracy", "format", "language_consistency", "length"], max_completion_length=64, length_buffer=16)
-    assert [f.__name__ for f in built] == ["accuracy", "format", "language_consistency", "length"]
+    names = ["accuracy", "sound_accuracy", "format", "language_consistency", "length"]
+    built = rewards.build(names, max_completion_length=64, length_buffer=16)
+    assert [f.__name__ for f in built] == names
 
 
 @pytest.mark.parametrize(("boxed", "reference"), [("\\frac{1}{2}", "1/2"), ("\\sqrt{4}", "2"), ("{5}", "5")])
