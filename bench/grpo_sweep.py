@@ -6,8 +6,9 @@ Each run trains GRPO from the same SFT model with the settings given (over the `
 defaults) and evaluates the result with the `evaluate` defaults on the validation split
 (components.tuning: never the held-out eval set, which only the flow's evaluations read); a
 run without `grpo` only evaluates (`model` or the SFT model, with its `eval` overrides). One
-JSON line per run. `--rl-limit N` trains on the first N RL prompts only: a policy that cannot raise
-its reward on a few prompts it sees over and over (train_accuracy) has a broken reward or update. Results behind the defaults: bench/results/tuning.md (bench/results/grpo_sweep.md is an
+JSON line per run. `--rl-limit N` trains on the first N RL prompts only: a policy that cannot
+raise its reward on a few prompts it sees over and over (train_accuracy) has a broken reward or
+update. Results behind the defaults: bench/results/tuning.md (bench/results/grpo_sweep.md is an
 earlier sweep that was evaluated on the held-out set, before the validation split existed).
 """
 

@@ -23,7 +23,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from components.answers import THINK_CLOSE, THINK_OPEN, extract_answer, find_boxed, is_correct, wrong_equations
+from components.answers import THINK_CLOSE, THINK_OPEN, find_boxed, wrong_equations
+from components.answers import score as response_is_correct
 
 RewardFunction = Callable[..., list[float]]
 
@@ -41,12 +42,12 @@ def response_text(completion: str | list[dict]) -> str:
 
 
 def accuracy(completions: Sequence, answer: Sequence[str], **_) -> list[float]:
-    return [float(is_correct(extract_answer(response_text(c)), str(a))) for c, a in zip(completions, answer, strict=True)]
+    return [float(response_is_correct(response_text(c), str(a))) for c, a in zip(completions, answer, strict=True)]
 
 
 def sound_accuracy(completions: Sequence, answer: Sequence[str], **_) -> list[float]:
     texts = [response_text(c) for c in completions]
-    return [float(is_correct(extract_answer(t), str(a)) and not wrong_equations(t)) for t, a in zip(texts, answer, strict=True)]
+    return [float(response_is_correct(t, str(a)) and not wrong_equations(t)) for t, a in zip(texts, answer, strict=True)]
 
 
 def format_reward(completions: Sequence, **_) -> list[float]:
