@@ -129,13 +129,14 @@ def parse_source(source: Path, attempts: int = 3) -> ast.Module:
     mismatch": the AST builder's recursion counter is shared between threads (cpython gh-106905),
     so a parse that overlaps another thread's (a Prefect worker thread's) can fail although the
     source is fine. Retried at once: the overlap is over by then."""
+    text = source.read_text()
     for _ in range(attempts - 1):
         try:
-            return ast.parse(source.read_text())
+            return ast.parse(text)
         except SystemError as error:
             if "recursion depth mismatch" not in str(error):
                 raise
-    return ast.parse(source.read_text())
+    return ast.parse(text)
 
 
 def component_dependencies(module: str, found: set[str] | None = None) -> set[str]:
