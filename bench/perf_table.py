@@ -39,6 +39,7 @@ def table() -> str:
         f"| orchestration: flow wall / sum of stage walls (shortened recipe, {overhead['flow_seconds']:.0f} s) | {ratio:.3f} | <= 1.03 | "
         f"{'yes' if ratio <= 1.03 else 'no'} |"
     )
+    rows.append(whole_recipe_row(_load("demo")))
     for stage, goal in (("base_pretraining", 0.5), ("sft", None)):
         row = mfu["stages"][stage]
         met = "-" if goal is None else ("yes" if row["mfu_vs_fp32_peak"] >= goal else "no")
@@ -58,6 +59,17 @@ def table() -> str:
         f"GFLOP/s. Commit {machine.get('commit', '?')}{_own_commit(mfu, machine, 'MFU')}."
     )
     return "\n".join(rows)
+
+
+def whole_recipe_row(demo: dict) -> str:
+    """The same ratio on the committed whole local run (demo_bench.py): its flow's wall over its stages' walls.
+    The flow's wall starts inside the flow, so the Prefect server's start-up is not in it (overhead.py's is)."""
+    flow, stages = demo["pipeline_seconds"], sum(demo["stage_seconds"].values())
+    ratio = flow / stages
+    return (
+        f"| orchestration: flow wall / sum of stage walls (whole local recipe, demo.json at {demo['commit']}: {flow:.0f} s / "
+        f"{stages:.0f} s; the server's start not counted) | {ratio:.3f} | <= 1.03 | {'yes' if ratio <= 1.03 else 'no'} |"
+    )
 
 
 def _own_commit(result: dict, machine: dict, what: str) -> str:

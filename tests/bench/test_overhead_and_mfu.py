@@ -68,3 +68,12 @@ def test_the_readmes_performance_table_is_the_one_the_committed_results_give():
     table = load_script("perf_table")
     readme = (REPO / "README.md").read_text()
     assert table.rendered_readme(readme) == readme, "README.md's table is stale: run python bench/perf_table.py --write"
+
+
+def test_the_whole_recipe_orchestration_row_divides_the_flow_wall_by_the_stages_walls():
+    row = load_script("perf_table").whole_recipe_row(
+        {"pipeline_seconds": 103.0, "stage_seconds": {"a": 60.0, "b": 40.0}, "commit": "abc1234"}
+    )
+    assert "| 1.030 | <= 1.03 | yes |" in row and "103 s / 100 s" in row and "abc1234" in row
+    row = load_script("perf_table").whole_recipe_row({"pipeline_seconds": 110.0, "stage_seconds": {"a": 100.0}, "commit": "abc1234"})
+    assert row.endswith("| 1.100 | <= 1.03 | no |")
