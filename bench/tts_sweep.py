@@ -6,6 +6,9 @@ Evaluates the model on data/val.jsonl (components.tuning) at each temperature wi
 `evaluate` defaults otherwise, and picks the temperature whose maj@k (k = num_samples) is
 highest, the smaller one on a tie: `evaluate.temperature` in params.yaml is set from it by
 hand, and the result is committed (bench/results/tts_sweep.json) so the choice can be checked.
+When no temperature's vote beats greedy decoding, nothing is picked (`chosen: null`): the
+highest maj@k is then the coldest temperature's, whose samples are copies of the greedy answer,
+and choosing it would only make test-time scaling measure nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +31,19 @@ def sweep(model: str, data_dir: str, temperatures: list[float], out: Path) -> di
         runs[str(temperature)] = {k: round(metrics[k], 3) for k in HEADLINE if k in metrics}
         print(json.dumps({"temperature": temperature, **runs[str(temperature)]}), flush=True)
     k = f"maj@{evaluate.Config().num_samples}"
-    chosen = max(temperatures, key=lambda t: (runs[str(t)][k], -t))
-    return {"model": model, "split": str(tuning.validation_set(data_dir)), "chosen_by": k, "chosen": chosen, "runs": runs}
+    chosen = choose(runs, k)
+    return {"model": model, "split": str(tuning.validation_set(data_dir)), "chosen_by": k, "runs": runs} | chosen
+
+
+def choose(runs: dict[str, dict], k: str) -> dict:
+    """The temperature with the highest maj@k (the colder on a tie), if its vote beats greedy decoding (pass@1)."""
+    best = max(runs, key=lambda t: (runs[t][k], -float(t)))
+    if runs[best][k] > runs[best]["pass@1"]:
+        return {"chosen": float(best), "reason": f"{k} {runs[best][k]} > greedy {runs[best]['pass@1']}"}
+    return {
+        "chosen": None,
+        "reason": f"no temperature's {k} beats greedy decoding (best: {runs[best][k]} at T={best}, greedy {runs[best]['pass@1']})",
+    }
 
 
 def main() -> int:
@@ -42,7 +56,7 @@ def main() -> int:
     result = sweep(args.model, args.data, args.temperatures, Path("/tmp/tts-sweep"))
     result["machine"] = {"platform": platform.platform()}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"chosen": result["chosen"], "by": result["chosen_by"]}))
+    print(json.dumps({"chosen": result["chosen"], "by": result["chosen_by"], "reason": result["reason"]}))
     return 0
 
 
