@@ -91,12 +91,7 @@ def _data(kind: str, required: bool = True, help: str = "") -> Input:
 
 
 def _replay() -> Input:
-    return Input(
-        "dataset",
-        default="data/pretrain.jsonl",
-        required=False,
-        help="plain text replayed at every step (replay_weight > 0): the pretraining corpus",
-    )
+    return Input("dataset", required=False, help="plain text replayed at every step (replay_weight > 0): the pretraining corpus")
 
 
 def _reward_model(help: str = "the reward model folder") -> Input:

@@ -22,16 +22,3 @@ def test_every_registered_stage_has_a_posttrain_command(capsys):
         shown = capsys.readouterr().out
         for name in stage.consumes if not hasattr(stage.load(), "main") else ():
             assert f"--{name.replace('_', '-')}" in shown, (stage.name, name)
-
-
-def test_replay_defaults_to_the_pretraining_corpus_like_the_other_datasets():
-    """SFT and DPO replay data/pretrain.jsonl unless told otherwise: `replay_weight: 1.0` needs it, so the
-    README's plain `posttrain sft --model M --sft S --out O` must find it."""
-    from components import stages
-    from components.cli import stage_parser
-
-    for name in ("sft", "alignment"):
-        args = stage_parser(stages.STAGES[name]).parse_args(["--model", "m", "--out", "o"])
-        assert args.replay == "data/pretrain.jsonl", name
-        args = stage_parser(stages.STAGES[name]).parse_args(["--model", "m", "--replay", "other.jsonl", "--out", "o"])
-        assert args.replay == "other.jsonl", name
