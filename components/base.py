@@ -11,18 +11,16 @@ profile (`source: pretrained`): load a Hugging Face model id or path and use it 
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components import accounting
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
-from components.plain_text import length_sorted_passes, mean_token_loss, tokenize_with_loss_mask
+from components.plain_text import pretrain
 
 
 class BaseConfig(StrictModel):
@@ -56,44 +54,6 @@ class BaseConfig(StrictModel):
 
 
 Config = BaseConfig  # the stage contract's name for it
-
-
-def pretrain(model, tokenizer, texts: list[str], cfg: Config) -> list[float]:
-    """Plain torch loop; returns the loss every 10 steps."""
-    import torch
-    from tqdm.auto import tqdm
-
-    rows = tokenize_with_loss_mask(tokenizer, texts, cfg.max_positions)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, cfg))
-    model.train()
-    curve, running, tokens, started = [], [], 0, time.perf_counter()
-    progress = tqdm(range(cfg.steps), desc="pretraining base", unit="step")
-    for step in progress:
-        picks = torch.randint(len(rows), (cfg.batch_size,), generator=generator).tolist()
-        tokens += sum(len(rows[i][0]) for i in picks)  # the real tokens, not the padding
-        loss = mean_token_loss(model, length_sorted_passes([rows[i] for i in picks], tokenizer.pad_token_id, cfg.micro_batches))
-        loss.backward()
-        running.append(loss.item())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        if (step + 1) % 10 == 0:
-            curve.append(sum(running) / len(running))
-            running.clear()
-            progress.set_postfix(loss=f"{curve[-1]:.3f}")
-    model.eval()
-    accounting.add(tokens_trained=tokens, train_seconds=time.perf_counter() - started)
-    return curve
-
-
-def _lr_factor(step: int, cfg: Config) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def tokenizer_corpus(inputs: dict[str, str]) -> list[str]:
@@ -139,7 +99,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     tokenizer = train_tokenizer(tokenizer_corpus(inputs), cfg.vocab_size)
     model = build_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.heads, cfg.kv_heads, cfg.intermediate_size, cfg.max_positions, cfg.seed)
     texts = [r["text"] for r in read_records(inputs["pretrain"])]
-    curve = pretrain(model, tokenizer, texts, cfg) if cfg.steps else []
+    settings = {k: getattr(cfg, k) for k in ("steps", "batch_size", "micro_batches", "learning_rate", "warmup_steps", "seed")}
+    curve = pretrain(model, tokenizer, texts, max_length=cfg.max_positions, **settings) if cfg.steps else []
     save_pretrained(model, tokenizer, model_dir)
     return StageResult(
         stage="base",

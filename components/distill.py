@@ -31,8 +31,11 @@ from components import accounting
 from components.answers import extract_answer
 from components.artifacts import DataError, read_records, write_json, write_records
 from components.config import StageResult, StrictModel
+from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer, save_pretrained
+from components.plain_text import pretrain
 from components.sampling import SamplingConfig, sample_verified, to_sft_records
+from components.stages import StageInputError
 from components.supervised import SFTConfig, train_sft
 from components.trainer_args import TrainerConfig, save_trained, train_resumably, trl_config
 
@@ -66,6 +69,13 @@ class DistillConfig(StrictModel):
         "on_policy", description="sequence-level SFT on the teacher's answers, or that plus on-policy logit-level distillation"
     )
     teacher_sampling: SamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
+    heal_steps: int = Field(
+        0,
+        ge=0,
+        description="pretraining steps on the base's corpus for the cut student, before either arm trains: a cut of the tiny base "
+        "keeps almost none of its arithmetic, and neither arm learns from there (bench/results/tuning.md); 0: none",
+    )
+    heal_learning_rate: float = Field(1e-3, gt=0, le=1, description="the healing's peak learning rate (the tiny base's own)")
     student_sft: SFTConfig = Field(
         default_factory=lambda: SFTConfig(max_steps=250),
         description="the distilled student's SFT; the yardstick student gets it plus the on-policy phase's steps (equal compute)",
@@ -111,6 +121,31 @@ def build_student(base_dir: str, n_layers: int, out_dir: Path) -> str:
     model.config.num_hidden_layers = len(keep)
     if getattr(model.config, "layer_types", None):
         model.config.layer_types = [model.config.layer_types[i] for i in keep]
+    save_pretrained(model, tokenizer, out_dir)
+    return str(out_dir)
+
+
+def heal_student(cfg: Config, student_dir: str, pretrain_file: str | None, out_dir: Path) -> str:
+    """The cut student after `cfg.heal_steps` steps of the base's own pretraining loop on its corpus (the same for both arms)."""
+    if not pretrain_file:
+        raise StageInputError(
+            f"distill.heal_steps is {cfg.heal_steps} but no pretraining corpus was given (the `pretrain` input): "
+            "give it, or set heal_steps to 0"
+        )
+    model, tokenizer = load_model(student_dir), load_tokenizer(student_dir)
+    texts = [record["text"] for record in read_dataset(pretrain_file, "pretrain")]
+    settings = {"batch_size": 64, "micro_batches": 3, "seed": cfg.student_sft.seed, "max_length": cfg.student_sft.max_length}
+    warmup = max(1, cfg.heal_steps // 10)
+    pretrain(
+        model,
+        tokenizer,
+        texts,
+        steps=cfg.heal_steps,
+        learning_rate=cfg.heal_learning_rate,
+        warmup_steps=warmup,
+        desc="healing the student",
+        **settings,
+    )
     save_pretrained(model, tokenizer, out_dir)
     return str(out_dir)
 
@@ -182,6 +217,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     out = Path(out_dir)
     teacher_layers = check_student_size(cfg, inputs["teacher"])
     student_init = build_student(inputs["base"], cfg.student_layers, out / "student-init")
+    if cfg.heal_steps:
+        student_init = heal_student(cfg, student_init, inputs.get("pretrain"), out / "student-healed")
     # RL prompts first: with a `limit`, the teacher labels prompts the SFT data does not have.
     prompt_files = [*([inputs["rl"]] if inputs.get("rl") else []), inputs["sft"]]
     data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, inputs["sft"], out)
@@ -197,6 +234,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         "distilled_tokens_trained": float(distilled_tokens),
         "baseline_tokens_trained": float(accounting.counted("tokens_trained") - before - distilled_tokens),
         "student_layers": float(cfg.student_layers),
+        "student_heal_steps": float(cfg.heal_steps),
         "teacher_layers": float(teacher_layers),
         "distilled_final_loss": distilled.metrics["final_loss"],
         "baseline_final_loss": baseline.metrics["final_loss"],

@@ -92,6 +92,7 @@ def tiny_overrides() -> dict:
         "alignment": {"dpo": {"max_steps": 3, "per_device_train_batch_size": 4, "logging_steps": 1}},
         "distill": {
             "student_layers": 1,
+            "heal_steps": 2,  # the flow hands the stage its pretraining corpus
             "teacher_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8, "include_sft_data": True},
             "student_sft": {"max_steps": 3, "per_device_train_batch_size": 8, "logging_steps": 1, "save_steps": 3},
             "on_policy": {"max_steps": 2, "max_completion_length": 16, "per_device_train_batch_size": 4},

@@ -11,7 +11,13 @@ pytestmark = pytest.mark.slow
 
 def test_distill_trains_a_smaller_student_and_its_sft_baseline(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
     cfg = distill.Config(**tiny_overrides()["distill"])
-    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"], "rl": tiny_data["rl"]}
+    inputs = {
+        "teacher": tiny_sft_model,
+        "base": tiny_base_model,
+        "sft": tiny_data["sft"],
+        "rl": tiny_data["rl"],
+        "pretrain": tiny_data["pretrain"],
+    }
     result = distill.run(cfg, inputs, str(tmp_path))
     for key in ("model", "baseline_model"):
         student = load_model(result.outputs[key])
@@ -24,14 +30,14 @@ def test_distill_trains_a_smaller_student_and_its_sft_baseline(tmp_path, tiny_sf
 
 def test_distill_on_policy_writes_a_loadable_student(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
     cfg = distill.Config(**{**tiny_overrides()["distill"], "method": "on_policy"})
-    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"]}
+    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"], "pretrain": tiny_data["pretrain"]}
     result = distill.run(cfg, inputs, str(tmp_path))
     assert load_model(result.outputs["model"]).config.num_hidden_layers == 1
 
 
 def test_a_student_as_large_as_its_teacher_is_refused_before_training(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
     cfg = distill.Config(**{**tiny_overrides()["distill"], "student_layers": 2})
-    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"]}
+    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"], "pretrain": tiny_data["pretrain"]}
     with pytest.raises(distill.StudentTooLarge, match="student_layers is 2 but the teacher .* has 2"):
         distill.run(cfg, inputs, str(tmp_path))
     assert not any(tmp_path.iterdir())  # nothing was built or trained
@@ -91,3 +97,39 @@ def test_on_policy_distillation_brings_the_student_closer_to_its_teacher(tmp_pat
     print(f"KL(teacher || student) on held-out teacher answers: {before:.3f} -> {after:.3f}; SFT control {controlled:.3f}")
     assert after <= 0.8 * before, f"KL to the teacher {before:.3f} -> {after:.3f}: distillation did not learn (margin 20%)"
     assert after <= 0.8 * controlled, f"distilled {after:.3f} vs SFT control {controlled:.3f}: no closer to the teacher (margin 20%)"
+
+
+def corpus_loss(model_dir: str, texts: list[str]) -> float:
+    """The mean answer-token loss of `model_dir` on `texts`, as pretraining counts it."""
+    import torch
+
+    from components.plain_text import length_sorted_passes, mean_token_loss, tokenize_with_loss_mask
+
+    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    with torch.inference_mode():
+        return float(
+            mean_token_loss(model, length_sorted_passes(tokenize_with_loss_mask(tokenizer, texts, 256), tokenizer.pad_token_id, 1))
+        )
+
+
+def test_healing_retrains_the_cut_student_on_the_base_corpus(tmp_path, tiny_base_model, tiny_data):
+    """A cut of the base loses what the base learnt; `heal_steps` of the base's own loop win some of it back."""
+    from components.artifacts import read_records
+
+    texts = [record["text"] for record in read_records(tiny_data["pretrain"])][:64]
+    cut = distill.build_student(tiny_base_model, 1, tmp_path / "cut")
+    cfg = distill.Config(**{**tiny_overrides()["distill"], "heal_steps": 30, "heal_learning_rate": 3e-3})
+    healed = distill.heal_student(cfg, cut, tiny_data["pretrain"], tmp_path / "healed")
+    assert load_model(healed).config.num_hidden_layers == 1
+    before, after = corpus_loss(cut, texts), corpus_loss(healed, texts)
+    assert after < before - 0.1
+
+
+def test_healing_without_the_pretraining_corpus_is_refused_by_name(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
+    from components.stages import StageInputError
+
+    cfg = distill.Config(**{**tiny_overrides()["distill"], "heal_steps": 5})
+    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"]}
+    with pytest.raises(StageInputError, match="distill.heal_steps is 5 but no pretraining corpus was given"):
+        distill.run(cfg, inputs, str(tmp_path))
+    assert not (tmp_path / "teacher_sft.jsonl").exists()  # refused before the teacher sampled anything

@@ -91,7 +91,7 @@ TRAINING = {
     ),
     "distill": (
         {"distill": {"student_sft": {"max_steps": STEPS, "save_steps": EVERY}}},
-        {"teacher": "sft_model", "base": "base", "sft": "sft"},
+        {"teacher": "sft_model", "base": "base", "sft": "sft", "pretrain": "pretrain"},  # the corpus heals the cut student
         "distilled/checkpoints",
         1e-5,
     ),
