@@ -70,7 +70,7 @@ class DistillConfig(StrictModel):
     )
     teacher_sampling: SamplingConfig = Field(default_factory=_teacher_sampling, description="how the teacher's answers are drawn")
     heal_steps: int = Field(
-        0,
+        300,
         ge=0,
         description="pretraining steps on the base's corpus for the cut student, before either arm trains: a cut of the tiny base "
         "keeps almost none of its arithmetic, and neither arm learns from there (bench/results/tuning.md); 0: none",
