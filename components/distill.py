@@ -126,7 +126,14 @@ def build_student(base_dir: str, n_layers: int, out_dir: Path) -> str:
 
 
 def heal_student(cfg: Config, student_dir: str, pretrain_file: str | None, out_dir: Path) -> str:
-    """The cut student after `cfg.heal_steps` steps of the base's own pretraining loop on its corpus (the same for both arms)."""
+    """The cut student after `cfg.heal_steps` steps of the base's own pretraining loop on its corpus (the same for both arms).
+
+    As with the teacher's answers, a healed student left in the stage run's own folder by a run
+    that was killed later on is this run's: it is reused, not healed again."""
+    done = out_dir / "healed.json"  # written after the weights: its presence means they are complete
+    if done.is_file():
+        print(f"[distill] reusing the healed student of an interrupted run: {out_dir}")
+        return str(out_dir)
     if not pretrain_file:
         raise StageInputError(
             f"distill.heal_steps is {cfg.heal_steps} but no pretraining corpus was given (the `pretrain` input): "
@@ -148,6 +155,7 @@ def heal_student(cfg: Config, student_dir: str, pretrain_file: str | None, out_d
         **settings,
     )
     save_pretrained(model, tokenizer, out_dir)
+    write_json(done, {"heal_steps": cfg.heal_steps, "heal_learning_rate": cfg.heal_learning_rate})
     return str(out_dir)
 
 

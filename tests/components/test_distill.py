@@ -125,6 +125,21 @@ def test_healing_retrains_the_cut_student_on_the_base_corpus(tmp_path, tiny_base
     assert after < before - 0.1
 
 
+def test_a_rerun_reuses_the_student_an_interrupted_run_healed(tmp_path, tiny_base_model, tiny_data, monkeypatch):
+    cut = distill.build_student(tiny_base_model, 1, tmp_path / "cut")
+    cfg = distill.Config(**{**tiny_overrides()["distill"], "heal_steps": 2})
+    healed = distill.heal_student(cfg, cut, tiny_data["pretrain"], tmp_path / "healed")
+    weights = {name: tensor.clone() for name, tensor in load_model(healed).state_dict().items()}
+
+    def no_second_healing(*args, **kwargs):
+        raise AssertionError("healed again")
+
+    monkeypatch.setattr(distill, "pretrain", no_second_healing)
+    again = distill.heal_student(cfg, cut, tiny_data["pretrain"], tmp_path / "healed")
+    assert again == healed
+    assert all(tensor.equal(weights[name]) for name, tensor in load_model(again).state_dict().items())
+
+
 def test_healing_without_the_pretraining_corpus_is_refused_by_name(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
     from components.stages import StageInputError
 
