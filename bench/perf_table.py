@@ -39,7 +39,8 @@ def table() -> str:
         f"| orchestration: flow wall / sum of stage walls (shortened recipe, {overhead['flow_seconds']:.0f} s) | {ratio:.3f} | <= 1.03 | "
         f"{'yes' if ratio <= 1.03 else 'no'} |"
     )
-    rows.append(whole_recipe_row(_load("demo")))
+    demo = _load("demo")
+    rows += [whole_recipe_row(demo), recipe_time_row(demo)]
     for stage, goal in (("base_pretraining", 0.5), ("sft", None)):
         row = mfu["stages"][stage]
         met = "-" if goal is None else ("yes" if row["mfu_vs_fp32_peak"] >= goal else "no")
@@ -69,6 +70,18 @@ def whole_recipe_row(demo: dict) -> str:
     return (
         f"| orchestration: flow wall / sum of stage walls (whole local recipe, demo.json at {demo['commit']}: {flow:.0f} s / "
         f"{stages:.0f} s; the server's start not counted) | {ratio:.3f} | <= 1.03 | {'yes' if ratio <= 1.03 else 'no'} |"
+    )
+
+
+def recipe_time_row(demo: dict) -> str:
+    """Issue 17's wall-time goal on the committed whole local run: the flow's wall, install excluded, with the final
+    model's held-out pass@1 beside it (the goal holds only if the speed does not cost the model: >= 0.595)."""
+    seconds, final = demo["pipeline_seconds"], demo["final_stage"]
+    pass_at_1 = demo["held_out"][final]["pass@1"]
+    met = seconds <= 600 and pass_at_1 >= 0.595
+    return (
+        f"| the whole local recipe, install excluded (demo.json at {demo['commit']}; final held-out pass@1 {pass_at_1:.3f}, "
+        f"goal >= 0.595) | {seconds:.0f} s | <= 600 s | {'yes' if met else 'no'} |"
     )
 
 

@@ -77,3 +77,20 @@ def test_the_whole_recipe_orchestration_row_divides_the_flow_wall_by_the_stages_
     assert "| 1.030 | <= 1.03 | yes |" in row and "103 s / 100 s" in row and "abc1234" in row
     row = load_script("perf_table").whole_recipe_row({"pipeline_seconds": 110.0, "stage_seconds": {"a": 100.0}, "commit": "abc1234"})
     assert row.endswith("| 1.100 | <= 1.03 | no |")
+
+
+def test_the_recipe_time_row_needs_both_the_time_and_the_final_models_pass_at_1():
+    row_for = load_script("perf_table").recipe_time_row
+
+    def demo(seconds, pass_at_1):
+        return {
+            "pipeline_seconds": seconds,
+            "final_stage": "alignment",
+            "held_out": {"alignment": {"pass@1": pass_at_1}},
+            "commit": "abc1234",
+        }
+
+    assert row_for(demo(590.0, 0.760)).endswith("| 590 s | <= 600 s | yes |")
+    assert row_for(demo(1336.0, 0.760)).endswith("| 1336 s | <= 600 s | no |")
+    assert row_for(demo(590.0, 0.500)).endswith("| 590 s | <= 600 s | no |")  # fast, but at the model's cost
+    assert "final held-out pass@1 0.500" in row_for(demo(590.0, 0.500))
