@@ -216,6 +216,16 @@ class PipelineParams(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _healing_has_a_corpus(self) -> PipelineParams:
+        # refused here, not when the distill stage starts: that is after every other stage has trained
+        if self.recipe.distill and self.distill.heal_steps and self._no_pretraining_corpus():
+            raise ValueError(
+                f"distill.heal_steps is {self.distill.heal_steps}, which pretrains the cut student on data/pretrain.jsonl, "
+                "but the data stage writes none: set data.files.pretrain (or data.n_pretrain > 0), or set distill.heal_steps to 0"
+            )
+        return self
+
     def _replaying_configs(self) -> dict:
         """The trainer configs that may replay the pretraining corpus, by their params.yaml path."""
         return {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo}

@@ -83,3 +83,13 @@ NO_PRETRAINING = "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_n
 def test_replaying_pretraining_text_without_a_pretraining_corpus_is_refused(tmp_path, replay, message):
     with pytest.raises(ParamsError, match=message):
         load_params(write(tmp_path, NO_PRETRAINING + replay))
+
+
+NO_REPLAY = "sft:\n  replay_weight: 0\nsft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0\n"
+
+
+def test_healing_the_student_without_a_pretraining_corpus_is_refused_before_any_stage(tmp_path):
+    with pytest.raises(ParamsError, match=r"distill.heal_steps is 300, which pretrains the cut student on data/pretrain.jsonl"):
+        load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY))
+    assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "distill:\n  heal_steps: 0\n")).distill.heal_steps == 0
+    assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "recipe:\n  distill: false\n")).recipe.distill is False
