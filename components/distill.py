@@ -225,6 +225,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     start = time.perf_counter()
     out = Path(out_dir)
     teacher_layers = check_student_size(cfg, inputs["teacher"])
+    if cfg.student_sft.replay_weight and not inputs.get("pretrain"):  # refused before the teacher samples anything
+        raise StageInputError(
+            f"distill.student_sft.replay_weight is {cfg.student_sft.replay_weight} but no pretraining corpus was given "
+            "(the `pretrain` input): give it, or set replay_weight to 0"
+        )
     student_init = build_student(inputs["base"], cfg.student_layers, out / "student-init")
     if cfg.heal_steps:
         student_init = heal_student(cfg, student_init, inputs.get("pretrain"), out / "student-healed")
@@ -233,12 +238,14 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, inputs["sft"], out)
 
     before = accounting.counted("tokens_trained")
-    distilled = train_sft(cfg.student_sft, student_init, data, str(out / "distilled"), stage="distill")
+    # both students replay the pretraining corpus when student_sft does (replay_weight): the same for both arms
+    replay = inputs.get("pretrain") if cfg.student_sft.replay_weight else None
+    distilled = train_sft(cfg.student_sft, student_init, data, str(out / "distilled"), stage="distill", replay_path=replay)
     model = distilled.outputs["model"]
     if cfg.method == "on_policy":
         model = run_on_policy(cfg, model, inputs["teacher"], data, out / "distilled-on-policy")
     distilled_tokens = accounting.counted("tokens_trained") - before
-    baseline = train_sft(baseline_budget(cfg), student_init, inputs["sft"], str(out / "baseline"), stage="distill")
+    baseline = train_sft(baseline_budget(cfg), student_init, inputs["sft"], str(out / "baseline"), stage="distill", replay_path=replay)
     metrics = stats | {
         "distilled_tokens_trained": float(distilled_tokens),
         "baseline_tokens_trained": float(accounting.counted("tokens_trained") - before - distilled_tokens),
@@ -253,7 +260,9 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         stage="distill",
         outputs={"model": model, "baseline_model": baseline.outputs["model"], "teacher_data": data},
         metrics=metrics,
-        curves={"distilled_train_loss": distilled.curves["train_loss"], "baseline_train_loss": baseline.curves["train_loss"]},
+        curves={
+            f"{arm}_{name}": curve for arm, run in (("distilled", distilled), ("baseline", baseline)) for name, curve in run.curves.items()
+        },
         info={"method": cfg.method, "parent_model": inputs["teacher"], "student_init": student_init},
         wall_seconds=time.perf_counter() - start,
     )

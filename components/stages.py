@@ -192,7 +192,12 @@ STAGES: dict[str, Stage] = {
                 "base": _model("the base model the student is cut from"),
                 "sft": _data("sft"),
                 "rl": _data("rl", required=False),
-                "pretrain": _data("pretrain", required=False, help="the base's corpus, to heal the cut student (distill.heal_steps)"),
+                "pretrain": _data(
+                    "pretrain",
+                    required=False,
+                    help="the base's corpus: to heal the cut student (distill.heal_steps), and replayed in both students' SFT "
+                    "(distill.student_sft.replay_weight)",
+                ),
             },
             produces=("model", "baseline_model", "teacher_data"),
             gpu=True,

@@ -228,7 +228,8 @@ class PipelineParams(StrictModel):
 
     def _replaying_configs(self) -> dict:
         """The trainer configs that may replay the pretraining corpus, by their params.yaml path."""
-        return {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo}
+        students = {"distill.student_sft": self.distill.student_sft} if self.recipe.distill else {}
+        return {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo} | students
 
     @model_validator(mode="after")
     def _reward_model_consumers_have_one(self) -> PipelineParams:

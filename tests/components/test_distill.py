@@ -148,3 +148,25 @@ def test_healing_without_the_pretraining_corpus_is_refused_by_name(tmp_path, tin
     with pytest.raises(StageInputError, match="distill.heal_steps is 5 but no pretraining corpus was given"):
         distill.run(cfg, inputs, str(tmp_path))
     assert not (tmp_path / "teacher_sft.jsonl").exists()  # refused before the teacher sampled anything
+
+
+def test_both_students_replay_the_pretraining_corpus_when_student_sft_does(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
+    overrides = tiny_overrides()["distill"]
+    student_sft = {**overrides.get("student_sft", {}), "replay_weight": 1.0, "replay_batch_size": 4}
+    cfg = distill.Config(**{**overrides, "method": "sequence", "student_sft": student_sft})
+    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"], "pretrain": tiny_data["pretrain"]}
+    result = distill.run(cfg, inputs, str(tmp_path))
+    assert result.curves["distilled_replay_loss"] and result.curves["baseline_replay_loss"]
+    assert all(loss > 0 for loss in result.curves["distilled_replay_loss"] + result.curves["baseline_replay_loss"])
+
+
+def test_student_replay_without_the_pretraining_corpus_is_refused_by_name(tmp_path, tiny_sft_model, tiny_base_model, tiny_data):
+    from components.stages import StageInputError
+
+    overrides = tiny_overrides()["distill"]
+    student_sft = {**overrides.get("student_sft", {}), "replay_weight": 0.5}
+    cfg = distill.Config(**{**overrides, "heal_steps": 0, "student_sft": student_sft})
+    inputs = {"teacher": tiny_sft_model, "base": tiny_base_model, "sft": tiny_data["sft"]}
+    with pytest.raises(StageInputError, match="distill.student_sft.replay_weight is 0.5 but no pretraining corpus was given"):
+        distill.run(cfg, inputs, str(tmp_path))
+    assert not (tmp_path / "teacher_sft.jsonl").exists()

@@ -93,3 +93,9 @@ def test_healing_the_student_without_a_pretraining_corpus_is_refused_before_any_
         load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY))
     assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "distill:\n  heal_steps: 0\n")).distill.heal_steps == 0
     assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "recipe:\n  distill: false\n")).recipe.distill is False
+
+
+def test_the_students_replay_without_a_pretraining_corpus_is_refused_before_any_stage(tmp_path):
+    students_replay = "distill:\n  heal_steps: 0\n  student_sft:\n    replay_weight: 0.5\n"
+    with pytest.raises(ParamsError, match=r"distill.student_sft.replay_weight replays data/pretrain.jsonl"):
+        load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + students_replay))
