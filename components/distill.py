@@ -82,6 +82,11 @@ class DistillConfig(StrictModel):
     )
     on_policy: OnPolicySettings = Field(default_factory=OnPolicySettings, description="method on_policy: TRL's DistillationTrainer")
 
+    def corpus_knobs(self) -> dict[str, float]:
+        """The knobs set to read the base's pretraining corpus (the `pretrain` input), by their params.yaml path."""
+        knobs = {"distill.heal_steps": self.heal_steps, "distill.student_sft.replay_weight": self.student_sft.replay_weight}
+        return {name: value for name, value in knobs.items() if value}
+
 
 Config = DistillConfig  # the stage contract's name for it
 
@@ -125,7 +130,17 @@ def build_student(base_dir: str, n_layers: int, out_dir: Path) -> str:
     return str(out_dir)
 
 
-def heal_student(cfg: Config, student_dir: str, pretrain_file: str | None, out_dir: Path) -> str:
+def check_corpus(cfg: Config, pretrain_file: str | None) -> None:
+    """Refuse, before anything is built or sampled, knobs that read a pretraining corpus the stage was not given."""
+    knobs = cfg.corpus_knobs()
+    if knobs and not pretrain_file:
+        named = " and ".join(f"{name} is {value:g}" for name, value in knobs.items())
+        raise StageInputError(
+            f"{named} but no pretraining corpus was given (the `pretrain` input): give it, or set {'them' if len(knobs) > 1 else 'it'} to 0"
+        )
+
+
+def heal_student(cfg: Config, student_dir: str, pretrain_file: str, out_dir: Path) -> str:
     """The cut student after `cfg.heal_steps` steps of the base's own pretraining loop on its corpus (the same for both arms).
 
     As with the teacher's answers, a healed student left in the stage run's own folder by a run
@@ -134,11 +149,6 @@ def heal_student(cfg: Config, student_dir: str, pretrain_file: str | None, out_d
     if done.is_file():
         print(f"[distill] reusing the healed student of an interrupted run: {out_dir}")
         return str(out_dir)
-    if not pretrain_file:
-        raise StageInputError(
-            f"distill.heal_steps is {cfg.heal_steps} but no pretraining corpus was given (the `pretrain` input): "
-            "give it, or set heal_steps to 0"
-        )
     model, tokenizer = load_model(student_dir), load_tokenizer(student_dir)
     texts = [record["text"] for record in read_dataset(pretrain_file, "pretrain")]
     # the tiny base's own batch (64 rows in 3 length-sorted passes): the setting the validation runs in tuning.md healed with
@@ -225,21 +235,17 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     start = time.perf_counter()
     out = Path(out_dir)
     teacher_layers = check_student_size(cfg, inputs["teacher"])
-    if cfg.student_sft.replay_weight and not inputs.get("pretrain"):  # refused before the teacher samples anything
-        raise StageInputError(
-            f"distill.student_sft.replay_weight is {cfg.student_sft.replay_weight} but no pretraining corpus was given "
-            "(the `pretrain` input): give it, or set replay_weight to 0"
-        )
+    check_corpus(cfg, inputs.get("pretrain"))
     student_init = build_student(inputs["base"], cfg.student_layers, out / "student-init")
     if cfg.heal_steps:
-        student_init = heal_student(cfg, student_init, inputs.get("pretrain"), out / "student-healed")
+        student_init = heal_student(cfg, student_init, inputs["pretrain"], out / "student-healed")
     # RL prompts first: with a `limit`, the teacher labels prompts the SFT data does not have.
     prompt_files = [*([inputs["rl"]] if inputs.get("rl") else []), inputs["sft"]]
     data, stats = teacher_dataset(cfg, inputs["teacher"], prompt_files, inputs["sft"], out)
 
     before = accounting.counted("tokens_trained")
     # both students replay the pretraining corpus when student_sft does (replay_weight): the same for both arms
-    replay = inputs.get("pretrain") if cfg.student_sft.replay_weight else None
+    replay = inputs["pretrain"] if cfg.student_sft.replay_weight else None
     distilled = train_sft(cfg.student_sft, student_init, data, str(out / "distilled"), stage="distill", replay_path=replay)
     model = distilled.outputs["model"]
     if cfg.method == "on_policy":

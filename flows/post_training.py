@@ -257,8 +257,7 @@ class Recipe:
         """A smaller student of the registered final model, and its SFT-only yardstick."""
         base = self.base
         inputs = {"teacher": teacher.path, "base": base.path, "sft": self.data["sft"], "rl": self.data["rl"]}
-        uses_corpus = self.params.distill.heal_steps or self.params.distill.student_sft.replay_weight
-        if uses_corpus and "pretrain" in self.data:  # without it, the stage names what is missing
+        if self.params.distill.corpus_knobs() and "pretrain" in self.data:  # without it, the stage names what is missing
             inputs["pretrain"] = self.data["pretrain"]
         result = self.run_stage("distill", self.params.distill, inputs)
         student = Model("distill", result.outputs["model"], teacher)
