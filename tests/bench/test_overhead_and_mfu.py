@@ -64,6 +64,21 @@ def test_batched_and_one_at_a_time_generation_write_the_same_greedy_answers(tiny
     assert batched["tokens"] == single["tokens"] > 0
 
 
+def test_the_sampling_sweep_times_the_evaluations_own_sampling_at_each_batch_size(tiny_base_model, tiny_data):
+    from components import evaluate
+    from components.dataset_frames import read_dataset
+    from components.generation import chat_prompts
+    from components.modeling import load_model, load_tokenizer
+
+    tokenizer, model = load_tokenizer(tiny_base_model), load_model(tiny_base_model)
+    prompts = chat_prompts(tokenizer, [p["prompt"] for p in read_dataset(tiny_data["val"], "val")[:4]])
+    cfg = evaluate.Config(num_samples=2, ks=[1, 2], max_new_tokens=6)
+    rows = load_script("generation").sampling_sweep(model, tokenizer, prompts, cfg, [2, 8])
+    assert [row["batch_size"] for row in rows] == [2, 8]
+    assert all(row["tokens"] > 0 and row["tokens_per_second"] > 0 for row in rows)
+    assert rows[0]["relative_to_first"] == 1.0
+
+
 def test_the_readmes_performance_table_is_the_one_the_committed_results_give():
     table = load_script("perf_table")
     readme = (REPO / "README.md").read_text()
