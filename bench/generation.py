@@ -52,6 +52,15 @@ def timed_generation(model, tokenizer, prompts: list[str], max_new_tokens: int, 
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (the generation figures move between an AMX Xeon and an EPYC)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+
+
 def sampling_sweep(model, tokenizer, prompts: list[str], cfg, batch_sizes: list[int]) -> list[dict]:
     """The evaluation's sampling (cfg.num_samples at cfg.temperature) once per batch size, same prompts and seed."""
     from components import accounting
@@ -115,6 +124,7 @@ def measure(
                 "prompts": len(prompts),
                 "model": timed_model,
                 "commit": git_commit(REPO, short=True),
+                "cpu": cpu_model(),
                 "cpu_flags": math_settings()["cpu_flags"],
                 "runs": sampling_sweep(model, tokenizer, prompts, cfg, list(batch_sizes)),
             }

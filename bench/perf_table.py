@@ -52,14 +52,29 @@ def table() -> str:
         f"| generation, batch {generation['batched']['batch_size']} / one prompt at a time (same greedy answers: "
         f"{generation['same_answers']:.0%}) | {speedup:.1f}x | >= 5x | {'yes' if speedup >= 5 else 'no'} |"
     )
+    if "sampling_sweep" in generation:
+        rows.append(sampling_sweep_row(generation["sampling_sweep"]))
     peaks = mfu["peak_flops"]
     machine = overhead.get("machine", {})
     rows.append(
         f"\nMachine: {machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), torch {machine.get('torch', '?')}; torch threads: "
         f"{machine.get('torch_threads', '?')} for the overhead run, {mfu['threads']} for MFU, {generation['threads']} for generation; the matmul peak there: fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.0f} "
-        f"GFLOP/s. Commit {machine.get('commit', '?')}{_own_commit(mfu, machine, 'MFU')}."
+        f"GFLOP/s. Commit {machine.get('commit', '?')}{_own_commit(mfu, machine, 'MFU')}"
+        f"{_own_commit(generation.get('sampling_sweep', {}), machine, 'generation')}."
     )
     return "\n".join(rows)
+
+
+def sampling_sweep_row(sweep: dict) -> str:
+    """The evaluation's sampling at each batch size, as tokens/s relative to the sweep's first run (the stages' batch);
+    a batch size timed twice shows the run-to-run noise the other ratios must clear."""
+    runs, first = sweep["runs"], sweep["runs"][0]
+    ratios = ", ".join(f"{run['batch_size']}: {run['tokens_per_second'] / first['tokens_per_second']:.2f}x" for run in runs[1:])
+    return (
+        f"| sampling as the evaluation samples (n={sweep['num_samples']}, T={sweep['temperature']}, {sweep['max_new_tokens']} new tokens, "
+        f"{sweep['prompts']} validation prompts; {sweep['cpu']}, CPU flags {sweep['cpu_flags']}), tokens/s by batch size against "
+        f"batch {first['batch_size']} ({first['tokens_per_second']:,} tokens/s), in run order | {ratios} | - | - |"
+    )
 
 
 def whole_recipe_row(demo: dict) -> str:

@@ -109,3 +109,21 @@ def test_the_recipe_time_row_needs_both_the_time_and_the_final_models_pass_at_1(
     assert row_for(demo(1336.0, 0.760)).endswith("| 1336 s | <= 600 s | no |")
     assert row_for(demo(590.0, 0.500)).endswith("| 590 s | <= 600 s | no |")  # fast, but at the model's cost
     assert "final held-out pass@1 0.500" in row_for(demo(590.0, 0.500))
+
+
+def test_the_sampling_sweep_row_reads_each_batch_against_the_first_run_and_shows_a_repeat():
+    sweep = {
+        "num_samples": 8,
+        "temperature": 0.4,
+        "max_new_tokens": 96,
+        "prompts": 128,
+        "cpu": "Some CPU",
+        "cpu_flags": "avx2",
+        "runs": [
+            {"batch_size": 64, "tokens_per_second": 1000},
+            {"batch_size": 256, "tokens_per_second": 1500},
+            {"batch_size": 64, "tokens_per_second": 1100},
+        ],
+    }
+    row = load_script("perf_table").sampling_sweep_row(sweep)
+    assert "| 256: 1.50x, 64: 1.10x | - | - |" in row and "against batch 64 (1,000 tokens/s)" in row and "Some CPU" in row
