@@ -4,11 +4,16 @@
         [--runs '{"w0": {}, "w0.5": {"replay_weight": 0.5}}'] [--params params.yaml]
     python bench/replay_sweep.py --stage alignment --base artifacts/sft_round2/<key>/model \\
         --prefs artifacts/rejection_sampling/<key>/pairs.jsonl --runs '{...}'
+    python bench/replay_sweep.py --stage distill --base artifacts/base/<key>/model \\
+        --teacher artifacts/alignment/<key>/model --reuse artifacts/distill/<key> --runs '{...}'
 
 Each run trains the same start (`--base`: the base model for SFT, the round-2 model for DPO)
 with params.yaml's `sft` (or `alignment.dpo`) section, overridden by the run, replaying
 data/pretrain.jsonl when the run sets replay_weight, and evaluates greedily on the
-validation split (pass@1: did it learn the format) and on a *validation probe*: bare sums and
+validation split (`--stage distill`: the whole distillation stage with the run's settings for
+`distill.student_sft`, both students scored, the distilled one and the directly trained one;
+`--reuse` hands every run a finished distill folder's teacher answers and healed student, which
+the runs do not change, so they are not drawn and healed again) (pass@1: did it learn the format) and on a *validation probe*: bare sums and
 differences drawn like the held-out probe with another seed, none of them in it (did it keep
 the arithmetic). Neither the held-out eval set nor the held-out probe is read
 (components.tuning refuses both). One JSON line per run; the choice behind params.yaml's
@@ -20,12 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
 import yaml
 
-from components import alignment, data, evaluate, sft
+from components import alignment, data, distill, evaluate, sft
 from components.artifacts import read_records, write_records
 
 SEED = 1_000  # not the data seed: the held-out probe was drawn from that one
@@ -40,9 +46,26 @@ def validation_probe(data_dir: str, out: Path, n: int = 200) -> str:
     return str(path)
 
 
-def train(stage: str, overrides: dict, defaults: dict, base: str, data_dir: str, prefs: str | None, out: Path):
-    """One run of the SFT stage (on data/sft.jsonl) or the DPO stage (on `prefs`) from `base`."""
+def reuse_distill_folder(finished: str, out: Path) -> None:
+    """A finished distill run's teacher answers and healed student, copied where the stage looks for an interrupted run's."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("teacher_sft.jsonl", "teacher_stats.json"):
+        shutil.copy(Path(finished) / name, out / name)
+    if (Path(finished) / "student-healed" / "healed.json").is_file():
+        shutil.copytree(Path(finished) / "student-healed", out / "student-healed", dirs_exist_ok=True)
+
+
+def train(stage: str, overrides: dict, defaults: dict, base: str, data_dir: str, prefs: str | None, out: Path, args=None):
+    """One run of the SFT stage (on data/sft.jsonl), the DPO stage (on `prefs`) from `base`, or the distill stage."""
     settings = defaults | overrides
+    if stage == "distill":
+        cfg = distill.Config(**(args.distill_params | {"student_sft": settings}))
+        inputs = {"teacher": args.teacher, "base": base, "sft": f"{data_dir}/sft.jsonl", "rl": f"{data_dir}/rl.jsonl"}
+        if cfg.corpus_knobs():
+            inputs["pretrain"] = f"{data_dir}/pretrain.jsonl"
+        if args.reuse:
+            reuse_distill_folder(args.reuse, out)
+        return distill.run(cfg, inputs, str(out))
     if stage == "sft":
         cfg, run, inputs = sft.Config(**settings), sft.run, {"model": base, "sft": f"{data_dir}/sft.jsonl"}
     else:
@@ -54,19 +77,28 @@ def train(stage: str, overrides: dict, defaults: dict, base: str, data_dir: str,
 
 def run_one(name: str, overrides: dict, defaults: dict, args, probe: str, out: Path) -> dict:
     started = time.perf_counter()
-    result = train(args.stage, overrides, defaults, args.base, args.data, args.prefs, out / name)
+    result = train(args.stage, overrides, defaults, args.base, args.data, args.prefs, out / name, args)
     train_seconds = time.perf_counter() - started
     greedy = evaluate.Config(num_samples=1, ks=[1])
-    metrics = evaluate.evaluate_for_tuning(greedy, result.outputs["model"], args.data, out / name / "eval", {"probe": probe}).metrics
-    return {"run": name, **overrides, f"{args.stage}_seconds": round(train_seconds)} | {
-        f"val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")
-    }
+    # distill: both students, the distilled one (`model`) and the directly trained yardstick (`baseline_model`)
+    models = {"": result.outputs["model"]} | ({"direct_": result.outputs["baseline_model"]} if args.stage == "distill" else {})
+    row = {"run": name, **overrides, f"{args.stage}_seconds": round(train_seconds)}
+    for prefix, model in models.items():
+        metrics = evaluate.evaluate_for_tuning(greedy, model, args.data, out / name / f"{prefix}eval", {"probe": probe}).metrics
+        row |= {f"{prefix}val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")}
+    return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=("sft", "alignment"), default="sft", help="replay in the SFT stage or in the DPO pass")
-    parser.add_argument("--base", required=True, help="the model every run starts from (the base for SFT, the round-2 model for DPO)")
+    parser.add_argument(
+        "--stage", choices=("sft", "alignment", "distill"), default="sft", help="replay in the SFT stage, the DPO pass or both students"
+    )
+    parser.add_argument(
+        "--base", required=True, help="the model every run starts from (the base for SFT and distill, the round-2 model for DPO)"
+    )
+    parser.add_argument("--teacher", help="distill: the teacher (the final model)")
+    parser.add_argument("--reuse", help="distill: a finished distill folder whose teacher answers and healed student every run reuses")
     parser.add_argument("--prefs", help="alignment: the preference pairs (rejection sampling's pairs.jsonl)")
     parser.add_argument("--data", default="data")
     parser.add_argument("--params", default="params.yaml", help="its `sft` (or `alignment.dpo`) section is every run's defaults")
@@ -75,22 +107,27 @@ def main() -> int:
     args = parser.parse_args()
     if args.stage == "alignment" and not args.prefs:
         parser.error("--stage alignment needs --prefs (the pairs the DPO pass trains on)")
+    if args.stage == "distill" and not args.teacher:
+        parser.error("--stage distill needs --teacher (the model the students learn from)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load(Path(args.params).read_text())
-    defaults = params["sft"] if args.stage == "sft" else params["alignment"]["dpo"]
+    args.distill_params = params["distill"]
+    defaults = {"sft": params["sft"], "alignment": params["alignment"]["dpo"], "distill": params["distill"]["student_sft"]}[args.stage]
     probe = validation_probe(args.data, out)
     # SFT's start (the base) only needs its probe, and evaluate wants an eval set: one validation problem;
     # DPO's start (the round-2 model) gets its pass@1 too, the mark each run is judged against
     start = evaluate.evaluate_for_tuning(
-        evaluate.Config(num_samples=1, ks=[1], limit=1 if args.stage == "sft" else None),
+        evaluate.Config(num_samples=1, ks=[1], limit=1 if args.stage != "alignment" else None),
         args.base,
         args.data,
         out / "start-eval",
         {"probe": probe},
     ).metrics
-    shown = ("probe_accuracy",) if args.stage == "sft" else ("pass@1", "probe_accuracy")
-    print(json.dumps({"run": "base" if args.stage == "sft" else "start"} | {f"val_{k}": round(start[k], 3) for k in shown}), flush=True)
+    shown = ("probe_accuracy",) if args.stage != "alignment" else ("pass@1", "probe_accuracy")
+    print(
+        json.dumps({"run": "base" if args.stage != "alignment" else "start"} | {f"val_{k}": round(start[k], 3) for k in shown}), flush=True
+    )
     for name, overrides in json.loads(args.runs).items():
         print(json.dumps(run_one(name, overrides, defaults, args, probe, out)), flush=True)
     return 0

@@ -77,7 +77,8 @@ class DistillConfig(StrictModel):
     )
     heal_learning_rate: float = Field(1e-3, gt=0, le=1, description="the healing's peak learning rate (the tiny base's own)")
     student_sft: SFTConfig = Field(
-        default_factory=lambda: SFTConfig(max_steps=250),
+        # both arms replay the pretraining corpus as the main SFT does: it keeps the healed arithmetic at no pass@1 cost (tuning.md)
+        default_factory=lambda: SFTConfig(max_steps=250, replay_weight=1.0),
         description="the distilled student's SFT; the yardstick student gets it plus the on-policy phase's steps (equal compute)",
     )
     on_policy: OnPolicySettings = Field(default_factory=OnPolicySettings, description="method on_policy: TRL's DistillationTrainer")

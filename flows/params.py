@@ -206,30 +206,24 @@ class PipelineParams(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _replay_has_a_corpus(self) -> PipelineParams:
-        replaying = [f"{name}.replay_weight" for name, cfg in self._replaying_configs().items() if cfg.replay_weight]
-        if replaying and self._no_pretraining_corpus():
-            named = replaying[0] if len(replaying) == 1 else f"{', '.join(replaying[:-1])} and {replaying[-1]}"
+    def _corpus_readers_have_a_corpus(self) -> PipelineParams:
+        # refused here, all at once, not stage by stage: the distill stage starts after every other stage has trained
+        knobs = self._corpus_knobs()
+        if knobs and self._no_pretraining_corpus():
+            listed = [f"{name} ({value:g})" for name, value in knobs.items()]
+            named = listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
             raise ValueError(
-                f"{named} {'replay' if len(replaying) > 1 else 'replays'} data/pretrain.jsonl, but the data stage "
-                "writes none: set data.files.pretrain (or data.n_pretrain > 0), or set replay_weight to 0"
+                f"{named} {'read' if len(listed) > 1 else 'reads'} data/pretrain.jsonl (the base's pretraining corpus), but the data "
+                f"stage writes none: set data.files.pretrain (or data.n_pretrain > 0), or set {'them' if len(listed) > 1 else 'it'} to 0"
             )
         return self
 
-    @model_validator(mode="after")
-    def _healing_has_a_corpus(self) -> PipelineParams:
-        # refused here, not when the distill stage starts: that is after every other stage has trained
-        if self.recipe.distill and self.distill.heal_steps and self._no_pretraining_corpus():
-            raise ValueError(
-                f"distill.heal_steps is {self.distill.heal_steps}, which pretrains the cut student on data/pretrain.jsonl, "
-                "but the data stage writes none: set data.files.pretrain (or data.n_pretrain > 0), or set distill.heal_steps to 0"
-            )
-        return self
-
-    def _replaying_configs(self) -> dict:
-        """The trainer configs that may replay the pretraining corpus, by their params.yaml path."""
-        students = {"distill.student_sft": self.distill.student_sft} if self.recipe.distill else {}
-        return {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo} | students
+    def _corpus_knobs(self) -> dict[str, float]:
+        """The knobs set to read the pretraining corpus after the base (replay, the students' healing), by their params.yaml path."""
+        replaying = {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo}
+        knobs = {f"{name}.replay_weight": cfg.replay_weight for name, cfg in replaying.items()}
+        knobs |= self.distill.corpus_knobs() if self.recipe.distill else {}
+        return {name: value for name, value in knobs.items() if value}
 
     @model_validator(mode="after")
     def _reward_model_consumers_have_one(self) -> PipelineParams:

@@ -21,3 +21,20 @@ def test_the_validation_probe_is_disjoint_from_the_held_out_probe(tmp_path):
     refuse_held_out(probe, data_dir)  # not refused: it is not the held-out probe
     with pytest.raises(HeldOutError):
         refuse_held_out(data_dir / "probe.jsonl", data_dir)
+
+
+def test_a_distill_run_reuses_a_finished_runs_teacher_answers_and_healed_student(tmp_path):
+    bench = load_script("replay_sweep")
+    finished = tmp_path / "finished"
+    (finished / "student-healed").mkdir(parents=True)
+    (finished / "teacher_sft.jsonl").write_text('{"messages": []}\n')
+    (finished / "teacher_stats.json").write_text('{"teacher_kept": 1}')
+    (finished / "student-healed" / "healed.json").write_text("{}")
+    (finished / "student-healed" / "model.safetensors").write_text("weights")
+
+    run = tmp_path / "runs" / "w1"
+    bench.reuse_distill_folder(str(finished), run)
+    # where components.distill looks for an interrupted run's work: it is reused, not drawn or healed again
+    assert (run / "teacher_stats.json").read_text() == '{"teacher_kept": 1}'
+    assert (run / "teacher_sft.jsonl").is_file() and (run / "student-healed" / "healed.json").is_file()
+    assert (run / "student-healed" / "model.safetensors").read_text() == "weights"

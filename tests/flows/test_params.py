@@ -62,40 +62,36 @@ def test_a_bad_exchange_uri_is_refused_naming_it(execution, message):
 NO_PRETRAINING = "data:\n  n_pretrain: 0\nbase:\n  source: pretrained\n  model_name_or_path: m\n"
 
 
+def test_every_knob_that_reads_a_missing_pretraining_corpus_is_named_at_once(tmp_path):
+    knobs = (
+        r"sft.replay_weight \(1\), sft_round2.replay_weight \(1\), alignment.dpo.replay_weight \(3\), "
+        r"distill.heal_steps \(300\) and distill.student_sft.replay_weight \(1\) read data/pretrain.jsonl"
+    )
+    with pytest.raises(ParamsError, match=knobs + r" \(the base's pretraining corpus\), but the data stage writes none: .* set them to 0"):
+        load_params(write(tmp_path, NO_PRETRAINING))
+
+
+SFT_OFF = "sft:\n  replay_weight: 0\n"
+ROUND2_OFF = "sft_round2:\n  replay_weight: 0\n"
+DPO_OFF = "alignment:\n  dpo:\n    replay_weight: 0\n"
+STUDENTS_OFF = "distill:\n  heal_steps: 0\n  student_sft:\n    replay_weight: 0\n"
+NO_REPLAY = SFT_OFF + ROUND2_OFF + DPO_OFF
+
+
 @pytest.mark.parametrize(
-    "replay, message",
+    "params, message",
     [
-        (
-            "sft:\n  replay_weight: 0.5\n",
-            r"sft.replay_weight, sft_round2.replay_weight and alignment.dpo.replay_weight replay data/pretrain.jsonl, "
-            "but the data stage writes none",
-        ),
-        (
-            "sft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0\n",
-            r"- \(top level\): sft.replay_weight replays data/pretrain.jsonl",
-        ),
-        (
-            "sft:\n  replay_weight: 0\nsft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0.5\n",
-            r"- \(top level\): alignment.dpo.replay_weight replays data/pretrain.jsonl",
-        ),
+        ("sft:\n  replay_weight: 0.5\n" + ROUND2_OFF + DPO_OFF + STUDENTS_OFF, r"sft.replay_weight \(0.5\) reads"),
+        (SFT_OFF + ROUND2_OFF + "alignment:\n  dpo:\n    replay_weight: 3\n" + STUDENTS_OFF, r"alignment.dpo.replay_weight \(3\) reads"),
+        (NO_REPLAY + "distill:\n  heal_steps: 300\n  student_sft:\n    replay_weight: 0\n", r"distill.heal_steps \(300\) reads"),
+        (NO_REPLAY + "distill:\n  heal_steps: 0\n", r"distill.student_sft.replay_weight \(1\) reads"),
     ],
 )
-def test_replaying_pretraining_text_without_a_pretraining_corpus_is_refused(tmp_path, replay, message):
-    with pytest.raises(ParamsError, match=message):
-        load_params(write(tmp_path, NO_PRETRAINING + replay))
+def test_one_knob_left_reading_a_missing_corpus_is_named_alone(tmp_path, params, message):
+    with pytest.raises(ParamsError, match=message + r" data/pretrain.jsonl .* or set it to 0"):
+        load_params(write(tmp_path, NO_PRETRAINING + params))
 
 
-NO_REPLAY = "sft:\n  replay_weight: 0\nsft_round2:\n  replay_weight: 0\nalignment:\n  dpo:\n    replay_weight: 0\n"
-
-
-def test_healing_the_student_without_a_pretraining_corpus_is_refused_before_any_stage(tmp_path):
-    with pytest.raises(ParamsError, match=r"distill.heal_steps is 300, which pretrains the cut student on data/pretrain.jsonl"):
-        load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY))
-    assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "distill:\n  heal_steps: 0\n")).distill.heal_steps == 0
+def test_without_a_corpus_every_knob_at_0_or_distillation_off_loads(tmp_path):
+    assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + STUDENTS_OFF)).distill.heal_steps == 0
     assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "recipe:\n  distill: false\n")).recipe.distill is False
-
-
-def test_the_students_replay_without_a_pretraining_corpus_is_refused_before_any_stage(tmp_path):
-    students_replay = "distill:\n  heal_steps: 0\n  student_sft:\n    replay_weight: 0.5\n"
-    with pytest.raises(ParamsError, match=r"distill.student_sft.replay_weight replays data/pretrain.jsonl"):
-        load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + students_replay))
