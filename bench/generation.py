@@ -4,8 +4,8 @@
         [--model artifacts/sft/<key>/model --data data --batch-sizes 64 128 256 512]
 
 The model is the local profile's base shape, pretrained here for a few steps on the local data
-(random weights would write until max_new_tokens every time); the prompts are held-out problems in
-its chat template. Both ways call components.generation.generate, the function evaluation,
+(random weights would write until max_new_tokens every time); the prompts are validation problems
+in its chat template (timing reads no held-out problem). Both ways call components.generation.generate, the function evaluation,
 rejection sampling and distillation use (GRPO's rollouts are TRL's, batched by TRL): once with
 the evaluation's batch size, once with batch_size=1. Greedy decoding, so both write the same
 answers (checked); tokens are the generated non-padding tokens components.accounting counts.
