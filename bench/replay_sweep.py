@@ -10,14 +10,16 @@
 Each run trains the same start (`--base`: the base model for SFT, the round-2 model for DPO)
 with params.yaml's `sft` (or `alignment.dpo`) section, overridden by the run, replaying
 data/pretrain.jsonl when the run sets replay_weight, and evaluates greedily on the
-validation split (`--stage distill`: the whole distillation stage with the run's settings for
-`distill.student_sft`, both students scored, the distilled one and the directly trained one;
-`--reuse` hands every run a finished distill folder's teacher answers and healed student, which
-the runs do not change, so they are not drawn and healed again) (pass@1: did it learn the format) and on a *validation probe*: bare sums and
+validation split (pass@1: did it learn the format) and on a *validation probe*: bare sums and
 differences drawn like the held-out probe with another seed, none of them in it (did it keep
 the arithmetic). Neither the held-out eval set nor the held-out probe is read
 (components.tuning refuses both). One JSON line per run; the choice behind params.yaml's
 replay_weight is in bench/results/replay_sweep.jsonl and tuning.md.
+
+`--stage distill` runs the whole distillation stage from the base with the run's settings for
+`distill.student_sft` and scores both students, the distilled one (`val_*`) and the directly
+trained one (`direct_val_*`). `--reuse` hands every run a finished distill folder's teacher
+answers and healed student, which the runs do not change, so they are not drawn and healed again.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ def main() -> int:
     parser.add_argument("--reuse", help="distill: a finished distill folder whose teacher answers and healed student every run reuses")
     parser.add_argument("--prefs", help="alignment: the preference pairs (rejection sampling's pairs.jsonl)")
     parser.add_argument("--data", default="data")
-    parser.add_argument("--params", default="params.yaml", help="its `sft` (or `alignment.dpo`) section is every run's defaults")
+    parser.add_argument(
+        "--params", default="params.yaml", help="its `sft` (`alignment.dpo`, `distill.student_sft`) section is every run's defaults"
+    )
     parser.add_argument("--runs", default='{"none": {"replay_weight": 0}, "w1": {"replay_weight": 1.0}}')
     parser.add_argument("--out", default="/tmp/replay-sweep")
     args = parser.parse_args()
