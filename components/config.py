@@ -42,6 +42,11 @@ class StageResult(BaseModel):
     wall_seconds: float = 0.0
 
 
+def spoken_list(items: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`: how an error message names several keys at once."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def check_deepspeed_file(path: str | None) -> str | None:
     """A DeepSpeed config must exist, be JSON and pass DeepSpeed's own parser when the params
     load (on a laptop, at deploy, at flow start), not when a GPU Job reaches the trainer.

@@ -30,7 +30,7 @@ from pydantic import Field
 from components import accounting
 from components.answers import extract_answer
 from components.artifacts import DataError, read_records, write_json, write_records
-from components.config import StageResult, StrictModel
+from components.config import StageResult, StrictModel, spoken_list
 from components.dataset_frames import read_dataset
 from components.modeling import load_model, load_tokenizer, save_pretrained
 from components.plain_text import pretrain
@@ -135,7 +135,7 @@ def check_corpus(cfg: Config, pretrain_file: str | None) -> None:
     """Refuse, before anything is built or sampled, knobs that read a pretraining corpus the stage was not given."""
     knobs = cfg.corpus_knobs()
     if knobs and not pretrain_file:
-        named = " and ".join(f"{name} is {value:g}" for name, value in knobs.items())
+        named = spoken_list([f"{name} is {value:g}" for name, value in knobs.items()])
         raise StageInputError(
             f"{named} but no pretraining corpus was given (the `pretrain` input): give it, or set {'them' if len(knobs) > 1 else 'it'} to 0"
         )

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from components import stages
 from components.alignment import AlignmentConfig, DPOSettings
 from components.base import BaseConfig
-from components.config import ParamsError, StrictModel, read_params, validate_config
+from components.config import ParamsError, StrictModel, read_params, spoken_list, validate_config
 from components.data import DataConfig
 from components.distill import DistillConfig
 from components.evaluate import EvaluateConfig
@@ -210,17 +210,22 @@ class PipelineParams(StrictModel):
         # refused here, all at once, not stage by stage: the distill stage starts after every other stage has trained
         knobs = self._corpus_knobs()
         if knobs and self._no_pretraining_corpus():
-            listed = [f"{name} ({value:g})" for name, value in knobs.items()]
-            named = listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
+            named = spoken_list([f"{name} ({value:g})" for name, value in knobs.items()])
             raise ValueError(
-                f"{named} {'read' if len(listed) > 1 else 'reads'} data/pretrain.jsonl (the base's pretraining corpus), but the data "
-                f"stage writes none: set data.files.pretrain (or data.n_pretrain > 0), or set {'them' if len(listed) > 1 else 'it'} to 0"
+                f"{named} {'read' if len(knobs) > 1 else 'reads'} data/pretrain.jsonl (the base's pretraining corpus), but the data "
+                f"stage writes none: set data.files.pretrain (or data.n_pretrain > 0), or set {'them' if len(knobs) > 1 else 'it'} to 0"
             )
         return self
 
     def _corpus_knobs(self) -> dict[str, float]:
-        """The knobs set to read the pretraining corpus after the base (replay, the students' healing), by their params.yaml path."""
-        replaying = {"sft": self.sft, "sft_round2": self.sft_round2, "alignment.dpo": self.alignment.dpo}
+        """The knobs set to read the pretraining corpus after the base (replay, the students' healing), by their params.yaml path;
+        only those of stages the recipe runs (switched off, a stage's knob reads nothing, and asking to zero it would mislead)."""
+        on = self.recipe
+        replaying = {
+            "sft": self.sft,
+            **({"sft_round2": self.sft_round2} if on.rejection_sampling else {}),  # round 2 and its control
+            **({"alignment.dpo": self.alignment.dpo} if on.alignment and self.alignment.method == "dpo" else {}),
+        }
         knobs = {f"{name}.replay_weight": cfg.replay_weight for name, cfg in replaying.items()}
         knobs |= self.distill.corpus_knobs() if self.recipe.distill else {}
         return {name: value for name, value in knobs.items() if value}

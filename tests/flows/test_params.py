@@ -92,6 +92,16 @@ def test_one_knob_left_reading_a_missing_corpus_is_named_alone(tmp_path, params,
         load_params(write(tmp_path, NO_PRETRAINING + params))
 
 
+def test_a_switched_off_stages_replay_is_not_named(tmp_path):
+    # round 2 and DPO do not run: their replay weights read nothing, so the user is not told to zero them
+    off = "recipe:\n  rejection_sampling: false\n  alignment: false\n"
+    with pytest.raises(
+        ParamsError, match=r"sft.replay_weight \(1\), distill.heal_steps \(300\) and distill.student_sft.replay_weight \(1\) read"
+    ):
+        load_params(write(tmp_path, NO_PRETRAINING + off))
+    assert load_params(write(tmp_path, NO_PRETRAINING + off + SFT_OFF + STUDENTS_OFF)).sft_round2.replay_weight == 1.0
+
+
 def test_without_a_corpus_every_knob_at_0_or_distillation_off_loads(tmp_path):
     assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + STUDENTS_OFF)).distill.heal_steps == 0
     assert load_params(write(tmp_path, NO_PRETRAINING + NO_REPLAY + "recipe:\n  distill: false\n")).recipe.distill is False
