@@ -28,7 +28,7 @@ class BaseConfig(StrictModel):
     model_name_or_path: str | None = Field(None, description="hub id or path (source: pretrained)")
     vocab_size: int = Field(384, ge=300, le=65536)
     hidden_size: int = Field(128, ge=16)
-    layers: int = Field(4, ge=1)
+    layers: int = Field(3, ge=1)
     heads: int = Field(4, ge=1)
     kv_heads: int = Field(2, ge=1)
     intermediate_size: int = Field(512, ge=16)

@@ -64,7 +64,7 @@ class OnPolicySettings(TrainerConfig):
 
 
 class DistillConfig(StrictModel):
-    student_layers: int = Field(3, ge=1, description="decoder layers of the student (fewer than the teacher's)")
+    student_layers: int = Field(2, ge=1, description="decoder layers of the student (fewer than the teacher's)")
     method: Literal["sequence", "on_policy"] = Field(
         "on_policy", description="sequence-level SFT on the teacher's answers, or that plus on-policy logit-level distillation"
     )
