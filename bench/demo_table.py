@@ -29,7 +29,7 @@ LABELS = {
     "sft_control": "sft_control (round 2's control: original data)",
     "sft_round2": "sft_round2 (rejection-sampled data)",
     "alignment": "alignment (DPO, final)",
-    "distill": "distill (3-layer student)",
+    "distill": "distill (a student with fewer layers)",
     "student_sft": "student_sft (same student, SFT only)",
 }
 COLUMNS = (("pass@1", "pass@1"), ("maj@8", "maj@8"), ("pass@8", "pass@8"), ("bon@8", "bon@8"), ("probe_accuracy", "probe"))
