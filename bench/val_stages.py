@@ -8,8 +8,9 @@ the validation split (pass@1) and on the validation probe of bench/replay_sweep.
 drawn with another seed than the held-out probe), through `evaluate_for_tuning`, which refuses
 the held-out files. This is how a change that moves every model (the base's shape, say) has its
 downstream choices re-checked: does each stage still do on validation what it was chosen to do?
-Paths in the summary are taken relative to the summary's run folder (`--root`, default: the
-folder above reports/). One JSON line per model.
+Paths in the summary are taken relative to the run's folder (`--root`, default: the nearest folder
+above the summary that holds `artifacts/`, so a seed-spread run's reports/seedN/summary.json works
+too). One JSON line per model.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: components and bench are importable
 
+from bench.demo_bench import EVALUATED as ORDER  # noqa: E402  (the recipe's order, as the demo table)
 from bench.replay_sweep import validation_probe  # noqa: E402
 from components import evaluate  # noqa: E402
 
 STUDENT_NAMES = {"model": "distill", "baseline_model": "student_sft"}
-ORDER = ("base", "sft", "grpo", "sft_control", "sft_round2", "alignment", "distill", "student_sft")  # the recipe's, as the demo table
 NOT_POLICIES = ("reward_model",)  # a scorer: its greedy answers measure nothing the recipe ships
 
 
@@ -43,15 +44,23 @@ def stage_models(summary: dict, root: Path) -> dict[str, Path]:
     return dict(sorted(models.items(), key=lambda item: rank.get(item[0], len(ORDER))))
 
 
+def run_folder(summary: Path) -> Path:
+    """The nearest folder above the summary that holds the run's artifacts/."""
+    for folder in summary.resolve().parents:
+        if (folder / "artifacts").is_dir():
+            return folder
+    raise SystemExit(f"no artifacts/ folder above {summary}: pass the run's folder as --root")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--summary", type=Path, required=True, help="a finished run's reports/summary.json")
-    parser.add_argument("--root", type=Path, help="the run's folder (default: the summary's reports/ folder's parent)")
+    parser.add_argument("--root", type=Path, help="the run's folder (default: the nearest above the summary with artifacts/)")
     parser.add_argument("--data", help="its data folder (default: <root>/data)")
     parser.add_argument("--stages", nargs="*", help="only these (default: every model)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/val-stages/val_stages.jsonl"))
     args = parser.parse_args()
-    root = args.root or args.summary.resolve().parent.parent
+    root = args.root or run_folder(args.summary)
     data_dir = args.data or str(root / "data")
     summary = json.loads(args.summary.read_text())
     models = stage_models(summary, root)

@@ -26,3 +26,10 @@ def test_every_policy_of_a_run_is_found_in_its_summary_and_the_scorer_is_not():
     assert models["sft"] == Path("/run/artifacts/sft/b/model")
     assert models["alignment"] == Path("/elsewhere/alignment/model"), "an absolute path stays where it is"
     assert models["student_sft"] == Path("/run/artifacts/distill/d/baseline/model")
+
+
+def test_the_run_folder_is_found_above_a_seed_runs_summary(tmp_path):
+    bench = load_script("val_stages")
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "reports" / "seed1").mkdir(parents=True)
+    assert bench.run_folder(tmp_path / "reports" / "seed1" / "summary.json") == tmp_path
