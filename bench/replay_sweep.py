@@ -81,14 +81,19 @@ def run_one(name: str, overrides: dict, defaults: dict, args, probe: str, out: P
     started = time.perf_counter()
     result = train(args.stage, overrides, defaults, args.base, args.data, args.prefs, out / name, args)
     train_seconds = time.perf_counter() - started
-    greedy = evaluate.Config(num_samples=1, ks=[1])
     # distill: both students, the distilled one (`model`) and the directly trained yardstick (`baseline_model`)
     models = {"": result.outputs["model"]} | ({"direct_": result.outputs["baseline_model"]} if args.stage == "distill" else {})
     row = {"run": name, **overrides, f"{args.stage}_seconds": round(train_seconds)}
     for prefix, model in models.items():
-        metrics = evaluate.evaluate_for_tuning(greedy, model, args.data, out / name / f"{prefix}eval", {"probe": probe}).metrics
-        row |= {f"{prefix}val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")}
+        row |= {prefix + key: value for key, value in validation_scores(model, args.data, out / name / f"{prefix}eval", probe).items()}
     return row
+
+
+def validation_scores(model: str, data_dir: str, out: Path, probe: str) -> dict[str, float]:
+    """Greedy pass@1 on the validation split and accuracy on the validation probe (never the held-out files)."""
+    greedy = evaluate.Config(num_samples=1, ks=[1])
+    metrics = evaluate.evaluate_for_tuning(greedy, model, data_dir, out, {"probe": probe}).metrics
+    return {f"val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")}
 
 
 def main() -> int:

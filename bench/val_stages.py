@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: components and bench are importable
 
 from bench.demo_bench import EVALUATED as ORDER  # noqa: E402  (the recipe's order, as the demo table)
-from bench.replay_sweep import validation_probe  # noqa: E402
-from components import evaluate  # noqa: E402
+from bench.replay_sweep import validation_probe, validation_scores  # noqa: E402
 
 STUDENT_NAMES = {"model": "distill", "baseline_model": "student_sft"}
 NOT_POLICIES = ("reward_model",)  # a scorer: its greedy answers measure nothing the recipe ships
@@ -70,7 +69,6 @@ def main() -> int:
     work = args.out.parent
     work.mkdir(parents=True, exist_ok=True)
     probe = validation_probe(data_dir, work)
-    greedy = evaluate.Config(num_samples=1, ks=[1])
     lines = [
         {
             "note": f"greedy on {data_dir}/val.jsonl and a validation probe; models of {args.summary}",
@@ -80,8 +78,7 @@ def main() -> int:
     for name, model in models.items():
         if args.stages and name not in args.stages:
             continue
-        metrics = evaluate.evaluate_for_tuning(greedy, str(model), data_dir, work / name, {"probe": probe}).metrics
-        lines.append({"stage": name} | {f"val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")})
+        lines.append({"stage": name} | validation_scores(str(model), data_dir, work / name, probe))
         print(json.dumps(lines[-1]), flush=True)
     args.out.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return 0
