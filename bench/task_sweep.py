@@ -1,0 +1,97 @@
+"""How hard the local task is: for each data setting, new data, a new base and the cold-start SFT, scored on validation.
+
+    python bench/task_sweep.py --runs '{"ops3-6": {"min_steps": 3, "max_steps": 6}}' \\
+        [--sft '{"max_steps": 600}'] [--seeds 1 2] [--params params.yaml] [--out /tmp/task-sweep]
+
+The task's difficulty (operations per problem, operand size) changes every dataset, so each run
+draws its own data from params.yaml's `data` section overridden by the run, pretrains its own
+base on it with params.yaml's `base`, and trains the cold-start SFT (params.yaml's `sft`,
+overridden by `--sft`) once per SFT seed. Every model is scored greedily on that run's
+validation split and validation probe (bench/replay_sweep.py's scoring), never on the held-out
+files. The SFT with enough steps to be seed-stable ends close to where the whole recipe's final
+model ends (tuning.md), so its validation pass@1 is what a setting is judged by: issue 16 wants
+the final model between 0.5 and 0.8. One JSON line per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: components and bench are importable
+
+from bench.replay_sweep import validation_probe, validation_scores  # noqa: E402
+from components import base, data, evaluate, sft  # noqa: E402
+
+
+def draw_data(overrides: dict, defaults: dict, out: Path) -> str:
+    data_dir = out / "data"
+    data.run(data.Config(**(defaults | overrides | {"out_dir": str(data_dir)})))
+    return str(data_dir)
+
+
+def pretrain_base(defaults: dict, data_dir: str, out: Path) -> tuple[str, int]:
+    started = time.perf_counter()
+    result = base.run(
+        base.Config(**defaults), {"pretrain": f"{data_dir}/pretrain.jsonl", "sft": f"{data_dir}/sft.jsonl"}, str(out / "base")
+    )
+    return result.outputs["model"], round(time.perf_counter() - started)
+
+
+def cold_start_sft(settings: dict, model: str, data_dir: str, out: Path) -> tuple[str, int]:
+    inputs = {"model": model, "sft": f"{data_dir}/sft.jsonl"}
+    if settings.get("replay_weight"):
+        inputs["replay"] = f"{data_dir}/pretrain.jsonl"
+    started = time.perf_counter()
+    result = sft.run(sft.Config(**settings), inputs, str(out))
+    return result.outputs["model"], round(time.perf_counter() - started)
+
+
+def sweep_one(name: str, overrides: dict, params: dict, sft_overrides: dict, seeds: list[int], out: Path):
+    """Yield one row for the run's base, then one per SFT seed."""
+    data_dir = draw_data(overrides, params["data"], out)
+    probe = validation_probe(data_dir, out)
+    model, seconds = pretrain_base(params["base"], data_dir, out)
+    # the base only needs its probe; evaluate wants an eval set, so one validation problem
+    metrics = evaluate.evaluate_for_tuning(
+        evaluate.Config(num_samples=1, ks=[1], limit=1), model, data_dir, out / "base-eval", {"probe": probe}
+    )
+    yield {
+        "run": name,
+        "task": overrides,
+        "model": "base",
+        "base_seconds": seconds,
+        "val_probe_accuracy": round(metrics.metrics["probe_accuracy"], 3),
+    }
+    for seed in seeds:
+        settings = params["sft"] | sft_overrides | {"seed": seed}
+        sft_model, sft_seconds = cold_start_sft(settings, model, data_dir, out / f"sft-seed{seed}")
+        scores = validation_scores(sft_model, data_dir, out / f"sft-seed{seed}-eval", probe)
+        yield {"run": name, "task": overrides, "model": "sft", "sft": sft_overrides, "sft_seed": seed, "sft_seconds": sft_seconds, **scores}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", required=True, help='{"name": {data overrides}, ...}')
+    parser.add_argument("--sft", default='{"max_steps": 600}', help="overrides of params.yaml's sft section for every SFT")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="the SFT seeds (the base keeps params.yaml's)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="/tmp/task-sweep")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path(args.params).read_text())
+    for name, overrides in json.loads(args.runs).items():
+        out = Path(args.out) / name
+        out.mkdir(parents=True, exist_ok=True)
+        for row in sweep_one(name, overrides, params, json.loads(args.sft), args.seeds, out):
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

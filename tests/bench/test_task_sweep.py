@@ -1,0 +1,30 @@
+"""bench/task_sweep.py: each run draws its own task, pretrains its own base on it and scores its SFTs on validation only."""
+
+import json
+
+from components.artifacts import read_records
+from components.data import solution_steps
+from tests.bench import load_script
+from tests.conftest import tiny_overrides
+
+
+def test_a_run_trains_on_its_own_harder_task_and_scores_on_validation(tmp_path):
+    bench = load_script("task_sweep")
+    tiny = tiny_overrides()
+    params = {"data": tiny["data"], "base": tiny["base"], "sft": tiny["sft"] | {"use_cpu": True}}
+    run = {"min_steps": 5, "max_steps": 6}
+
+    rows = list(bench.sweep_one("ops5-6", run, params, {"max_steps": 4}, [1, 2], tmp_path))
+
+    # the run's own data follows its setting, not params.yaml's (max_steps 3 there)
+    answers = [record["messages"][-1]["content"] for record in read_records(tmp_path / "data" / "sft.jsonl")]
+    assert {len(solution_steps(answer)) for answer in answers} <= {5, 6}
+    assert [row["model"] for row in rows] == ["base", "sft", "sft"]
+    assert [row.get("sft_seed") for row in rows] == [None, 1, 2]
+    assert all(row["task"] == run for row in rows)
+    assert rows[1]["sft"] == {"max_steps": 4}, "an SFT row names its overrides of the sft section"
+    for row in rows[1:]:
+        assert 0.0 <= row["val_pass@1"] <= 1.0 and 0.0 <= row["val_probe_accuracy"] <= 1.0
+    # the two seeds are two trainings, each scored in its own folder
+    assert (tmp_path / "sft-seed1-eval").is_dir() and (tmp_path / "sft-seed2-eval").is_dir()
+    json.dumps(rows)  # one JSON line per model
