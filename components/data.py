@@ -61,8 +61,8 @@ class DataConfig(StrictModel):
         description="the forgetting probe: bare arithmetic a base model completes (`23+15=`), or general-knowledge "
         "questions an instruct model answers in chat (what the recipe may cost a model that already knew things)",
     )
-    min_steps: int = Field(3, ge=1, le=6, description="operations per word problem, at least")
-    max_steps: int = Field(6, ge=1, le=6, description="operations per word problem, at most")
+    min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
+    max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
     max_operand: int = Field(99, ge=9, le=999, description="largest number in a problem")
     files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "val", "probe"], str | user_data.FileSpec] = Field(
         default_factory=dict,

@@ -59,7 +59,7 @@ class OnPolicySettings(TrainerConfig):
     learning_rate: float = Field(2e-4, gt=0, le=1)
     beta: float = Field(0.5, ge=0, le=1, description="generalized JSD interpolation (0: forward KL, 1: reverse KL)")
     temperature: float = Field(0.9, gt=0, le=2.0, description="sampling and loss temperature")
-    max_completion_length: int = Field(96, ge=1, description="tokens the student samples per prompt")
+    max_completion_length: int = Field(80, ge=1, description="tokens the student samples per prompt")
     logging_steps: int = Field(10, ge=1)
 
 

@@ -45,7 +45,7 @@ class GRPOStageConfig(TrainerConfig):
         description="completions per micro-batch; a step takes gradient_accumulation_steps of them (prompts x num_generations in all)",
     )
     num_generations: int = Field(8, ge=2, description="responses sampled per prompt (the group)")
-    max_completion_length: int = Field(96, ge=8, description="tokens per sampled response")
+    max_completion_length: int = Field(80, ge=8, description="tokens per sampled response")
     learning_rate: float = Field(
         5e-6, gt=0, le=1, description="chosen on validation (bench/results/tuning.md); the tiny model degrades from ~5e-5"
     )

@@ -58,7 +58,7 @@ LOCAL_DPO_REPLAY = {"replay_weight": 3.0}
 
 
 def _sft() -> SFTConfig:
-    return SFTConfig(max_steps=600, **LOCAL_REPLAY)  # the cold-start SFT: 300 steps learned the task in some seeds only
+    return SFTConfig(**LOCAL_REPLAY)
 
 
 def _round2_sft() -> SFTConfig:
