@@ -44,8 +44,8 @@ def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10, probe_size
     started = time.perf_counter()
     torch.mm(small, small)
     if (time.perf_counter() - started) * (size / probe_size) ** 3 > 2.0:
-        # no fast kernel for this dtype here (bf16 on an EPYC without AMX ran at ~2 GFLOP/s against
-        # fp32's ~110): the full-size repeats would take minutes to say the same, so the probe's figure stands
+        # no fast kernel for this dtype here (bf16 on an EPYC without AMX ran at ~2.5 GFLOP/s against
+        # fp32's ~155): the full-size repeats would take minutes to say the same, so the probe's figure stands
         return matmul_peak(dtype_name, size=probe_size, repeats=3, probe_size=probe_size // 2) if probe_size > 64 else 0.0
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)

@@ -39,10 +39,12 @@ from components.artifacts import read_records, write_records
 SEED = 1_000  # not the data seed: the held-out probe was drawn from that one
 
 
-def validation_probe(data_dir: str, out: Path, n: int = 200) -> str:
-    """`n` bare sums and differences drawn with another seed; none of the held-out probe's prompts."""
+def validation_probe(data_dir: str, out: Path, n: int = 200, task: data.Config | None = None) -> str:
+    """`n` bare sums and differences drawn with another seed; none of the held-out probe's prompts.
+
+    `task`: the data settings the probe's operands follow (the default task's when not given)."""
     held_out = {record["prompt"] for record in read_records(Path(data_dir) / "probe.jsonl")}
-    drawn = data.arithmetic_probe(random.Random(SEED), data.Config(n_probe=n + len(held_out)))
+    drawn = data.arithmetic_probe(random.Random(SEED), (task or data.Config()).model_copy(update={"n_probe": n + len(held_out)}))
     path = out / "val_probe.jsonl"
     write_records(path, [probe for probe in drawn if probe["prompt"] not in held_out][:n])
     return str(path)
@@ -89,9 +91,9 @@ def run_one(name: str, overrides: dict, defaults: dict, args, probe: str, out: P
     return row
 
 
-def validation_scores(model: str, data_dir: str, out: Path, probe: str) -> dict[str, float]:
-    """Greedy pass@1 on the validation split and accuracy on the validation probe (never the held-out files)."""
-    greedy = evaluate.Config(num_samples=1, ks=[1])
+def validation_scores(model: str, data_dir: str, out: Path, probe: str, limit: int | None = None) -> dict[str, float]:
+    """Greedy pass@1 on the validation split (its first `limit` problems) and accuracy on the validation probe (never the held-out files)."""
+    greedy = evaluate.Config(num_samples=1, ks=[1], limit=limit)
     metrics = evaluate.evaluate_for_tuning(greedy, model, data_dir, out, {"probe": probe}).metrics
     return {f"val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")}
 
@@ -126,17 +128,9 @@ def main() -> int:
     probe = validation_probe(args.data, out)
     # SFT's start (the base) only needs its probe, and evaluate wants an eval set: one validation problem;
     # DPO's start (the round-2 model) gets its pass@1 too, the mark each run is judged against
-    start = evaluate.evaluate_for_tuning(
-        evaluate.Config(num_samples=1, ks=[1], limit=1 if args.stage != "alignment" else None),
-        args.base,
-        args.data,
-        out / "start-eval",
-        {"probe": probe},
-    ).metrics
-    shown = ("probe_accuracy",) if args.stage != "alignment" else ("pass@1", "probe_accuracy")
-    print(
-        json.dumps({"run": "base" if args.stage != "alignment" else "start"} | {f"val_{k}": round(start[k], 3) for k in shown}), flush=True
-    )
+    start = validation_scores(args.base, args.data, out / "start-eval", probe, limit=1 if args.stage != "alignment" else None)
+    shown = ("val_probe_accuracy",) if args.stage != "alignment" else ("val_pass@1", "val_probe_accuracy")
+    print(json.dumps({"run": "base" if args.stage != "alignment" else "start"} | {k: start[k] for k in shown}), flush=True)
     for name, overrides in json.loads(args.runs).items():
         print(json.dumps(run_one(name, overrides, defaults, args, probe, out)), flush=True)
     return 0

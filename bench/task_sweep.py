@@ -6,9 +6,9 @@
 The task's difficulty (operations per problem, operand size) changes every dataset, so each run
 draws its own data from params.yaml's `data` section overridden by the run, pretrains its own
 base on it with params.yaml's `base`, and trains the cold-start SFT (params.yaml's `sft`,
-overridden by `--sft`) once per SFT seed. Every model is scored greedily on that run's
-validation split and validation probe (bench/replay_sweep.py's scoring), never on the held-out
-files. The SFT with enough steps to be seed-stable ends close to where the whole recipe's final
+overridden by `--sft`) once per SFT seed (bench/replay_sweep.py's training and scoring). Every
+model is scored greedily on that run's validation split and on a validation probe drawn with the
+run's operands, never on the held-out files. The SFT with enough steps to be seed-stable ends close to where the whole recipe's final
 model ends (tuning.md), so its validation pass@1 is what a setting is judged by: issue 16 wants
 the final model between 0.5 and 0.8. One JSON line per model.
 """
@@ -26,14 +26,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: components and bench are importable
 
+from bench import replay_sweep  # noqa: E402
 from bench.replay_sweep import validation_probe, validation_scores  # noqa: E402
-from components import base, data, evaluate, sft  # noqa: E402
+from components import base, data  # noqa: E402
 
 
-def draw_data(overrides: dict, defaults: dict, out: Path) -> str:
-    data_dir = out / "data"
-    data.run(data.Config(**(defaults | overrides | {"out_dir": str(data_dir)})))
-    return str(data_dir)
+def draw_data(overrides: dict, defaults: dict, out: Path) -> tuple[str, data.Config]:
+    task = data.Config(**(defaults | overrides | {"out_dir": str(out / "data")}))
+    data.run(task)
+    return task.out_dir, task
 
 
 def pretrain_base(defaults: dict, data_dir: str, out: Path) -> tuple[str, int]:
@@ -44,35 +45,19 @@ def pretrain_base(defaults: dict, data_dir: str, out: Path) -> tuple[str, int]:
     return result.outputs["model"], round(time.perf_counter() - started)
 
 
-def cold_start_sft(settings: dict, model: str, data_dir: str, out: Path) -> tuple[str, int]:
-    inputs = {"model": model, "sft": f"{data_dir}/sft.jsonl"}
-    if settings.get("replay_weight"):
-        inputs["replay"] = f"{data_dir}/pretrain.jsonl"
-    started = time.perf_counter()
-    result = sft.run(sft.Config(**settings), inputs, str(out))
-    return result.outputs["model"], round(time.perf_counter() - started)
-
-
 def sweep_one(name: str, overrides: dict, params: dict, sft_overrides: dict, seeds: list[int], out: Path):
     """Yield one row for the run's base, then one per SFT seed."""
-    data_dir = draw_data(overrides, params["data"], out)
-    probe = validation_probe(data_dir, out)
+    data_dir, task = draw_data(overrides, params["data"], out)
+    probe = validation_probe(data_dir, out, task=task)  # sums with the run's own operands
     model, seconds = pretrain_base(params["base"], data_dir, out)
     # the base only needs its probe; evaluate wants an eval set, so one validation problem
-    metrics = evaluate.evaluate_for_tuning(
-        evaluate.Config(num_samples=1, ks=[1], limit=1), model, data_dir, out / "base-eval", {"probe": probe}
-    )
-    yield {
-        "run": name,
-        "task": overrides,
-        "model": "base",
-        "base_seconds": seconds,
-        "val_probe_accuracy": round(metrics.metrics["probe_accuracy"], 3),
-    }
+    base_probe = validation_scores(model, data_dir, out / "base-eval", probe, limit=1)["val_probe_accuracy"]
+    yield {"run": name, "task": overrides, "model": "base", "base_seconds": seconds, "val_probe_accuracy": base_probe}
     for seed in seeds:
-        settings = params["sft"] | sft_overrides | {"seed": seed}
-        sft_model, sft_seconds = cold_start_sft(settings, model, data_dir, out / f"sft-seed{seed}")
-        scores = validation_scores(sft_model, data_dir, out / f"sft-seed{seed}-eval", probe)
+        started = time.perf_counter()
+        sft_model = replay_sweep.train("sft", sft_overrides | {"seed": seed}, params["sft"], model, data_dir, None, out / f"sft-seed{seed}")
+        sft_seconds = round(time.perf_counter() - started)
+        scores = validation_scores(sft_model.outputs["model"], data_dir, out / f"sft-seed{seed}-eval", probe)
         yield {"run": name, "task": overrides, "model": "sft", "sft": sft_overrides, "sft_seed": seed, "sft_seconds": sft_seconds, **scores}
 
 
