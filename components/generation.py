@@ -18,19 +18,18 @@ Precision = Literal["float32", "bfloat16", "auto"]
 
 
 def generation_dtype(preference: str) -> tuple[str, str]:
-    """('float32' | 'bfloat16', why): bf16 weights where the hardware computes in bf16 natively.
+    """('float32' | 'bfloat16', why): bf16 weights where bf16 computes faster than fp32 here.
 
-    `auto` takes bf16 on a GPU that supports it, or on a CPU with AMX/AVX512-BF16 (oneDNN's bf16
-    path, ~6x the fp32 matmul rate here); fp32 elsewhere. Asking for bf16 is honoured as asked."""
+    `auto` takes bf16 on a GPU that supports it, or on a CPU whose bf16 matmul is measured faster
+    than fp32 (components.modeling.bf16_is_fast); fp32 elsewhere. Asking for bf16 is honoured as asked."""
     import torch
+
+    from components.modeling import bf16_is_fast
 
     if preference != "auto":
         return preference, f"generation_dtype: {preference} (configured)"
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bfloat16", "auto: the GPU supports bf16"
-    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "bfloat16", "auto: the CPU computes bf16 natively (oneDNN)"
-    return "float32", "auto: no native bf16 here"
+    fast, why = bf16_is_fast(on_cpu=not torch.cuda.is_available())
+    return ("bfloat16" if fast else "float32"), f"auto: {why}"
 
 
 def choose_backend(preference: str) -> tuple[str, str]:

@@ -10,7 +10,9 @@ every stage uses (`load_model`), so that path is exercised by the local tests to
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -144,6 +146,39 @@ def cpuinfo(field: str) -> str | None:
             if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     return None
+
+
+def matmul_rate(dtype_name: str, size: int = 512, repeats: int = 3) -> float:
+    """FLOP/s of one `size` x `size` torch.mm in `dtype_name` on the CPU, the best of `repeats` after a warm-up."""
+    import torch
+
+    a = torch.randn(size, size, dtype=getattr(torch, dtype_name))
+    torch.mm(a, a)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, a)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+@functools.cache
+def bf16_is_fast(on_cpu: bool = True) -> tuple[bool, str]:
+    """(whether bf16 computes faster than fp32 here, why): what `bf16: auto` and `generation_dtype: auto` follow.
+
+    On a GPU, whether it supports bf16. On a CPU it is measured, not read off the flags: an AMD
+    EPYC with avx512_bf16 but no AMX ran torch's bf16 matmul at ~2.5 GFLOP/s against fp32's ~155
+    (bench/mfu.py), and the SmolLM2 smoke trained in bf16 there took 16.5 minutes of CI; a Xeon
+    with AMX ran it at several times fp32's rate. A 512-wide product in each dtype takes well
+    under a second even on the slow path, once per process."""
+    import torch
+
+    if not on_cpu and torch.cuda.is_available():
+        supported = torch.cuda.is_bf16_supported()
+        return supported, "the GPU supports bf16" if supported else "the GPU has no bf16"
+    bf16, fp32 = matmul_rate("bfloat16"), matmul_rate("float32")
+    rates = f"torch.mm 512x512 measured here: bf16 {bf16 / 1e9:.0f} GFLOP/s, fp32 {fp32 / 1e9:.0f}"
+    return bf16 > fp32, f"the CPU's bf16 is {'faster' if bf16 > fp32 else 'slower'} ({rates})"
 
 
 def math_settings() -> dict[str, str]:

@@ -17,7 +17,7 @@ import importlib
 import shutil
 import typing
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -86,7 +86,7 @@ class TrainerConfig(StrictModel):
 
     seed: int = 0
     use_cpu: bool = Field(True, description="False on GPU nodes")
-    bf16: bool = False
+    bf16: bool | Literal["auto"] = Field(False, description="bf16 autocast; auto: where bf16 is measured faster than fp32 here")
     gradient_checkpointing: bool = False
     deepspeed: DeepSpeedFile = Field(None, description="DeepSpeed config path (cluster profile); must parse with DeepSpeed")
     peft: LoraSettings | None = Field(None, description="LoRA adapters instead of full fine-tuning (the saved model is merged)")
@@ -131,7 +131,18 @@ class TrainerConfig(StrictModel):
     def trl_kwargs(self) -> dict[str, Any]:
         """Every TRL field this config sets, declared or extra, by TRL's name."""
         values = self.model_dump(exclude=set(self.own_fields))
+        if values.get("bf16") == "auto":
+            values["bf16"] = resolve_bf16(self.use_cpu)
         return {key: value for key, value in values.items() if key not in STAGE_OWNED}
+
+
+def resolve_bf16(use_cpu: bool) -> bool:
+    """`bf16: auto` decided on this machine, and said: the smoke of a real model trains in bf16 only where it pays."""
+    from components.modeling import bf16_is_fast
+
+    fast, why = bf16_is_fast(on_cpu=use_cpu)
+    print(f"bf16: auto -> {fast}: {why}", flush=True)
+    return fast
 
 
 # Every trainer saves checkpoints, a few at a time: what `resume` restarts a killed stage from.

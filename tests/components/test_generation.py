@@ -69,14 +69,35 @@ def test_with_vllm_and_a_gpu_generation_goes_through_vllm(monkeypatch, tiny_base
     assert calls[2][2]["temperature"] == 0.0 and calls[2][2]["top_p"] == 1.0
 
 
-def test_generation_precision_is_detected_said_and_switchable(monkeypatch):
+def test_generation_precision_is_measured_said_and_switchable(monkeypatch):
+    from components import modeling
+
     assert generation.generation_dtype("float32") == ("float32", "generation_dtype: float32 (configured)")
     assert generation.generation_dtype("bfloat16")[0] == "bfloat16"
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("torch.ops.mkldnn._is_mkldnn_bf16_supported", lambda: False)
-    assert generation.generation_dtype("auto") == ("float32", "auto: no native bf16 here")
-    monkeypatch.setattr("torch.ops.mkldnn._is_mkldnn_bf16_supported", lambda: True)
-    assert generation.generation_dtype("auto") == ("bfloat16", "auto: the CPU computes bf16 natively (oneDNN)")
+    # the flags say avx512_bf16 on both kinds of CPU; only the measured rate tells them apart
+    rates = {"float32": 155e9, "bfloat16": 2.5e9}  # an EPYC without AMX (bench/mfu.py)
+    monkeypatch.setattr(modeling, "matmul_rate", lambda dtype: rates[dtype])
+    modeling.bf16_is_fast.cache_clear()
+    dtype, why = generation.generation_dtype("auto")
+    assert dtype == "float32" and "slower" in why and "bf16 2 GFLOP/s, fp32 155" in why
+    rates["bfloat16"] = 586e9  # an AMX Xeon
+    modeling.bf16_is_fast.cache_clear()
+    assert generation.generation_dtype("auto")[0] == "bfloat16"
+    modeling.bf16_is_fast.cache_clear()
+
+
+def test_bf16_auto_trains_in_bf16_only_where_it_is_measured_faster(monkeypatch, capsys):
+    from components import modeling
+    from components.sft import SFTConfig
+
+    cfg = SFTConfig(bf16="auto")
+    for fast in (False, True):
+        monkeypatch.setattr(modeling, "bf16_is_fast", lambda on_cpu, fast=fast: (fast, "measured"))
+        assert cfg.trl_kwargs()["bf16"] is fast
+        assert f"bf16: auto -> {fast}: measured" in capsys.readouterr().out, "the run's log says what auto chose"
+    assert SFTConfig(bf16=True).trl_kwargs()["bf16"] is True, "asking for bf16 is honoured as asked"
+    assert modeling.matmul_rate("float32", size=64, repeats=1) > 0
 
 
 def test_torch_threads_follow_the_cores_the_process_has(monkeypatch):

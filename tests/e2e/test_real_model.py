@@ -1,7 +1,7 @@
 """A smoke run of the real-model profile: SmolLM2-135M-Instruct, imported offline, through the whole recipe.
 
 The `smol` profile of params.yaml at a few steps per stage: every stage trains the 134.5M-parameter
-model (bf16 autocast), every model is evaluated, the final one registered with its base model's
+model (bf16 autocast where it is measured faster than fp32 here), every model is evaluated, the final one registered with its base model's
 identity in its lineage and judged by the gate. Slow: minutes on 2 cores.
 """
 
