@@ -48,8 +48,8 @@ def stages_table(results: dict) -> str:
     rows.append(
         f"Whole pipeline: {results['pipeline_seconds']:.0f} s ({results['demo_seconds']:.0f} s for `make demo` with install); "
         f"peak memory {results['peak_rss_gib']:.1f} GiB; the no-op re-run {results['noop_seconds']:.0f} s "
-        f"(all cached: {'yes' if results['noop_all_cached'] else 'no'}). Machine: {results['machine']['cpus']} CPUs, "
-        f"{results['machine']['platform']}; torch threads {results.get('math', {}).get('torch_threads', '?')}. "
+        f"(all cached: {'yes' if results['noop_all_cached'] else 'no'}). Machine: {results['machine']['cpus']} CPUs"
+        f"{' (' + results['machine']['cpu'] + ')' if 'cpu' in results['machine'] else ''}, {results['machine']['platform']}; torch threads {results.get('math', {}).get('torch_threads', '?')}. "
         f"Commit {results.get('commit', '?')}."
     )
     return "\n".join(rows)
