@@ -66,7 +66,10 @@ def claims_table(results: dict) -> str:
         if seeds.get("offset0_from"):
             table += f" Offset 0 was the demo run {seeds['offset0_from']}."
         if f"commit {results['commit']}" not in seeds.get("offset0_from", ""):
-            table += f" The spread predates the run above (commit {results['commit']}): it was not measured again for it."
+            table += (
+                f" The spread predates the run above (commit {results['commit']}): it was measured on commit"
+                f" {seeds['commit']}'s recipe and task, and not again for this one."
+            )
     return table
 
 
