@@ -33,11 +33,13 @@ sys.path.insert(0, str(REPO))
 
 
 def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10, probe_size: int = 256) -> float:
-    """FLOP/s of `torch.mm` on two size x size matrices, the best of `repeats` after a warm-up.
+    """FLOP/s of `torch.mm` of a size x size matrix by itself, the best of `repeats` after a warm-up (components.modeling.matmul_rate).
 
     A probe at `probe_size` first: where it shows a slow fallback kernel, the peak is measured at
     that size instead (a slow path's figure does not need a 2048-wide product to be told)."""
     import torch
+
+    from components.modeling import matmul_rate
 
     dtype = getattr(torch, dtype_name)
     small = torch.randn(probe_size, probe_size, dtype=dtype)
@@ -47,14 +49,7 @@ def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10, probe_size
         # no fast kernel for this dtype here (bf16 on an EPYC without AMX ran at ~2.5 GFLOP/s against
         # fp32's ~155): the full-size repeats would take minutes to say the same, so the probe's figure stands
         return matmul_peak(dtype_name, size=probe_size, repeats=3, probe_size=probe_size // 2) if probe_size > 64 else 0.0
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
+    return matmul_rate(dtype_name, size=size, repeats=repeats)
 
 
 def flops_per_token(model_dir: str, mean_length: float) -> dict:

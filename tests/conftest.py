@@ -68,7 +68,17 @@ def pytest_sessionfinish(session, exitstatus):
 def tiny_overrides() -> dict:
     """A pipeline small enough to run end to end in well under a minute."""
     return {
-        "data": {"n_pretrain": 3000, "n_sft": 200, "n_prefs": 40, "n_rl": 40, "n_eval": 24, "n_val": 12, "n_probe": 20, "max_steps": 3, "max_operand": 99},
+        "data": {
+            "n_pretrain": 3000,
+            "n_sft": 200,
+            "n_prefs": 40,
+            "n_rl": 40,
+            "n_eval": 24,
+            "n_val": 12,
+            "n_probe": 20,
+            "max_steps": 3,
+            "max_operand": 99,
+        },
         "base": {"steps": 40, "hidden_size": 64, "intermediate_size": 128, "layers": 2, "warmup_steps": 5},
         "sft": {
             "max_steps": 12,
