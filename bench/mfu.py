@@ -23,7 +23,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,18 +36,12 @@ def matmul_peak(dtype_name: str, size: int = 2048, repeats: int = 10, probe_size
 
     A probe at `probe_size` first: where it shows a slow fallback kernel, the peak is measured at
     that size instead (a slow path's figure does not need a 2048-wide product to be told)."""
-    import torch
-
     from components.modeling import matmul_rate
 
-    dtype = getattr(torch, dtype_name)
-    small = torch.randn(probe_size, probe_size, dtype=dtype)
-    started = time.perf_counter()
-    torch.mm(small, small)
-    if (time.perf_counter() - started) * (size / probe_size) ** 3 > 2.0:
+    if 2 * size**3 / matmul_rate(dtype_name, size=probe_size, repeats=1) > 2.0:
         # no fast kernel for this dtype here (bf16 on an EPYC without AMX ran at ~2.5 GFLOP/s against
-        # fp32's ~155): the full-size repeats would take minutes to say the same, so the probe's figure stands
-        return matmul_peak(dtype_name, size=probe_size, repeats=3, probe_size=probe_size // 2) if probe_size > 64 else 0.0
+        # fp32's ~155): the full-size repeats would take minutes to say the same, so the probe's size stands
+        return matmul_rate(dtype_name, size=probe_size, repeats=3)
     return matmul_rate(dtype_name, size=size, repeats=repeats)
 
 
