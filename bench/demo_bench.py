@@ -32,15 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: components is importable
 
+from components.modeling import cpu_model  # noqa: E402
+
 TARGETS = {"pipeline_seconds": 1200, "peak_rss_gib": 4.0, "noop_seconds": 60}
 EVALUATED = ("base", "sft", "grpo", "sft_control", "sft_round2", "alignment", "distill", "student_sft")
-
-
-def cpu_model() -> str:
-    """The CPU's model name: hosts of one machine kind differ (the 3-layer base pretrained in 485 s on an AMD EPYC, 284 s on an AMX Xeon)."""
-    from components.modeling import cpuinfo
-
-    return cpuinfo("model name") or platform.processor() or "unknown"
 
 
 def timed(command: list[str], cwd: Path, log: Path) -> float:

@@ -34,6 +34,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from components.modeling import cpu_model  # noqa: E402
+
 
 def timed_generation(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> dict:
     from components import accounting
@@ -50,15 +52,6 @@ def timed_generation(model, tokenizer, prompts: list[str], max_new_tokens: int, 
         "tokens_per_second": usage.tokens_generated / seconds,
         "outputs": outputs,
     }
-
-
-def cpu_model() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (the generation figures move between an AMX Xeon and an EPYC)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 def sampling_sweep(model, tokenizer, prompts: list[str], cfg, batch_sizes: list[int]) -> list[dict]:

@@ -39,6 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: flows is importable
 
+from components.modeling import cpu_model, math_settings  # noqa: E402
 from components.versioning import git_commit  # noqa: E402
 from flows.params import load_params  # noqa: E402
 
@@ -110,6 +111,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {effects} | {mean} | {sd} | {row['holds_in']} of {row['runs']} |")
     seconds = ", ".join(f"{s:.0f}" for s in result["pipeline_seconds"].values())
     lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} (the first run here trains the base)."]
+    if result.get("cpu"):
+        lines.append(f"Ran on {result['cpu']} (CPU flags {result['cpu_flags']}).")
     if result.get("offset0_from"):
         lines.append(f"Offset 0 is the committed run {result['offset0_from']}, not run again.")
     return "\n".join(lines) + "\n"
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[seed-spread] offset {offset}: {seconds[offset]:.0f} s", flush=True)
     result = {
         "commit": commit,
+        "cpu": cpu_model(),
+        "cpu_flags": math_settings()["cpu_flags"],  # the runs ran here: a reused offset 0 names its own in offset0_from
         "offsets": sorted(claims),
         "offset0_from": reused["source"] if reused else None,
         "shifted_seeds": changed,
