@@ -10,7 +10,6 @@ every stage uses (`load_model`), so that path is exercised by the local tests to
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import time
 from collections.abc import Iterable
@@ -169,7 +168,9 @@ def matmul_rate(dtype_name: str, size: int = 512, repeats: int = 3) -> float:
     return 2 * size**3 / best
 
 
-@functools.cache
+BF16_DECISIONS: dict[bool, tuple[bool, str]] = {}  # on_cpu -> bf16_is_fast's answer: measured once per process, recorded in math_settings
+
+
 def bf16_is_fast(on_cpu: bool = True) -> tuple[bool, str]:
     """(whether bf16 computes faster than fp32 here, why): what `bf16: auto` and `generation_dtype: auto` follow.
 
@@ -178,6 +179,12 @@ def bf16_is_fast(on_cpu: bool = True) -> tuple[bool, str]:
     (bench/mfu.py), and the SmolLM2 smoke trained in bf16 there took 16.5 minutes of CI; a Xeon
     with AMX ran it at several times fp32's rate. A 512-wide product in each dtype takes well
     under a second even on the slow path, once per process."""
+    if on_cpu not in BF16_DECISIONS:
+        BF16_DECISIONS[on_cpu] = _measure_bf16(on_cpu)
+    return BF16_DECISIONS[on_cpu]
+
+
+def _measure_bf16(on_cpu: bool) -> tuple[bool, str]:
     import torch
 
     if not on_cpu and torch.cuda.is_available():
@@ -200,6 +207,8 @@ def math_settings() -> dict[str, str]:
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cpu_flags": ",".join(f for f in CPU_FLAGS if f in set(flags)) or "none of " + ",".join(CPU_FLAGS),
         "cuda": torch.version.cuda or "none",
+    } | {  # what `bf16: auto` / `generation_dtype: auto` chose, where this process had to choose
+        f"bf16_auto_{'cpu' if on_cpu else 'gpu'}": f"{'bf16' if fast else 'fp32'}: {why}" for on_cpu, (fast, why) in BF16_DECISIONS.items()
     }
 
 

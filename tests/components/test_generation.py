@@ -78,13 +78,14 @@ def test_generation_precision_is_measured_said_and_switchable(monkeypatch):
     # the flags say avx512_bf16 on both kinds of CPU; only the measured rate tells them apart
     rates = {"float32": 155e9, "bfloat16": 2.5e9}  # an EPYC without AMX (bench/mfu.py)
     monkeypatch.setattr(modeling, "matmul_rate", lambda dtype: rates[dtype])
-    modeling.bf16_is_fast.cache_clear()
+    modeling.BF16_DECISIONS.clear()
     dtype, why = generation.generation_dtype("auto")
     assert dtype == "float32" and "slower" in why and "bf16 2 GFLOP/s, fp32 155" in why
     rates["bfloat16"] = 586e9  # an AMX Xeon
-    modeling.bf16_is_fast.cache_clear()
+    modeling.BF16_DECISIONS.clear()
     assert generation.generation_dtype("auto")[0] == "bfloat16"
-    modeling.bf16_is_fast.cache_clear()
+    assert modeling.math_settings()["bf16_auto_cpu"].startswith("bf16: the CPU's bf16 is faster"), "the choice is in the lineage"
+    modeling.BF16_DECISIONS.clear()
 
 
 def test_bf16_auto_trains_in_bf16_only_where_it_is_measured_faster(monkeypatch, capsys):
