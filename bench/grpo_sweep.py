@@ -1,6 +1,6 @@
 """GRPO settings against the cold-start SFT model: held-out accuracy after each, side by side.
 
-    python bench/grpo_sweep.py --sft artifacts/sft/<key>/model [--runs bench/grpo_sweep_runs.json] [--data data] [--rl-limit N]
+    python bench/grpo_sweep.py --sft artifacts/sft/<key>/model [--runs bench/grpo_runs/default.json] [--data data] [--rl-limit N]
 
 Each run trains GRPO from the same SFT model with the settings given (over the `grpo`
 defaults) and evaluates the result with the `evaluate` defaults on the validation split
@@ -57,7 +57,7 @@ def rl_prompts(rl: Path, limit: int | None, out: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft", required=True, help="the cold-start SFT model every run starts from")
-    parser.add_argument("--runs", default="bench/grpo_sweep_runs.json")
+    parser.add_argument("--runs", default="bench/grpo_runs/default.json")
     parser.add_argument("--data", default="data", help="the data folder: its val.jsonl is what runs are compared on")
     parser.add_argument("--rl-limit", type=int, help="train on the first N RL prompts only (a can-it-learn-at-all check)")
     parser.add_argument("--out", default="/tmp/grpo-sweep")
