@@ -126,6 +126,7 @@ class RunFiles:
     steps: dict[str, int] = field(default_factory=dict)  # label -> optimizer steps
     round2_start: str | None = None  # the label the round-2 SFT continued from
     num_samples: int = 8
+    best_of_n_scorer: str = "reward_model"  # the stage label of the reward model that scored the final model's samples
 
 
 def build(run: RunFiles) -> ClaimsReport:
@@ -189,7 +190,8 @@ def best_of_n_over_greedy(run: RunFiles) -> Claim:
     bon = voted_scores(final, "bon", k)
     if any(np.isnan(bon)):
         return missing(claim, measure, "no reward model scored the samples")
-    return paired(claim, measure, bon, greedy_scores(final))
+    scorer = {"verifier": "the verifier: the reward model retrained from the final policy"}.get(run.best_of_n_scorer)
+    return paired(claim, measure, bon, greedy_scores(final), note=f"scored by {scorer or 'the reward model (from the SFT model)'}")
 
 
 def reward_model_separates(run: RunFiles) -> Claim:

@@ -43,6 +43,11 @@ class RecipeConfig(StrictModel):
         "policy", description="round-2 SFT continues from the RL model, or starts from the base (as R1)"
     )
     alignment: bool = Field(True, description="the final DPO (or GRPO-on-reward-model) pass")
+    verifier: bool = Field(
+        True,
+        description="retrain the reward model from the final policy (`verifier`) and let it score the final model's best-of-N:"
+        " one cut from the SFT model cannot check a policy that has outgrown it",
+    )
     distill: bool = Field(True, description="distil the final model into a smaller student")
     controls: bool = Field(
         True,
@@ -84,6 +89,11 @@ class TrackingConfig(StrictModel):
         description="retries of the registration and gate tasks when the server stopped answering (their requests' own retries spent)",
     )
     task_retry_delay_seconds: int = Field(10, ge=0, le=600, description="the first task retry's wait; each next one waits 4x longer")
+
+
+def _verifier() -> RewardModelConfig:
+    # Synthetic near-misses only: from the final policy, its own right-vs-wrong pairs gave a worse best-of-8 (tuning.md).
+    return RewardModelConfig(on_policy_samples=0)
 
 
 def _rm_grpo() -> GRPOStageConfig:
@@ -178,6 +188,9 @@ class PipelineParams(StrictModel):
     sft: SFTConfig = Field(default_factory=_sft)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
+    verifier: RewardModelConfig = Field(
+        default_factory=_verifier, description="the reward model retrained from the final policy: what scores its best-of-N"
+    )
     grpo: GRPOStageConfig = Field(default_factory=GRPOStageConfig)
     rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
     sft_round2: SFTConfig = Field(default_factory=_round2_sft, description="SFT on the rejection-sampled data")

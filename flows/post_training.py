@@ -133,7 +133,7 @@ def post_training(params: PipelineParams = PipelineParams(), force: bool = False
         summary.model = {"name": name, "version": version, "newly_registered": created, "path": final.path, "stage": final.label}
         summary.alias = decision.as_dict()
         logger.info("model %s v%s (%s): %s", name, version, final.label, decision.reason)
-        recipe.register_reward_model()
+        recipe.register_reward_models()
         if params.recipe.distill:
             recipe.distill(teacher=final)
         recipe.measure_claims(final)
@@ -187,6 +187,8 @@ class Recipe:
         self.evaluations: dict[str, StageResult] = {}
         self.trained: list[Model] = []  # the policies in training order; the last is the final one
         self.reward_model: str | None = None
+        self.verifier: str | None = None  # the reward model retrained from the final policy (recipe.verifier)
+        self.unevaluated: Model | None = None  # the last policy trained: evaluated once it is known whether it is the final one
         self.base: Model | None = None
         self.base_info: dict = {}
         self.pairs: str | None = None
@@ -223,7 +225,18 @@ class Recipe:
             policy = self.step("sft_round2", "sft", p.sft_round2, self._sft_inputs(p.sft_round2, start, sampled.outputs["sft"]), policy)
         if on.alignment:
             policy = self.align(policy)
+        self.finish(policy)
         return policy
+
+    def finish(self, final: Model) -> None:
+        """The final policy's verifier, then its evaluation: its best-of-N is scored by a reward model as strong as it is.
+
+        The reward model cut from the SFT model knows less arithmetic than the policy the later stages
+        made, and on validation its best-of-8 of the final model fell below greedy decoding (bench/results/tuning.md)."""
+        if self.params.recipe.verifier and self.unevaluated is final:
+            inputs = {"model": final.path, "prefs": self.data["prefs"], "prompts": self.data["rl"]}
+            self.verifier = self.run_stage("verifier", self.params.verifier, inputs, name="reward_model").outputs["model"]
+        self.evaluate_unevaluated()
 
     def align(self, policy: Model) -> Model:
         """DPO on preference pairs, or (method grpo) the GRPO stage on the reward model's score."""
@@ -243,15 +256,21 @@ class Recipe:
         return result
 
     def train(self, label: str, name: str, cfg, inputs: dict[str, str], parent: Model | None) -> Model:
+        self.evaluate_unevaluated()  # a stage trains after the last one: that one was not the final policy
         result = self.run_stage(label, cfg, inputs, name)
         return Model(label, result.outputs["model"], parent)
 
     def step(self, label: str, name: str, cfg, inputs: dict[str, str], parent: Model) -> Model:
-        """Train and evaluate one stage's model."""
+        """Train one stage's model; it is evaluated before the next stage trains, or by `finish` if it is the final one."""
         model = self.train(label, name, cfg, inputs, parent)
-        self.evaluate(model)
+        self.unevaluated = model
         self.trained.append(model)
         return model
+
+    def evaluate_unevaluated(self) -> None:
+        if self.unevaluated is not None:
+            model, self.unevaluated = self.unevaluated, None
+            self.evaluate(model)
 
     def distill(self, teacher: Model) -> None:
         """A smaller student of the registered final model, and its SFT-only yardstick."""
@@ -292,6 +311,7 @@ class Recipe:
             steps={"sft_round2": self.params.sft_round2.max_steps},
             round2_start=self.round2_start.label if self.round2_start else None,
             num_samples=self.params.evaluate.num_samples,
+            best_of_n_scorer="verifier" if self.verifier else "reward_model",
         )
         self.summary.claims_inputs = asdict(run)
         md, data = claims.write(claims.build(run), self.params.paths.reports_dir)
@@ -300,7 +320,8 @@ class Recipe:
         get_run_logger().info("claims: %s\n%s", md, md.read_text())
 
     def evaluate(self, model: Model) -> StageResult:
-        extra = self._rm()
+        """`model` on the eval set; its best-of-N scored by the verifier once there is one (the final policy, the students)."""
+        extra = {"reward_model": self.verifier} if self.verifier else self._rm()
         if model.label != "base" and "base" in self.evaluations:
             extra["base_metrics"] = self.evaluations["base"].outputs["metrics"]  # forgetting, at no extra cost
         result = _evaluate(self.summary, model.label, model.path, self.data, self.params, self.force, extra=extra)
@@ -324,16 +345,21 @@ class Recipe:
         """An intermediate model goes to `<registered_model>-<stage>`."""
         self.register(model, name or f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}")
 
-    def register_reward_model(self) -> None:
-        """The reward model goes to `<registered_model>-reward-model`, its parent the SFT model it was trained from.
+    def register_reward_models(self) -> None:
+        """The reward model goes to `<registered_model>-reward-model`, its parent the SFT model it was trained from;
+        the verifier to `<registered_model>-verifier`, its parent the final policy.
 
         Its metrics are its stage's own (held-out pairwise accuracy and margin); it is logged as a
         servable scorer (components.serving.log_reward_model says which flavor and why)."""
-        if not self.reward_model:
-            return
-        sft = next(model for model in self.trained if model.label == "sft")
-        model, metrics = Model("reward_model", self.reward_model, sft), self.summary.stages["reward_model"].metrics
-        self.register(model, f"{self.params.tracking.registered_model}-reward-model", metrics=metrics, task=serving.REWARD_TASK)
+        trained_from = {
+            "reward_model": lambda: next(model for model in self.trained if model.label == "sft"),
+            "verifier": lambda: self.trained[-1],
+        }
+        for label, path in (("reward_model", self.reward_model), ("verifier", self.verifier)):
+            if path:
+                model, metrics = Model(label, path, trained_from[label]()), self.summary.stages[label].metrics
+                name = f"{self.params.tracking.registered_model}-{label.replace('_', '-')}"
+                self.register(model, name, metrics=metrics, task=serving.REWARD_TASK)
 
     def register(
         self, model: Model, name: str, extra_tags: dict[str, str] | None = None, metrics: dict | None = None, task: str = serving.CHAT_TASK

@@ -98,6 +98,7 @@ def tiny_overrides() -> dict:
         },
         "evaluate": {"num_samples": 2, "ks": [1, 2], "max_new_tokens": 48},
         "reward_model": {"max_steps": 4, "per_device_train_batch_size": 4, "logging_steps": 1, "warmup_steps": 0, "on_policy_samples": 2},
+        "verifier": {"max_steps": 4, "per_device_train_batch_size": 4, "logging_steps": 1, "warmup_steps": 0},
         "rejection_sampling": {"num_samples": 2, "max_new_tokens": 32, "limit": 8},
         "alignment": {"dpo": {"max_steps": 3, "per_device_train_batch_size": 4, "logging_steps": 1}},
         "distill": {

@@ -69,15 +69,16 @@ def test_first_run_registers_the_model_with_every_lineage_tag(first_run, project
 def test_every_stage_model_is_registered_with_its_parent(first_run, mlflow_server):
     mlflow = client(mlflow_server)
     registered = first_run["registered"]
-    assert set(registered) == {"base", "sft", "reward_model", "grpo", "sft_round2", "alignment", "distill"}
-    chain = [("sft", "base"), ("reward_model", "sft"), ("grpo", "sft"), ("alignment", "sft_round2"), ("distill", "alignment")]
+    assert set(registered) == {"base", "sft", "reward_model", "grpo", "sft_round2", "alignment", "verifier", "distill"}
+    chain = [("sft", "base"), ("reward_model", "sft"), ("grpo", "sft"), ("alignment", "sft_round2"), ("verifier", "alignment")]
+    chain += [("distill", "alignment")]
     for child, parent in chain:
         version = mlflow.get_model_version(registered[child]["name"], registered[child]["version"])
         parent_ref = f"models:/{registered[parent]['name']}/{registered[parent]['version']}"
         assert version.tags["parent_model"] == parent_ref, child
         assert version.tags["stage"] == child
     assert registered["alignment"]["name"] == "e2e-model"  # the final policy carries the main name
-    assert registered["reward_model"]["name"] == "e2e-model-reward-model"
+    assert registered["reward_model"]["name"] == "e2e-model-reward-model" and registered["verifier"]["name"] == "e2e-model-verifier"
     reward_model = mlflow.get_model_version("e2e-model-reward-model", registered["reward_model"]["version"])
     assert "metric.held_out_pairwise_accuracy" in reward_model.tags and reward_model.description.startswith("# e2e-model-reward-model")
 
@@ -89,7 +90,7 @@ def test_first_model_becomes_champion_and_challenger(first_run, mlflow_server):
     assert first_run["alias"]["promoted"] and "first model" in first_run["alias"]["reason"]
 
 
-RECIPE = ("base", "sft", "reward_model", "grpo", "rejection_sampling", "sft_control", "sft_round2", "alignment", "distill")
+RECIPE = ("base", "sft", "reward_model", "grpo", "rejection_sampling", "sft_control", "sft_round2", "alignment", "verifier", "distill")
 EVALUATED = ("base", "sft", "grpo", "sft_control", "sft_round2", "alignment", "distill", "student_sft")
 
 
@@ -122,6 +123,7 @@ def test_the_run_measures_every_claim_of_the_recipe_into_claims_md(first_run, pr
     for claim in report.claims:
         assert claim.claim in text
     assert "sft_round2 - sft_control" in text, "round-2 SFT is compared with its control"
+    assert "scored by the verifier" in text, "the final model's best-of-N is ranked by the reward model retrained from it"
     logged = [a.path for a in client(mlflow_server).list_artifacts(summary["mlflow_run_id"], "claims")]
     assert logged == ["claims/claims.json", "claims/claims.md"]
 

@@ -18,7 +18,9 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 SMOKE = {
-    "recipe": {"controls": False},  # the round-2 control proves a claim, not that a stage runs: a smoke needs no second round-2 SFT
+    # the round-2 control and the verifier serve claims, not whether a stage runs: a smoke needs no second round-2 SFT
+    # and no second reward model (the verifier is the reward_model stage again, which the smoke runs once)
+    "recipe": {"controls": False, "verifier": False},
     "data": {"n_sft": 40, "n_prefs": 16, "n_rl": 16, "n_eval": 8, "n_probe": 8},
     "sft": {"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 256, "save_steps": 2, "logging_steps": 1, "warmup_steps": 0},
     "sft_round2": {
