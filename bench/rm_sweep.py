@@ -1,7 +1,7 @@
 """Reward-model settings against the cold-start SFT model, compared on validation pairs.
 
     python bench/rm_sweep.py --sft artifacts/sft/<key>/model [--data data] [--runs '{"steps600": {"max_steps": 600}}']
-        [--policy artifacts/alignment/<key>/model]
+        [--policy artifacts/alignment/<key>/model] [--trained artifacts/reward_model/<key>/model ...]
 
 Each run trains the reward model (the `reward_model` defaults, overridden by the run) on
 data/prefs.jsonl, with the SFT model's own answers to data/rl.jsonl as pairs when the run's
@@ -10,7 +10,10 @@ data/prefs.jsonl, with the SFT model's own answers to data/rl.jsonl as pairs whe
 answers): neither the reward model's own held-out pairs, which claims.md reports, nor the
 held-out eval set is used to choose. With `--policy`, the policy's greedy answer and 8 samples
 per validation problem are drawn once, and each run's reward model picks its best of 8: what
-the best-of-N claim measures, on validation. One JSON line per run.
+the best-of-N claim measures, on validation. `--trained` scores reward models already trained
+(a pipeline run's) the same way first, without training. `--sft` is the model every run trains
+from: the SFT model for the pipeline's reward model, the final policy for its verifier. One JSON
+line per run.
 """
 
 from __future__ import annotations
@@ -74,16 +77,25 @@ def run_one(name: str, overrides: dict, sft: str, data_dir: str, pairs: list[dic
     return row | (best_of_n(result.outputs["model"], answers) if answers else {})
 
 
+def score_trained(model_dir: str, pairs: list[dict], answers=None) -> dict:
+    metrics = reward_model.pairwise_metrics(reward_model.score_pairs(RewardScorer(model_dir), pairs))
+    row = {"run": f"trained: {model_dir}", **{f"val_{k}": round(v, 3) for k, v in metrics.items()}}
+    return row | (best_of_n(model_dir, answers) if answers else {})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft", required=True)
     parser.add_argument("--data", default="data")
     parser.add_argument("--runs", default='{"default": {}}', help="JSON: run name -> reward_model overrides")
     parser.add_argument("--policy", help="a policy whose best-of-8 on validation each reward model picks (e.g. the final model)")
+    parser.add_argument("--trained", nargs="*", default=[], help="reward models already trained, scored as they are")
     parser.add_argument("--out", default="/tmp/rm-sweep")
     args = parser.parse_args()
     pairs = validation_pairs(args.data)
     answers = policy_answers(args.policy, args.data) if args.policy else None
+    for model_dir in args.trained:
+        print(json.dumps(score_trained(model_dir, pairs, answers)), flush=True)
     for name, overrides in json.loads(args.runs).items():
         print(json.dumps(run_one(name, overrides, args.sft, args.data, pairs, Path(args.out), answers)), flush=True)
     return 0
