@@ -62,13 +62,17 @@ def claims_table(results: dict) -> str:
     seeds = json.loads(SEED_SPREAD.read_text()) if SEED_SPREAD.is_file() else {}
     table = markdown(ClaimsReport(claims=claims, seed_spread=seeds.get("spread", {}), method=report["method"])).rstrip("\n")
     if seeds:
-        table += f"\n\nThe spread: `python bench/seed_spread.py` at commit {seeds['commit']}, whole local runs whose post-training seeds are shifted by each offset (bench/results/seed_spread.md)."
+        host = f" on {seeds['cpu']} ({seeds['cpu_flags']})" if seeds.get("cpu") else ""
+        table += (
+            f"\n\nThe spread: `python bench/seed_spread.py` at commit {seeds['commit']}{host}, whole local runs whose post-training"
+            " seeds are shifted by each offset (bench/results/seed_spread.md)."
+        )
         if seeds.get("offset0_from"):
             table += f" Offset 0 was the demo run {seeds['offset0_from']}."
         if f"commit {results['commit']}" not in seeds.get("offset0_from", ""):
             table += (
                 f" The spread predates the run above (commit {results['commit']}): it was measured on commit"
-                f" {seeds['commit']}'s recipe and task, and not again for this one."
+                f" {seeds['commit']}'s recipe (`git log {seeds['commit']}..{results['commit']}` shows what changed since)."
             )
     return table
 
