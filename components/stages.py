@@ -310,6 +310,8 @@ def _data_path() -> list[tuple[str, str]]:
         ("rejection_sampling", "sft_round2[sft round 2]"),
         ("sft_round2[sft round 2]", "alignment"),
         ("alignment", "evaluate"),
+        ("alignment", "verifier[verifier: reward_model from the final policy]"),
+        ("verifier[verifier: reward_model from the final policy]", "evaluate"),
         ("alignment", "distill"),
         ("evaluate", "registry[(MLflow registry)]"),
         ("registry[(MLflow registry)]", "gate{gate}"),
