@@ -52,6 +52,11 @@ def stages_table(results: dict) -> str:
         f"{' (' + results['machine']['cpu'] + ')' if 'cpu' in results['machine'] else ''}, {results['machine']['platform']}; torch threads {results.get('math', {}).get('torch_threads', '?')}. "
         f"Commit {results.get('commit', '?')}."
     )
+    if "verifier" in results.get("stage_seconds", {}):
+        rows[-1] += (
+            f" bon@8 of the final model and the students is ranked by the verifier (the reward model trained again from the final"
+            f" policy, {results['stage_seconds']['verifier']:.0f} s), of the others by the reward model cut from the SFT model."
+        )
     return "\n".join(rows)
 
 
