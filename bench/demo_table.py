@@ -74,10 +74,10 @@ def claims_table(results: dict) -> str:
         )
         if seeds.get("offset0_from"):
             table += f" Offset 0 was the demo run {seeds['offset0_from']}."
-        if f"commit {results['commit']}" not in seeds.get("offset0_from", ""):
+        if f"commit {results['commit']}" not in (seeds.get("offset0_from") or ""):
             table += (
-                f" The spread predates the run above (commit {results['commit']}): it was measured on commit"
-                f" {seeds['commit']}'s recipe (`git log {seeds['commit']}..{results['commit']}` shows what changed since)."
+                f" The spread is not the run above's commit ({results['commit']}): it was measured on commit"
+                f" {seeds['commit']}'s recipe (`git log` between the two shows what differs)."
             )
     return table
 
