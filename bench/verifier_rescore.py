@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from seed_spread import shifted_params  # noqa: E402
 
 from components import claims, evaluate, reward_model  # noqa: E402
+from components.versioning import git_commit  # noqa: E402
 from flows.params import PipelineParams, load_params  # noqa: E402
 
 
@@ -83,8 +84,6 @@ def main() -> int:
         rows.append(rescore(args.clone, offset, args.work))
         print(json.dumps(rows[-1]), flush=True)
     commit = json.loads((args.clone / "reports" / f"seed{args.offsets[0]}" / "summary.json").read_text())["lineage"]["git_commit"]
-    from components.versioning import git_commit
-
     result = {"spread_commit": commit, "verifier_commit": git_commit(REPO, short=True), "rows": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

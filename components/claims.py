@@ -190,8 +190,11 @@ def best_of_n_over_greedy(run: RunFiles) -> Claim:
     bon = voted_scores(final, "bon", k)
     if any(np.isnan(bon)):
         return missing(claim, measure, "no reward model scored the samples")
-    scorer = {"verifier": "the verifier: the reward model retrained from the final policy"}.get(run.best_of_n_scorer)
-    return paired(claim, measure, bon, greedy_scores(final), note=f"scored by {scorer or 'the reward model (from the SFT model)'}")
+    if run.best_of_n_scorer == "verifier":
+        scorer = "the verifier: the reward model retrained from the final policy"
+    else:
+        scorer = "the reward model (from the SFT model)"
+    return paired(claim, measure, bon, greedy_scores(final), note=f"scored by {scorer}")
 
 
 def reward_model_separates(run: RunFiles) -> Claim:

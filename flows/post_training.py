@@ -351,15 +351,14 @@ class Recipe:
 
         Its metrics are its stage's own (held-out pairwise accuracy and margin); it is logged as a
         servable scorer (components.serving.log_reward_model says which flavor and why)."""
-        trained_from = {
-            "reward_model": lambda: next(model for model in self.trained if model.label == "sft"),
-            "verifier": lambda: self.trained[-1],
-        }
-        for label, path in (("reward_model", self.reward_model), ("verifier", self.verifier)):
-            if path:
-                model, metrics = Model(label, path, trained_from[label]()), self.summary.stages[label].metrics
-                name = f"{self.params.tracking.registered_model}-{label.replace('_', '-')}"
-                self.register(model, name, metrics=metrics, task=serving.REWARD_TASK)
+        if self.reward_model:
+            self._register_scorer(Model("reward_model", self.reward_model, next(m for m in self.trained if m.label == "sft")))
+        if self.verifier:
+            self._register_scorer(Model("verifier", self.verifier, self.trained[-1]))
+
+    def _register_scorer(self, model: Model) -> None:
+        name = f"{self.params.tracking.registered_model}-{model.label.replace('_', '-')}"
+        self.register(model, name, metrics=self.summary.stages[model.label].metrics, task=serving.REWARD_TASK)
 
     def register(
         self, model: Model, name: str, extra_tags: dict[str, str] | None = None, metrics: dict | None = None, task: str = serving.CHAT_TASK
