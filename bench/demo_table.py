@@ -16,12 +16,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: components is importable
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # and seed_spread, beside it
+
+from seed_spread import spread  # noqa: E402
 
 from components.claims import Claim, ClaimsReport, markdown  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "demo.json"
 SEED_SPREAD = REPO / "bench" / "results" / "seed_spread.json"
+VERIFIER_SPREAD = REPO / "bench" / "results" / "verifier_spread.json"
 STAGES = "stages"
 CLAIMS = "claims"
 LABELS = {
@@ -65,7 +69,10 @@ def claims_table(results: dict) -> str:
     report = results["claims"]
     claims = [Claim(**row) for row in report["claims"]]
     seeds = json.loads(SEED_SPREAD.read_text()) if SEED_SPREAD.is_file() else {}
-    table = markdown(ClaimsReport(claims=claims, seed_spread=seeds.get("spread", {}), method=report["method"])).rstrip("\n")
+    by_claim, verifier_note = dict(seeds.get("spread", {})), ""
+    if seeds and "verifier" in results.get("stage_seconds", {}) and VERIFIER_SPREAD.is_file():
+        by_claim, verifier_note = with_verifier_spread(by_claim, json.loads(VERIFIER_SPREAD.read_text()))
+    table = markdown(ClaimsReport(claims=claims, seed_spread=by_claim, method=report["method"])).rstrip("\n")
     if seeds:
         host = f" on {seeds['cpu']} ({seeds['cpu_flags']})" if seeds.get("cpu") else ""
         table += (
@@ -79,7 +86,27 @@ def claims_table(results: dict) -> str:
                 f" The spread is not the run above's commit ({results['commit']}): it was measured on commit"
                 f" {seeds['commit']}'s recipe (`git log` between the two shows what differs)."
             )
+        table += verifier_note
     return table
+
+
+def with_verifier_spread(by_claim: dict, verifier: dict) -> tuple[dict, str]:
+    """The best-of-N row's spread as the run ranked it, by the verifier (bench/verifier_rescore.py on the spread's final models).
+
+    The spread's own runs predate the verifier: their best-of-N was ranked by the SFT's reward model, which is
+    not the scorer of the run above the footnote."""
+    name = next((claim for claim in by_claim if claim.startswith("best-of-")), None)
+    if name is None:
+        return by_claim, ""
+    rows = {row["offset"]: [{"claim": name, "effect": row["effect"], "holds": row["holds"]}] for row in verifier["rows"]}
+    ranked_by_sft_model = ", ".join(f"{row['effect_reward_model']:+.3f}" for row in verifier["rows"])
+    note = (
+        f" Its best-of-8 row is the verifier's, as in the run above: `python bench/verifier_rescore.py` (commit"
+        f" {verifier['verifier_commit']}) trained each spread run's verifier from its final model and evaluated it"
+        f" (bench/results/verifier_spread.json); ranked by the SFT's reward model, as those runs did, the effects were"
+        f" {ranked_by_sft_model}."
+    )
+    return by_claim | spread(rows), note
 
 
 def rendered_readme(readme: str, results: dict) -> str:

@@ -20,3 +20,21 @@ def test_the_committed_claims_are_the_flows_own_and_each_has_a_verdict():
     forgetting = next(c for c in claims if c["measure"].startswith("probe accuracy"))
     assert forgetting["low"] is not None and forgetting["high"] is not None, "forgetting is a row, with its interval"
     assert (REPO / "bench" / "results" / "claims.md").read_text().count("\n| ") == 1 + len(claims)
+
+
+def test_the_best_of_n_spread_is_the_verifiers_when_the_run_ranked_by_the_verifier():
+    """The spread's runs ranked best-of-N by the SFT's reward model; a run ranked by the verifier gets the verifier's spread."""
+    table = load_script("demo_table")
+    name = "best-of-8 by the reward model beats greedy"
+    seeds = {name: {"seeds": [0, 1], "effects": [-0.2, -0.1], "holds": [False, False]}, "other": {"effects": [0.1]}}
+    verifier = {
+        "verifier_commit": "abc1234",
+        "rows": [
+            {"offset": 0, "effect": 0.02, "holds": False, "effect_reward_model": -0.2},
+            {"offset": 1, "effect": 0.06, "holds": True, "effect_reward_model": -0.1},
+        ],
+    }
+    by_claim, note = table.with_verifier_spread(seeds, verifier)
+    assert by_claim[name]["effects"] == [0.02, 0.06] and by_claim[name]["holds_in"] == 1
+    assert by_claim["other"] == seeds["other"] and seeds[name]["effects"] == [-0.2, -0.1]  # the rest untouched, the input too
+    assert "verifier_rescore.py" in note and "-0.200, -0.100" in note
