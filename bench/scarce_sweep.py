@@ -2,6 +2,7 @@
 
     python bench/scarce_sweep.py --base artifacts/base/<key>/model [--data data] [--rows 300 3000]
     python bench/scarce_sweep.py --drills-base [--data data] [--rows 300]
+    python bench/scarce_sweep.py --base ... --rows 300 --rl-prompts 3200
 
 R1's cold start is a few thousand curated solutions; its RL and rejection sampling then run on far
 more prompts that have answers only. The local recipe's data is the other way round (3000
@@ -17,6 +18,8 @@ more SFT on the references is the best teacher there and round 2 never beats its
 each scored greedily on the validation split (components.tuning: the held-out set is not read).
 `--drills-base` first pretrains a base as params.yaml's `base` does, on a corpus of arithmetic
 drills only (`data.pretrain_worked_fraction: 0`): no worked word problem outside the N rows.
+`--rl-prompts M` samples round 2 from M RL prompts drawn afresh (answers only, another data seed,
+none of them a question of data/'s splits) instead of data/rl.jsonl's 800.
 One JSON line per N, appended to `--log`.
 """
 
@@ -36,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # and so is round2_swe
 
 import round2_sweep  # noqa: E402
 
+FRESH_SEED = 99  # not the data seed: --rl-prompts draws another set of problems
+
 from components import base, claims, data, evaluate, sft  # noqa: E402
 from components.artifacts import read_records, write_records  # noqa: E402
 
@@ -45,11 +50,28 @@ def greedy_val(model: str, data_dir: Path, out: Path) -> float:
     return round(evaluate.evaluate_for_tuning(cfg, model, str(data_dir), out).metrics["pass@1"], 3)
 
 
-def cold_start_dir(data_dir: Path, rows: int, pretrain: Path, out: Path) -> Path:
-    """A data folder whose sft.jsonl is the first `rows` references; every other split is data_dir's."""
+def question(record: dict) -> str:
+    """The user's question of a chat record (a prompt, or an SFT conversation)."""
+    return next(m["content"] for m in record.get("prompt") or record["messages"] if m["role"] == "user")
+
+
+def fresh_rl_prompts(params: dict, data_dir: Path, count: int, seed: int = FRESH_SEED) -> list[dict]:
+    """`count` RL prompts drawn like data/rl.jsonl's with another seed, none of them a question of data_dir's splits."""
+    taken = {question(r) for name in ("sft", "prefs", "rl", "eval", "val") for r in read_records(data_dir / f"{name}.jsonl")}
+    settings = data.Config(**params["data"] | {"seed": seed, "n_rl": 2 * count, "n_pretrain": 0, "n_val": 0})
+    drawn = [record for record in data.generate(settings)["rl"] if question(record) not in taken]
+    if len(drawn) < count:
+        raise SystemExit(f"only {len(drawn)} fresh RL prompts could be drawn, {count} asked: raise data.max_operand")
+    return drawn[:count]
+
+
+def cold_start_dir(data_dir: Path, rows: int, pretrain: Path, out: Path, rl: list[dict] | None = None) -> Path:
+    """A data folder whose sft.jsonl is the first `rows` references (and rl.jsonl `rl`, if given); every other split is data_dir's."""
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "sft.jsonl", read_records(data_dir / "sft.jsonl")[:rows])
-    for name in ("rl.jsonl", "val.jsonl", "eval.jsonl", "probe.jsonl"):
+    if rl is not None:
+        write_records(out / "rl.jsonl", rl)
+    for name in ("val.jsonl", "eval.jsonl", "probe.jsonl") + (() if rl is not None else ("rl.jsonl",)):
         link = out / name
         link.unlink(missing_ok=True)
         link.symlink_to((data_dir / name).resolve())
@@ -76,7 +98,8 @@ def round2_over_control(out: Path) -> dict:
 
 def sweep_rows(rows: int, base_model: str, pretrain: Path, params: dict, args, out: Path) -> dict:
     started = time.perf_counter()
-    folder = cold_start_dir(Path(args.data), rows, pretrain, out / "data")
+    rl = fresh_rl_prompts(params, Path(args.data), args.rl_prompts) if args.rl_prompts else None
+    folder = cold_start_dir(Path(args.data), rows, pretrain, out / "data", rl)
     cfg = sft.Config(**params["sft"])
     replay = {"replay": str(pretrain)} if cfg.replay_weight else {}
     trained = sft.run(cfg, {"model": base_model, "sft": str(folder / "sft.jsonl")} | replay, str(out / "sft"))
@@ -86,6 +109,7 @@ def sweep_rows(rows: int, base_model: str, pretrain: Path, params: dict, args, o
     round2 = round2_sweep.run_one("round2", {}, params, bench_args, out)
     return {
         "rows": rows,
+        "rl_prompts": len(read_records(folder / "rl.jsonl")),
         "base": base_model,
         "sft_val_pass@1": greedy_val(cold_start, folder, out / "sft-eval"),
         "control_val_pass@1": round(control, 3),
@@ -103,6 +127,7 @@ def main() -> int:
     parser.add_argument("--data", default="data")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rows", type=int, nargs="+", default=[300])
+    parser.add_argument("--rl-prompts", type=int, help="round 2 samples this many fresh RL prompts (else data/rl.jsonl)")
     parser.add_argument("--out", default="/tmp/scarce-sweep")
     parser.add_argument("--log", default="bench/results/scarce_sweep_val.jsonl")
     args = parser.parse_args()

@@ -24,6 +24,17 @@ def test_the_cold_start_folder_holds_the_first_n_references_and_every_other_spli
         tuning.refuse_held_out(folder / "eval.jsonl", folder)
 
 
+def test_fresh_rl_prompts_share_no_question_with_any_split(tiny_data):
+    sweep = load_script("scarce_sweep")
+    data_dir = Path(tiny_data["eval"]).parent
+    fresh = sweep.fresh_rl_prompts({"data": tiny_overrides()["data"]}, data_dir, 30)
+
+    taken = {sweep.question(r) for name in ("sft", "prefs", "rl", "eval", "val") for r in read_records(data_dir / f"{name}.jsonl")}
+    assert len(fresh) == 30 and len({sweep.question(r) for r in fresh}) == 30
+    assert not {sweep.question(r) for r in fresh} & taken
+    assert all(r["answer"] and "solution" in r for r in fresh)  # verifiable, as data/rl.jsonl's
+
+
 @pytest.mark.slow
 def test_a_drills_base_then_each_cold_start_with_its_round_2_and_control(tmp_path, tiny_data, monkeypatch, capsys):
     tiny = tiny_overrides()
@@ -32,12 +43,13 @@ def test_a_drills_base_then_each_cold_start_with_its_round_2_and_control(tmp_pat
     params.write_text(yaml.safe_dump({k: tiny[k] for k in sections} | {"data": tiny["data"] | {"n_pretrain": 300}}))
     log = tmp_path / "log.jsonl"
     data_dir = str(Path(tiny_data["eval"]).parent)
-    argv = ["scarce_sweep", "--drills-base", "--data", data_dir, "--params", str(params), "--rows", "20", "--out", str(tmp_path / "out")]
+    argv = ["scarce_sweep", "--drills-base", "--data", data_dir, "--params", str(params), "--rows", "20", "--rl-prompts", "10"]
+    argv += ["--out", str(tmp_path / "out")]
     monkeypatch.setattr("sys.argv", [*argv, "--log", str(log)])
     assert load_script("scarce_sweep").main() == 0
 
     row = json.loads(log.read_text())
-    assert row["rows"] == 20 and row["drills_base"] is True
+    assert row["rows"] == 20 and row["rl_prompts"] == 10 and row["drills_base"] is True
     for key in ("sft_val_pass@1", "control_val_pass@1", "round2_val_pass@1"):
         assert 0 <= row[key] <= 1
     assert row["rejection_sampling"]["kept"] >= 0
