@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # and so is round2_swe
 
 import round2_sweep  # noqa: E402
 
-FRESH_SEED = 99  # not the data seed: --rl-prompts draws another set of problems
-
 from components import base, claims, data, evaluate, sft  # noqa: E402
 from components.artifacts import read_records, write_records  # noqa: E402
+
+FRESH_SEED = 99  # not the data seed: --rl-prompts draws another set of problems
 
 
 def greedy_val(model: str, data_dir: Path, out: Path) -> float:
