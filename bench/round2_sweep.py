@@ -23,13 +23,17 @@ import yaml
 from components import evaluate, rejection_sampling, sft
 
 
+def greedy_score(model: str, data_dir: str, out: Path) -> float:
+    """`model`'s greedy pass@1 on the validation split (its predictions land in `out`)."""
+    return evaluate.evaluate_for_tuning(evaluate.Config(num_samples=1, ks=[1]), model, data_dir, out).metrics["pass@1"]
+
+
 def train_and_score(policy: str, sft_data: str, params: dict, args, out: Path) -> float:
     """Round 2 (the `sft_round2` section) from `policy` on `sft_data`, scored greedily on validation."""
     cfg = sft.Config(**params["sft_round2"])
     inputs = {"model": policy, "sft": sft_data} | ({"replay": f"{args.data}/pretrain.jsonl"} if cfg.replay_weight else {})
     trained = sft.run(cfg, inputs, str(out / "round2"))
-    greedy = evaluate.Config(num_samples=1, ks=[1])
-    return evaluate.evaluate_for_tuning(greedy, trained.outputs["model"], args.data, out / "eval").metrics["pass@1"]
+    return greedy_score(trained.outputs["model"], args.data, out / "eval")
 
 
 def run_one(name: str, overrides: dict, params: dict, args, out: Path) -> dict:
@@ -60,8 +64,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load(Path(args.params).read_text())
-    start = evaluate.evaluate_for_tuning(evaluate.Config(num_samples=1, ks=[1]), args.policy, args.data, out / "start-eval").metrics
-    print(json.dumps({"run": "policy (round 2's start)", "val_pass@1": round(start["pass@1"], 3)}), flush=True)
+    start = greedy_score(args.policy, args.data, out / "start-eval")
+    print(json.dumps({"run": "policy (round 2's start)", "val_pass@1": round(start, 3)}), flush=True)
     if args.control:  # the claim's other side: as many steps from the policy on the original data
         score = train_and_score(args.policy, f"{args.data}/sft.jsonl", params, args, out / "control")
         print(json.dumps({"run": "control (original SFT data)", "val_pass@1": round(score, 3)}), flush=True)

@@ -39,15 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # and so is round2_swe
 
 import round2_sweep  # noqa: E402
 
-from components import base, claims, data, evaluate, sft  # noqa: E402
+from components import base, claims, data, sft  # noqa: E402
 from components.artifacts import read_records, write_records  # noqa: E402
 
 FRESH_SEED = 99  # not the data seed: --rl-prompts draws another set of problems
-
-
-def greedy_val(model: str, data_dir: Path, out: Path) -> float:
-    cfg = evaluate.Config(num_samples=1, ks=[1])
-    return round(evaluate.evaluate_for_tuning(cfg, model, str(data_dir), out).metrics["pass@1"], 3)
 
 
 def question(record: dict) -> str:
@@ -111,7 +106,7 @@ def sweep_rows(rows: int, base_model: str, pretrain: Path, params: dict, args, o
         "rows": rows,
         "rl_prompts": len(read_records(folder / "rl.jsonl")),
         "base": base_model,
-        "sft_val_pass@1": greedy_val(cold_start, folder, out / "sft-eval"),
+        "sft_val_pass@1": round(round2_sweep.greedy_score(cold_start, str(folder), out / "sft-eval"), 3),
         "control_val_pass@1": round(control, 3),
         "round2_val_pass@1": round2.pop("val_pass@1"),
         "round2_minus_control": round2_over_control(out),
