@@ -28,8 +28,13 @@ def greedy_score(model: str, data_dir: str, out: Path) -> float:
     return evaluate.evaluate_for_tuning(evaluate.Config(num_samples=1, ks=[1]), model, data_dir, out).metrics["pass@1"]
 
 
+def trained_model(out: Path) -> Path:
+    """Where `train_and_score(..., out)` leaves the model it trained."""
+    return out / "round2" / "model"
+
+
 def train_and_score(policy: str, sft_data: str, params: dict, args, out: Path) -> float:
-    """Round 2 (the `sft_round2` section) from `policy` on `sft_data`, scored greedily on validation."""
+    """Round 2 (the `sft_round2` section) from `policy` on `sft_data`, scored greedily on validation; the model: trained_model(out)."""
     cfg = sft.Config(**params["sft_round2"])
     inputs = {"model": policy, "sft": sft_data} | ({"replay": f"{args.data}/pretrain.jsonl"} if cfg.replay_weight else {})
     trained = sft.run(cfg, inputs, str(out / "round2"))
