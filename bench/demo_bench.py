@@ -1,6 +1,6 @@
 """Benchmark the whole R1 recipe from a fresh clone: its time and the paper's table in miniature.
 
-    python bench/demo_bench.py [--repo .] [--out bench/results/demo.json] [--keep]
+    python bench/demo_bench.py [--repo .] [--out bench/results/demo.json] [--keep] [--profile local]
 
 1. `git clone` the repository into a temporary folder (nothing installed, no caches of ours);
 2. `make demo` there: install + the whole pipeline; wall time and the peak RSS of the largest
@@ -63,38 +63,47 @@ def targets(results: dict) -> dict[str, bool]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", default=".")
-    parser.add_argument("--out", default="bench/results/demo.json")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
-    args = parser.parse_args()
-
-    workdir = Path(tempfile.mkdtemp(prefix="demo-bench-"))
-    clone = workdir / "repo"
-    subprocess.run(["git", "clone", "-q", str(Path(args.repo).resolve()), str(clone)], check=True)
-    demo_seconds = timed(["make", "demo"], clone, workdir / "demo.log")
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_results(clone: Path) -> dict:
+    """What one pipeline run in `clone` measured, from its reports/: stage seconds, held-out metrics, claims, lineage."""
     summary = json.loads((clone / "reports" / "summary.json").read_text())
-    noop_seconds = timed(["make", "demo"], clone, workdir / "noop.log")
-    noop = json.loads((clone / "reports" / "summary.json").read_text())
-
     stages = summary["stages"]
-    results = {
+    return {
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(), "platform": platform.platform()},
-        "demo_seconds": round(demo_seconds, 1),
+        "profile": summary["lineage"].get("profile", "local"),
         "pipeline_seconds": round(summary["pipeline_wall_seconds"], 1),
         "stage_seconds": {name: round(row["wall_seconds"], 1) for name, row in stages.items()},
-        "peak_rss_gib": round(peak_kib / 2**20, 2),
-        "noop_seconds": round(noop_seconds, 1),
-        "noop_pipeline_seconds": round(noop["pipeline_wall_seconds"], 1),
-        "noop_all_cached": all(row["cached"] for name, row in noop["stages"].items() if name != "data"),
-        "noop_registered_new": noop["model"]["newly_registered"],
         "final_stage": summary["model"]["stage"],
         "held_out": {name: held_out(stages[name]) for name in EVALUATED if name in stages},
         "commit": summary["lineage"].get("git_commit", "?")[:7],
         "math": {k.removeprefix("math."): v for k, v in summary["lineage"].items() if k.startswith("math.")},
         "claims": json.loads((clone / "reports" / "claims.json").read_text()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", default=".")
+    parser.add_argument("--out", default="bench/results/demo.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--profile", default="local", help="the params.yaml profile `make demo` runs (PROFILE=)")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="demo-bench-"))
+    clone = workdir / "repo"
+    subprocess.run(["git", "clone", "-q", str(Path(args.repo).resolve()), str(clone)], check=True)
+    demo = ["make", "demo", f"PROFILE={args.profile}"]
+    demo_seconds = timed(demo, clone, workdir / "demo.log")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    results = run_results(clone)
+    noop_seconds = timed(demo, clone, workdir / "noop.log")
+    noop = json.loads((clone / "reports" / "summary.json").read_text())
+    results |= {
+        "demo_seconds": round(demo_seconds, 1),
+        "peak_rss_gib": round(peak_kib / 2**20, 2),
+        "noop_seconds": round(noop_seconds, 1),
+        "noop_pipeline_seconds": round(noop["pipeline_wall_seconds"], 1),
+        "noop_all_cached": all(row["cached"] for name, row in noop["stages"].items() if name != "data"),
+        "noop_registered_new": noop["model"]["newly_registered"],
     }
     results["targets"] = targets(results)
     out = Path(args.out)

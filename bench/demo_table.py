@@ -3,9 +3,11 @@
     python bench/demo_table.py            # print them
     python bench/demo_table.py --write    # replace the blocks between the markers in README.md
 
-Two blocks: every stage's held-out metrics and seconds, and the recipe's claims (the flow's own
-reports/claims.json of that run, with their 95% intervals). Nothing in them is typed by hand:
-`python bench/demo_bench.py` measures a fresh clone's `make demo` and writes demo.json.
+Three blocks: every stage's held-out metrics and seconds, the recipe's claims (the flow's own
+reports/claims.json of that run, with their 95% intervals), and each claim beside the same claim
+in R1's data shape (the `r1_shape` profile's run, bench/results/demo_r1_shape.json). Nothing in them
+is typed by hand: `python bench/demo_bench.py [--profile r1_shape]` measures a fresh clone's
+`make demo` and writes the JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: components is importable
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # and seed_spread, beside it
@@ -26,8 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "demo.json"
 SEED_SPREAD = REPO / "bench" / "results" / "seed_spread.json"
 VERIFIER_SPREAD = REPO / "bench" / "results" / "verifier_spread.json"
+R1_SHAPE = REPO / "bench" / "results" / "demo_r1_shape.json"
 STAGES = "stages"
 CLAIMS = "claims"
+SHAPES = "data shapes"
 LABELS = {
     "sft": "sft (cold start)",
     "sft_control": "sft_control (round 2's control: original data)",
@@ -109,8 +115,40 @@ def with_verifier_spread(by_claim: dict, verifier: dict) -> tuple[dict, str]:
     return by_claim | spread(rows), note
 
 
+def _effect(row: dict | None) -> str:
+    if row is None or row.get("effect") is None:
+        return "not measured"
+    verdict = "**holds**" if row["holds"] else "does not hold"
+    return f"{row['effect']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] {verdict}"
+
+
+def data_shape(profile: str) -> str:
+    """The profile's references and RL prompts, as params.yaml sets them (a profile's `data` overrides the top level's)."""
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    data = document["data"] | document.get("profiles", {}).get(profile, {}).get("data", {})
+    return f"{profile}: {data['n_sft']} reference solutions, {data['n_rl']} RL prompts"
+
+
+def shapes_table(results: dict, other: dict | None = None) -> str:
+    """Each claim of the run above beside the same claim in the r1_shape profile's run: the same held-out problems."""
+    other = other if other is not None else json.loads(R1_SHAPE.read_text())
+    theirs = {row["claim"]: row for row in other["claims"]["claims"]}
+    rows = [f"| claim | {data_shape('local')} | {data_shape('r1_shape')} |", "|---|---|---|"]
+    rows += [f"| {row['claim']} | {_effect(row)} | {_effect(theirs.get(row['claim']))} |" for row in results["claims"]["claims"]]
+    final = {name: run["held_out"][run["final_stage"]]["pass@1"] for name, run in (("local", results), ("r1_shape", other))}
+    how = "a fresh clone's `make demo PROFILE=r1_shape`" if "demo_seconds" in other else "the flow run in a clone (not a fresh install)"
+    rows += [
+        "",
+        f"Final model's held-out pass@1: local {final['local']:.3f}, r1_shape {final['r1_shape']:.3f}. The r1_shape run:"
+        f" {how}, commit {other['commit']}, {other['machine'].get('cpu', '?')}, pipeline {other['pipeline_seconds']:.0f} s"
+        f" (bench/results/demo_r1_shape.json, claims_r1_shape.md). One run each: no seed spread of r1_shape yet.",
+    ]
+    return "\n".join(rows)
+
+
 def rendered_readme(readme: str, results: dict) -> str:
-    for block, render in ((STAGES, stages_table), (CLAIMS, claims_table)):
+    blocks = [(STAGES, stages_table), (CLAIMS, claims_table)] + ([(SHAPES, shapes_table)] if R1_SHAPE.is_file() else [])
+    for block, render in blocks:
         begin, end = markers(block)
         start, stop = readme.index(begin) + len(begin), readme.index(end)
         readme = readme[:start] + "\n" + render(results) + "\n" + readme[stop:]
@@ -123,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = json.loads(RESULTS.read_text())
     if not args.write:
-        print(stages_table(results) + "\n\n" + claims_table(results))
+        print(stages_table(results) + "\n\n" + claims_table(results) + ("\n\n" + shapes_table(results) if R1_SHAPE.is_file() else ""))
         return 0
     path = REPO / "README.md"
     try:

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # and so is round2_swe
 
 import round2_sweep  # noqa: E402
 
-from components import base, claims, data, distill, grpo, sft  # noqa: E402
+from components import accounting, base, claims, data, distill, grpo, sft  # noqa: E402
 from components.artifacts import read_records, write_records  # noqa: E402
 
 FRESH_SEED = 99  # not the data seed: --rl-prompts draws another set of problems
@@ -145,7 +145,8 @@ def distill_arm(teacher: str, base_model: str, pretrain: Path, folder: Path, par
         "rl": str(folder / "rl.jsonl"),
         "sft": str(folder / "sft.jsonl"),
     }
-    trained = distill.run(distill.Config(**params["distill"]), inputs, str(out / "distill" / "train"))
+    with accounting.metered():  # the stage counts the tokens each student trained on through the open meter
+        trained = distill.run(distill.Config(**params["distill"]), inputs, str(out / "distill" / "train"))
     students = {"distill": trained.outputs["model"], "student": trained.outputs["baseline_model"]}
     scores = {arm: round2_sweep.greedy_score(model, str(folder), out / arm / "eval") for arm, model in students.items()}
     shown = ("teacher_kept", "teacher_verified_correct_rate", "distilled_tokens_trained", "baseline_tokens_trained")

@@ -38,3 +38,21 @@ def test_the_best_of_n_spread_is_the_verifiers_when_the_run_ranked_by_the_verifi
     assert by_claim[name]["effects"] == [0.02, 0.06] and by_claim[name]["holds_in"] == 1
     assert by_claim["other"] == seeds["other"] and seeds[name]["effects"] == [-0.2, -0.1]  # the rest untouched, the input too
     assert "verifier_rescore.py" in note and "-0.200, -0.100" in note
+
+
+def test_the_data_shapes_table_sets_each_claim_beside_the_same_claim_of_the_other_run():
+    table = load_script("demo_table")
+    results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
+    other = json.loads(json.dumps(results))
+    other["claims"]["claims"] = [row for row in other["claims"]["claims"] if not row["claim"].startswith("GRPO")]
+    first = other["claims"]["claims"][0]
+    first |= {"effect": 0.123, "low": 0.01, "high": 0.2, "holds": True}
+    other.pop("demo_seconds")
+
+    rendered = table.shapes_table(results, other)
+
+    assert "| local: 3000 reference solutions, 800 RL prompts | r1_shape: 300 reference solutions, 800 RL prompts |" in rendered
+    assert f"| {first['claim']} |" in rendered and "+0.123 [+0.010, +0.200] **holds** |" in rendered
+    grpo = next(line for line in rendered.splitlines() if line.startswith("| GRPO"))
+    assert grpo.endswith("| not measured |")  # a claim the other run lacks is said so, not left blank
+    assert "the flow run in a clone (not a fresh install)" in rendered and "One run each" in rendered

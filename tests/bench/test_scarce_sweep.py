@@ -106,7 +106,7 @@ def test_a_drills_base_then_each_cold_start_with_every_arm(tmp_path, tiny_data, 
     for arm in ("sft", "control", "round2", "grpo", "distill", "student"):
         assert 0 <= row[f"{arm}_val_pass@1"] <= 1
     assert row["grpo"] == {"max_steps": 2} and "final_reward" in row["grpo_training"]
-    assert row["distill_training"]["distilled_tokens_trained"] > 0
+    assert row["distill_training"]["distilled_tokens_trained"] > 0 and row["distill_training"]["baseline_tokens_trained"] > 0
     for left, right in (("round2", "control"), ("grpo", "sft"), ("grpo", "control"), ("distill", "student")):
         name = f"{left}_minus_{right}"
         low, high = row[name]["interval"]  # each difference is the two arms' scores, with its interval around it
