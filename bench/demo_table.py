@@ -139,9 +139,11 @@ def shapes_table(results: dict, other: dict | None = None) -> str:
     how = "a fresh clone's `make demo PROFILE=r1_shape`" if "demo_seconds" in other else "the flow run in a clone (not a fresh install)"
     rows += [
         "",
-        f"Final model's held-out pass@1: local {final['local']:.3f}, r1_shape {final['r1_shape']:.3f}. The r1_shape run:"
-        f" {how}, commit {other['commit']}, {other['machine'].get('cpu', '?')}, pipeline {other['pipeline_seconds']:.0f} s"
-        f" (bench/results/demo_r1_shape.json, claims_r1_shape.md). One run each: no seed spread of r1_shape yet.",
+        f"Final model's held-out pass@1: local {final['local']:.3f}, r1_shape {final['r1_shape']:.3f}. The local run is the one"
+        f" above (commit {results['commit']}, {results['machine'].get('cpu', '?')}); the r1_shape run: {how}, commit"
+        f" {other['commit']}, {other['machine'].get('cpu', '?')}, pipeline {other['pipeline_seconds']:.0f} s"
+        " (bench/results/demo_r1_shape.json, claims_r1_shape.md). Another CPU kind trains other weights from the same"
+        " seeds (the base included), so the columns differ by more than the data. One run each: no seed spread of r1_shape yet.",
     ]
     return "\n".join(rows)
 
