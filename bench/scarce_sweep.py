@@ -58,6 +58,7 @@ from components.artifacts import read_records, write_records  # noqa: E402
 
 FRESH_SEED = 99  # not the data seed: --rl-prompts draws another set of problems
 SEEDED = ("sft", "sft_round2", "rejection_sampling", "grpo")  # what --seed-offsets shifts: every arm's training and sampling
+SEEDED_WITHIN = {"distill": ("teacher_sampling", "student_sft", "on_policy")}  # sections whose seeds are a level down
 DIFFERENCES = (("round2", "control"), ("grpo", "sft"), ("grpo", "control"), ("distill", "student"))
 
 
@@ -101,8 +102,16 @@ def drills_base(params: dict, data_dir: Path, out: Path) -> tuple[str, Path]:
 
 
 def shifted_seeds(params: dict, offset: int) -> dict:
-    """params with the seed of every section in SEEDED moved by `offset`."""
-    return params | {name: params[name] | {"seed": params[name].get("seed", 0) + offset} for name in SEEDED if name in params}
+    """params with the seed of every section in SEEDED (and of SEEDED_WITHIN's subsections) moved by `offset`."""
+
+    def moved(section: dict) -> dict:
+        return section | {"seed": section.get("seed", 0) + offset}
+
+    shifted = params | {name: moved(params[name]) for name in SEEDED if name in params}
+    for name, parts in SEEDED_WITHIN.items():
+        if name in params:
+            shifted[name] = params[name] | {part: moved(params[name].get(part, {})) for part in parts}
+    return shifted
 
 
 def mean_scores(outs: list[Path], arm: str) -> list[float]:

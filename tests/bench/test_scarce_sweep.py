@@ -38,14 +38,16 @@ def test_fresh_rl_prompts_share_no_question_with_any_split(tiny_data):
 def test_seed_offsets_move_every_post_training_seed_and_leave_the_base_and_data():
     sweep = load_script("scarce_sweep")
     params = {"data": {"seed": 1234}, "base": {"seed": 0}, "sft": {"seed": 0, "max_steps": 3}, "sft_round2": {"seed": 5}}
-    params |= {"rejection_sampling": {"seed": 0}, "grpo": {}}
+    params |= {"rejection_sampling": {"seed": 0}, "grpo": {}, "distill": {"heal_steps": 3, "student_sft": {"seed": 1}}}
 
     shifted = sweep.shifted_seeds(params, 2)
 
     assert shifted["data"] == params["data"] and shifted["base"] == params["base"]
     assert shifted["sft"] == {"seed": 2, "max_steps": 3} and shifted["sft_round2"]["seed"] == 7
     assert shifted["rejection_sampling"]["seed"] == 2 and shifted["grpo"]["seed"] == 2
-    assert params["sft"]["seed"] == 0  # the caller's params are left as they were
+    assert shifted["distill"]["heal_steps"] == 3 and shifted["distill"]["student_sft"] == {"seed": 3}
+    assert shifted["distill"]["teacher_sampling"] == {"seed": 2} and shifted["distill"]["on_policy"] == {"seed": 2}
+    assert params["sft"]["seed"] == 0 and params["distill"]["student_sft"] == {"seed": 1}  # the caller's params are as they were
 
 
 def write_arm(out: Path, arm: str, references: list[str], correct: list[bool]) -> None:
