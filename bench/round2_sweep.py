@@ -37,7 +37,7 @@ def train_and_score(policy: str, sft_data: str, params: dict, args, out: Path) -
     """Round 2 (the `sft_round2` section) from `policy` on `sft_data`, scored greedily on validation; the model: trained_model(out)."""
     cfg = sft.Config(**params["sft_round2"])
     inputs = {"model": policy, "sft": sft_data} | ({"replay": f"{args.data}/pretrain.jsonl"} if cfg.replay_weight else {})
-    trained = sft.run(cfg, inputs, str(out / "round2"))
+    trained = sft.run(cfg, inputs, str(trained_model(out).parent))
     return greedy_score(trained.outputs["model"], args.data, out / "eval")
 
 
