@@ -190,7 +190,7 @@ def sweep_rows(rows: int, base_model: str, pretrain: Path, params: dict, args, o
         result["round2_val_pass@1"] = round2.pop("val_pass@1")
         result["rejection_sampling"] = {k: v for k, v in round2.items() if k not in ("run", "seconds")}
     if "grpo" in args.arms:
-        result |= grpo_arm(cold_start, folder, params, json.loads(args.grpo), out)
+        result |= grpo_arm(cold_start, folder, params, args.grpo, out)
     if "distill" in args.arms:
         teacher = round2_sweep.trained_model(out / "round2")
         result |= distill_arm(str(teacher), base_model, pretrain, folder, params, out)
@@ -228,6 +228,12 @@ def main() -> int:
         parser.error("give --base or --drills-base (one of them)")
     if "distill" in args.arms and "round2" not in args.arms:
         parser.error("--arms distill needs round2: round 2's model is the teacher")
+    try:  # before any training: a typo here would otherwise surface after the cold start's minutes
+        args.grpo = json.loads(args.grpo)
+    except json.JSONDecodeError as error:
+        parser.error(f"--grpo {args.grpo!r} is not JSON: {error}")
+    if not isinstance(args.grpo, dict):
+        parser.error(f"--grpo {json.dumps(args.grpo)}: give a JSON object of grpo fields, e.g. '{{\"learning_rate\": 3e-5}}'")
     params = yaml.safe_load(Path(args.params).read_text())
     out = Path(args.out)
     if args.drills_base:

@@ -82,6 +82,14 @@ def test_distillation_needs_round_2_for_its_teacher(monkeypatch, capsys):
     assert "--arms distill needs round2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("overrides, says", [("{learning_rate: 3e-5}", "is not JSON"), ("[1]", "give a JSON object")])
+def test_grpo_overrides_that_are_not_a_json_object_are_refused_before_any_training(monkeypatch, capsys, overrides, says):
+    monkeypatch.setattr("sys.argv", ["scarce_sweep", "--base", "m", "--arms", "grpo", "--grpo", overrides])
+    with pytest.raises(SystemExit):
+        load_script("scarce_sweep").main()
+    assert says in capsys.readouterr().err
+
+
 def test_the_differences_follow_the_arms_run():
     sweep = load_script("scarce_sweep")
     assert sweep.compared(["control", "round2"]) == [("round2", "control")]
