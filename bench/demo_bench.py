@@ -8,7 +8,7 @@
 3. `make demo` again: the no-op re-run, served from cache;
 4. every stage's held-out metrics, from the summary, and the recipe's claims as the flow
    measured them (the clone's reports/claims.json, with 95% intervals; also copied to
-   bench/results/claims.md).
+   bench/results/claims.md; for `--out .../demo_X.json`, claims_X.md beside it).
 
 Results are written as JSON (the README's tables come from it: bench/demo_table.py); time
 targets: the recipe (pipeline) <= 20 min, peak <= 4 GiB, no-op re-run <= 60 s. Timings on a
@@ -63,6 +63,11 @@ def targets(results: dict) -> dict[str, bool]:
     }
 
 
+def claims_name(out: Path) -> str:
+    """claims.md beside demo.json, claims_r1_shape.md beside demo_r1_shape.json: another run's claims do not overwrite these."""
+    return out.stem.replace("demo", "claims", 1) + ".md"
+
+
 def run_results(clone: Path) -> dict:
     """What one pipeline run in `clone` measured, from its reports/: stage seconds, held-out metrics, claims, lineage."""
     summary = json.loads((clone / "reports" / "summary.json").read_text())
@@ -108,7 +113,7 @@ def main() -> int:
     results["targets"] = targets(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(clone / "reports" / "claims.md", out.parent / "claims.md")
+    shutil.copy(clone / "reports" / "claims.md", out.parent / claims_name(out))
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     if not args.keep:

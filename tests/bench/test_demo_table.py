@@ -1,6 +1,7 @@
 """The README's local-profile tables are the committed fresh-clone run's, not typed by hand."""
 
 import json
+from pathlib import Path
 
 from tests.bench import load_script
 from tests.conftest import REPO
@@ -56,3 +57,9 @@ def test_the_data_shapes_table_sets_each_claim_beside_the_same_claim_of_the_othe
     grpo = next(line for line in rendered.splitlines() if line.startswith("| GRPO"))
     assert grpo.endswith("| not measured |")  # a claim the other run lacks is said so, not left blank
     assert "the flow run in a clone (not a fresh install)" in rendered and "One run each" in rendered
+
+
+def test_a_profile_runs_claims_land_beside_its_json_and_leave_the_local_runs_alone():
+    bench = load_script("demo_bench")
+    assert bench.claims_name(Path("bench/results/demo.json")) == "claims.md"
+    assert bench.claims_name(Path("bench/results/demo_r1_shape.json")) == "claims_r1_shape.md"
