@@ -1,6 +1,7 @@
 """The spread of the recipe's claims over training seeds: the local recipe run whole, once per seed offset.
 
     python bench/seed_spread.py [--offsets 0 1 2] [--repo .] [--out bench/results/seed_spread.json] [--keep]
+    python bench/seed_spread.py --profile r1_shape    # another profile: bench/results/seed_spread_r1_shape.json
     python bench/seed_spread.py --offsets 1 2 --offset0-from bench/results/demo.json
 
 1. `git clone` the repository into a temporary folder and install it there (`make install`);
@@ -56,26 +57,35 @@ def seed_paths(node, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     return found
 
 
-def shifted_params(document: dict, effective: dict, offset: int, reports_dir: str) -> tuple[dict, list[str]]:
-    """A copy of the top-level (local) params with every post-training seed shifted by `offset`; the paths changed.
+def shifted_params(document: dict, effective: dict, offset: int, reports_dir: str, profile: str = "local") -> tuple[dict, list[str]]:
+    """A copy of the params with every post-training seed of `profile` shifted by `offset`; the paths changed.
 
-    `effective` is the validated params (defaults included): a stage whose seed params.yaml leaves
-    at its default is shifted too, written into the copy."""
+    `effective` is the validated params of `profile` (defaults included): a stage whose seed
+    params.yaml leaves at its default is shifted too, written into the copy. The shifted seeds and
+    the reports folder go into the top level and, for another profile than local, into that
+    profile's overrides as well, where they win over anything the profile sets."""
     shifted = json.loads(json.dumps(document))  # a deep copy of plain YAML data
+    targets = [shifted]
+    if profile != "local":
+        if profile not in (shifted.get("profiles") or {}):
+            raise ValueError(f"params.yaml has no profile {profile!r} (profiles: {', '.join(shifted.get('profiles') or {}) or 'none'})")
+        targets.append(shifted["profiles"][profile])
     changed = []
     for section, node in effective.items():
         if section in FIXED:
             continue
         for path in seed_paths(node, (section,)):
-            parent = shifted
-            for key in path[:-1]:
-                parent = parent.setdefault(key, {})
             value = effective
             for key in path:
                 value = value[key]
-            parent["seed"] = value + offset
+            for target in targets:
+                parent = target
+                for key in path[:-1]:
+                    parent = parent.setdefault(key, {})
+                parent["seed"] = value + offset
             changed.append(".".join(path))
-    shifted.setdefault("paths", {})["reports_dir"] = reports_dir
+    for target in targets:
+        target.setdefault("paths", {})["reports_dir"] = reports_dir
     return shifted, changed
 
 
@@ -99,7 +109,7 @@ def spread(runs: dict[int, list[dict]]) -> dict[str, dict]:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"# The claims over {len(result['offsets'])} seed offsets (commit {result['commit']})",
+        f"# The claims over {len(result['offsets'])} seed offsets, profile {result.get('profile', 'local')} (commit {result['commit']})",
         "",
         "| claim | effect per seed offset | mean | sd | holds in |",
         "|---|---|---|---|---|",
@@ -144,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--offsets", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--repo", default=str(REPO))
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "seed_spread.json"))
+    parser.add_argument("--profile", default="local", help="the params.yaml profile each run runs (make demo PROFILE=)")
+    parser.add_argument("--out", help="default: bench/results/seed_spread.json (seed_spread_PROFILE.json for another profile)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
     parser.add_argument("--offset0-from", type=Path, help="a demo_bench.py result whose claims stand for offset 0")
     args = parser.parse_args(argv)
     reused = reused_run(args.offset0_from, args.offsets) if args.offset0_from else None
+    suffix = "" if args.profile == "local" else f"_{args.profile}"
+    out = Path(args.out or REPO / "bench" / "results" / f"seed_spread{suffix}.json")
 
     workdir = Path(tempfile.mkdtemp(prefix="seed-spread-"))
     clone = workdir / "repo"
@@ -156,24 +169,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[seed-spread] clone in {clone}; installing", flush=True)
     run(["make", "install"], clone, workdir / "install.log")
     document = yaml.safe_load((clone / "params.yaml").read_text())
-    effective = load_params(clone / "params.yaml", "local").model_dump(mode="json")
+    effective = load_params(clone / "params.yaml", args.profile).model_dump(mode="json")
     commit = git_commit(clone, short=True)
     claims, seconds, changed = {}, {}, []
     if reused:
         claims[0], seconds[0] = reused["claims"], reused["seconds"]
     for offset in args.offsets:
         reports = f"reports/seed{offset}"
-        params, changed = shifted_params(document, effective, offset, reports)
+        params, changed = shifted_params(document, effective, offset, reports, args.profile)
         params_file = clone / f"params-seed{offset}.yaml"
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        print(f"[seed-spread] offset {offset}: {len(changed)} seeds shifted; running the local recipe", flush=True)
+        print(f"[seed-spread] offset {offset}: {len(changed)} seeds shifted; running the {args.profile} recipe", flush=True)
         started = time.perf_counter()
-        run(["make", "demo", f"PARAMS={params_file.name}"], clone, workdir / f"seed{offset}.log")
+        run(["make", "demo", f"PARAMS={params_file.name}", f"PROFILE={args.profile}"], clone, workdir / f"seed{offset}.log")
         seconds[offset] = time.perf_counter() - started
         claims[offset] = json.loads((clone / reports / "claims.json").read_text())["claims"]
         print(f"[seed-spread] offset {offset}: {seconds[offset]:.0f} s", flush=True)
     result = {
         "commit": commit,
+        "profile": args.profile,
         "cpu": cpu_model(),
         "cpu_flags": math_settings()["cpu_flags"],  # the runs ran here: a reused offset 0 names its own in offset0_from
         "offsets": sorted(claims),
@@ -181,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         "shifted_seeds": changed,
         "pipeline_seconds": seconds,
         "runs": claims,
+        "summaries": {offset: str(clone / f"reports/seed{offset}/summary.json") for offset in args.offsets},  # with --keep
         "spread": spread(claims),
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))

@@ -26,6 +26,30 @@ def test_every_post_training_seed_is_shifted_and_the_task_and_base_are_not(tmp_p
     assert document["sft"]["seed"] == before.sft.seed  # the original is untouched
 
 
+def test_another_profile_keeps_its_own_settings_and_gets_its_seeds_and_reports_shifted(tmp_path):
+    bench = load_script("seed_spread")
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    document["profiles"]["r1_shape"]["sft"] = {"seed": 40}  # a profile that sets a seed of its own: the shift must win
+    effective = load_params_from(document, tmp_path, "r1_shape")
+    shifted, changed = bench.shifted_params(document, effective, 2, "reports/seed2", "r1_shape")
+    (tmp_path / "shifted.yaml").write_text(yaml.safe_dump(shifted))
+    after = load_params(tmp_path / "shifted.yaml", "r1_shape")
+
+    assert after.data.n_sft == effective["data"]["n_sft"] == 300, "the profile's own data shape stays"
+    assert after.sft.seed == 42 and after.grpo.seed == effective["grpo"]["seed"] + 2 and "grpo.seed" in changed
+    assert after.data.seed == effective["data"]["seed"] and after.base == load_params_from(document, tmp_path, "r1_shape", model=True).base
+    assert after.paths.reports_dir == "reports/seed2"
+    with pytest.raises(ValueError, match="params.yaml has no profile 'nope'"):
+        bench.shifted_params(document, effective, 1, "reports/seed1", "nope")
+
+
+def load_params_from(document: dict, folder, profile: str, model: bool = False):
+    path = folder / "original.yaml"
+    path.write_text(yaml.safe_dump(document))
+    loaded = load_params(path, profile)
+    return loaded if model else loaded.model_dump(mode="json")
+
+
 def test_the_spread_gives_each_claims_effects_sd_and_how_often_it_held():
     bench = load_script("seed_spread")
     runs = {
