@@ -40,6 +40,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: flows is importable
 
+from components import claims as claims_module  # noqa: E402
 from components.modeling import cpu_model, math_settings  # noqa: E402
 from components.versioning import git_commit  # noqa: E402
 from flows.params import load_params  # noqa: E402
@@ -107,6 +108,37 @@ def spread(runs: dict[int, list[dict]]) -> dict[str, dict]:
     return by_claim
 
 
+def pooled(summaries: dict) -> list[dict]:
+    """The claims pooled over the runs here (components.claims.pooled): each held-out problem's score averaged
+    over the seeds, bootstrapped over problems. `summaries` maps offset -> CLONE/reports/seedK/summary.json,
+    whose relative paths are read under CLONE. Empty with fewer than two runs (a reused offset 0 has no files here)."""
+    if len(summaries) < 2:
+        return []
+    runs = []
+    for path in summaries.values():
+        summary = Path(path)
+        clone = summary.parents[2]  # this script's layout: CLONE/reports/seedK/summary.json
+        runs.append(claims_module.from_summary(json.loads(summary.read_text())).under(clone))
+    return claims_module.pooled(runs).as_dict()["claims"]
+
+
+def pooled_markdown(rows: list[dict], runs: int) -> list[str]:
+    lines = [
+        "",
+        f"## Pooled over the {runs} runs: each held-out problem's score averaged over the seeds, problems resampled",
+        "",
+        "| claim | measured | left | right | effect | 95% interval | holds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        interval = "-" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
+        verdict = {True: "**holds**", False: "does not hold", None: "not measured"}[row["holds"]]
+        left, right = (("-" if v is None else f"{v:.3f}") for v in (row["left"], row["right"]))
+        effect = "-" if row["effect"] is None else f"{row['effect']:+.3f}"
+        lines.append(f"| {row['claim']} | {row['measure']} | {left} | {right} | {effect} | {interval} | {verdict} |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     lines = [
         f"# The claims over {len(result['offsets'])} seed offsets, profile {result.get('profile', 'local')} (commit {result['commit']})",
@@ -125,6 +157,8 @@ def markdown(result: dict) -> str:
         lines.append(f"Ran on {result['cpu']} (CPU flags {result['cpu_flags']}).")
     if result.get("offset0_from"):
         lines.append(f"Offset 0 is the committed run {result['offset0_from']}, not run again.")
+    if result.get("pooled"):
+        lines += pooled_markdown(result["pooled"], len(result.get("summaries") or {}))
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="default: bench/results/seed_spread.json (seed_spread_PROFILE.json for another profile)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
     parser.add_argument("--offset0-from", type=Path, help="a demo_bench.py result whose claims stand for offset 0")
+    parser.add_argument("--repool", type=Path, help="a result of a --keep run whose clone is still there: pool its runs again")
     args = parser.parse_args(argv)
+    if args.repool:
+        return repool(args.repool)
     reused = reused_run(args.offset0_from, args.offsets) if args.offset0_from else None
     suffix = "" if args.profile == "local" else f"_{args.profile}"
     out = Path(args.out or REPO / "bench" / "results" / f"seed_spread{suffix}.json")
@@ -198,12 +235,23 @@ def main(argv: list[str] | None = None) -> int:
         "summaries": {offset: str(clone / f"reports/seed{offset}/summary.json") for offset in args.offsets},  # with --keep
         "spread": spread(claims),
     }
+    result["pooled"] = pooled(result["summaries"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def repool(result_file: Path) -> int:
+    """Pool the runs of a kept clone again (a result written before pooling existed, or after components.claims changed)."""
+    result = json.loads(result_file.read_text())
+    result["pooled"] = pooled(result.get("summaries") or {})
+    result_file.write_text(json.dumps(result, indent=2) + "\n")
+    result_file.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
     return 0
 
 

@@ -16,6 +16,12 @@ reward model's held_out_pairs.jsonl, the stages' usage), so a row that does not 
 Where a claim cannot be measured (its stage switched off, no probe set), its row says why.
 
     python -m components.claims reports/summary.json   # rebuild claims.md from a run's summary
+    python -m components.claims reports/seed0/summary.json reports/seed1/summary.json --out reports/pooled
+
+Runs of one recipe with other training seeds answer the same held-out problems: `pooled` averages
+each problem's score over them and bootstraps over problems, so a small effect that one run's
+interval cannot resolve can show once the seeds' noise averages out (bench/seed_spread.py pools
+its runs).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +60,7 @@ class Claim:
     holds: bool | None = None  # None: not measured
     note: str = ""
     units: int = 0  # problems (or pairs) resampled
+    scores: tuple[list[float], list[float] | None] | None = field(default=None, repr=False)  # per unit (left, right): for pooling runs
 
     def judge(self) -> Claim:
         self.holds = None if self.low is None else self.low > self.threshold
@@ -67,7 +74,8 @@ class ClaimsReport:
     method: str = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples), paired over the same problems"
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "claims": [asdict(c) for c in self.claims], "seed_spread": self.seed_spread}
+        rows = [{key: value for key, value in asdict(c).items() if key != "scores"} for c in self.claims]
+        return {"method": self.method, "claims": rows, "seed_spread": self.seed_spread}
 
 
 # ---------------------------------------------------------------- intervals
@@ -86,7 +94,7 @@ def paired(claim: str, measure: str, left: Sequence[float], right: Sequence[floa
     effect, low, high = mean_interval([a - b for a, b in zip(left, right, strict=True)])
     return Claim(
         claim, measure, left=float(np.mean(left)), right=float(np.mean(right)), effect=effect, low=low, high=high,
-        threshold=threshold, note=note, units=len(left),
+        threshold=threshold, note=note, units=len(left), scores=(list(left), list(right)),
     ).judge()  # fmt: skip
 
 
@@ -128,6 +136,15 @@ class RunFiles:
     num_samples: int = 8
     best_of_n_scorer: str = "reward_model"  # the stage label of the reward model that scored the final model's samples
 
+    def under(self, root: str | Path) -> RunFiles:
+        """The same run with its relative paths read under `root` (a summary read from outside the run's folder)."""
+
+        def resolve(path):
+            return path if not isinstance(path, str) or Path(path).is_absolute() else str(Path(root) / path)
+
+        evaluations = {label: {key: resolve(path) for key, path in outputs.items()} for label, outputs in self.evaluations.items()}
+        return replace(self, evaluations=evaluations, reward_pairs=resolve(self.reward_pairs))
+
 
 def build(run: RunFiles) -> ClaimsReport:
     claims = [
@@ -142,6 +159,57 @@ def build(run: RunFiles) -> ClaimsReport:
         forgetting(run),
     ]
     return ClaimsReport(claims=claims)
+
+
+def pooled(runs: Sequence[RunFiles]) -> ClaimsReport:
+    """The claims of several runs of one recipe (other training seeds, the same held-out problems), pooled.
+
+    Each problem's (each pair's) score is averaged over the runs before the bootstrap resamples
+    problems: a problem stays one unit however many runs answered it, so pooling narrows the interval
+    only as far as the runs' own noise (training and sampling seeds) averages out, never as if the
+    held-out set were N times larger."""
+    if len(runs) < 2:
+        raise ValueError(f"pooling needs two runs or more, got {len(runs)}")
+    same_problems(runs)
+    per_run = [build(run).claims for run in runs]
+    method = (
+        f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over {len(runs)} runs"
+    )
+    return ClaimsReport(claims=[pool_claim(rows) for rows in zip(*per_run, strict=True)], method=method)
+
+
+def same_problems(runs: Sequence[RunFiles]) -> None:
+    """Refuse to pool runs whose evaluations answered other problems (another held-out split, another probe)."""
+    first = runs[0]
+    for index, run in enumerate(runs[1:], start=1):
+        for label, outputs in first.evaluations.items():
+            for key, field_name in (("predictions", "reference"), ("probe_predictions", "prompt")):
+                mine, theirs = outputs.get(key), run.evaluations.get(label, {}).get(key)
+                if not mine or not theirs:
+                    continue
+                if [row.get(field_name) for row in read_records(mine)] != [row.get(field_name) for row in read_records(theirs)]:
+                    raise ValueError(
+                        f"run {index} answered other problems than run 0 in {label}'s {key} ({theirs} vs {mine}): nothing to pool"
+                    )
+
+
+def pool_claim(rows: Sequence[Claim]) -> Claim:
+    """One claim over several runs: per unit, the mean score of each side; judged against the runs' own threshold."""
+    first = rows[0]
+    note = "per run: " + ", ".join(_signed(row.effect) for row in rows)
+    if any(row.scores is None for row in rows):
+        return missing(first.claim, first.measure, f"not measured in every run ({note})")
+    if len({len(row.scores[0]) for row in rows}) != 1:
+        return missing(first.claim, first.measure, "the runs measured different numbers of units")
+    left = np.mean([row.scores[0] for row in rows], axis=0).tolist()
+    if first.scores[1] is None:  # one model's level (the reward model's accuracy), over its own units
+        level, low, high = mean_interval(left)
+        return Claim(
+            first.claim, first.measure, left=level, effect=level, low=low, high=high, threshold=first.threshold, note=note,
+            units=len(left), scores=(left, None),
+        ).judge()  # fmt: skip
+    right = np.mean([row.scores[1] for row in rows], axis=0).tolist()
+    return paired(first.claim, first.measure, left, right, threshold=first.threshold, note=note)
 
 
 def _predictions(run: RunFiles, label: str) -> str | None:
@@ -204,11 +272,12 @@ def reward_model_separates(run: RunFiles) -> Claim:
         return missing(claim, measure, "the reward model is switched off")
     scored = read_records(run.reward_pairs)
     pairs, own = [p for p in scored if p["kind"] != ON_POLICY], [p for p in scored if p["kind"] == ON_POLICY]
-    accuracy, low, high = mean_interval([float(p["correct"]) for p in pairs])
+    correct = [float(p["correct"]) for p in pairs]
+    accuracy, low, high = mean_interval(correct)
     kinds = sorted({p["kind"] for p in pairs})
     per_kind = ", ".join(f"{k} {np.mean([p['correct'] for p in pairs if p['kind'] == k]):.2f}" for k in kinds)
     goal = "met" if accuracy >= REWARD_MODEL_GOAL else "not met"
-    row = Claim(claim, measure, left=accuracy, effect=accuracy, low=low, high=high, threshold=0.5, units=len(pairs))
+    row = Claim(claim, measure, left=accuracy, effect=accuracy, low=low, high=high, threshold=0.5, units=len(pairs), scores=(correct, None))
     row.note = f"by kind of rejected answer: {per_kind}; goal {goal}"
     if own:  # not in the headline: how the policy's own mistakes are ranked, what best-of-N leans on
         row.note += f"; the SFT model's own right vs wrong answers: {np.mean([p['correct'] for p in own]):.2f} of {len(own)}"
@@ -308,12 +377,12 @@ def markdown(report: ClaimsReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: ClaimsReport, reports_dir: str | Path) -> tuple[Path, Path]:
+def write(report: ClaimsReport, reports_dir: str | Path, measured_on: str = "this run") -> tuple[Path, Path]:
     """claims.md and claims.json under `reports_dir`."""
     out = Path(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / "claims.md"
-    md.write_text("# The recipe's claims, measured on this run\n\n" + markdown(report))
+    md.write_text(f"# The recipe's claims, measured on {measured_on}\n\n" + markdown(report))
     return md, write_json(out / "claims.json", report.as_dict())
 
 
@@ -326,12 +395,20 @@ def from_summary(summary: dict) -> RunFiles:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rebuild claims.md from a run's summary")
-    parser.add_argument("summary", nargs="?", default="reports/summary.json")
-    parser.add_argument("--out", default=None, help="folder for claims.md and claims.json (default: beside the summary)")
+    parser = argparse.ArgumentParser(description="Rebuild claims.md from a run's summary, or pool several runs' claims")
+    parser.add_argument(
+        "summary", nargs="*", default=["reports/summary.json"],
+        help="a run's summary.json; several (runs with other seeds, from the folder they ran in): their claims pooled",
+    )  # fmt: skip
+    parser.add_argument("--out", default=None, help="folder for claims.md and claims.json (default: beside the one summary)")
     args = parser.parse_args(argv)
-    summary = json.loads(Path(args.summary).read_text())
-    md, _ = write(build(from_summary(summary)), args.out or Path(args.summary).parent)
+    runs = [from_summary(json.loads(Path(path).read_text())) for path in args.summary]
+    if len(runs) == 1:
+        md, _ = write(build(runs[0]), args.out or Path(args.summary[0]).parent)
+    elif not args.out:
+        parser.error("pooling several runs needs --out: a folder of its own, not one run's reports")
+    else:
+        md, _ = write(pooled(runs), args.out, f"{len(runs)} runs pooled")
     print(md.read_text())
     return 0
 

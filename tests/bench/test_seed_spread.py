@@ -92,3 +92,44 @@ def test_offset_0_can_be_a_committed_demo_run_named_in_the_report(tmp_path):
         }
     )
     assert "Offset 0 is the committed run demo.json (commit abc1234" in report
+
+
+def test_a_kept_clones_runs_are_pooled_per_problem_and_repooled_into_the_result(tmp_path):
+    from dataclasses import asdict
+
+    from components import claims
+    from components.artifacts import write_records
+
+    bench = load_script("seed_spread")
+    clone, summaries = tmp_path / "repo", {}
+    for k in range(3):  # the SFT solves the first 100 of 200; GRPO gains 20 and loses 12 others in each run
+        greedy = {"sft": [i < 100 for i in range(200)]}
+        greedy["grpo"] = greedy["alignment"] = [
+            (100 + 20 * k <= i < 120 + 20 * k) or (i < 100 and not 12 * k <= i < 12 * k + 12) for i in range(200)
+        ]
+        evaluations = {}
+        for label, correct in greedy.items():
+            rows = [
+                {"reference": str(i), "greedy_correct": c, "sample_answers": ["1"] * 8, "sample_correct": [c] * 8}
+                for i, c in enumerate(correct)
+            ]
+            write_records(clone / f"artifacts/{label}{k}/predictions.jsonl", rows)
+            evaluations[label] = {"predictions": f"artifacts/{label}{k}/predictions.jsonl"}  # relative, as the flow writes them
+        summary = clone / f"reports/seed{k}/summary.json"
+        summary.parent.mkdir(parents=True)
+        summary.write_text(json.dumps({"claims_inputs": asdict(claims.RunFiles(evaluations=evaluations, final="alignment"))}))
+        summaries[k] = str(summary)
+
+    rows = {row["measure"]: row for row in bench.pooled(summaries)}
+    assert rows["pass@1: grpo - sft"]["effect"] == pytest.approx(0.04) and rows["pass@1: grpo - sft"]["holds"] is True
+    assert bench.pooled({0: summaries[0]}) == [], "one run here (offset 0 reused from a committed run): nothing to pool"
+
+    result = tmp_path / "spread.json"
+    result.write_text(json.dumps({"commit": "abc", "offsets": [0, 1, 2], "spread": {}, "pipeline_seconds": {}, "summaries": summaries}))
+    assert bench.main(["--repool", str(result)]) == 0
+    assert json.loads(result.read_text())["pooled"]
+    report = result.with_suffix(".md").read_text()
+    assert (
+        "## Pooled over the 3 runs" in report
+        and "| GRPO lifts pass@1 over the cold-start SFT | pass@1: grpo - sft | 0.540 | 0.500 | +0.040 |" in report
+    )

@@ -1,6 +1,8 @@
 """claims.md: each claim's interval, verdict and reasons, from hand-built run files."""
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +141,68 @@ def test_the_report_is_written_as_markdown_and_json_from_a_summary(tmp_path):
     assert {c["claim"] for c in written["claims"]} == {c.claim for c in claims.build(run).claims}
     with pytest.raises(ValueError, match="claims_inputs"):
         claims.from_summary({})
+
+
+def seeded_run(folder, k: int) -> claims.RunFiles:
+    """Run k of one recipe: GRPO gains 20 problems and loses 12 over the SFT, different ones in each run."""
+    folder.mkdir(exist_ok=True)
+    sft = share(100)
+    grpo = [(100 + 20 * k <= i < 120 + 20 * k) or (c and not 12 * k <= i < 12 * k + 12) for i, c in enumerate(sft)]
+    return run_files(folder, sft=sft, grpo=grpo, alignment=grpo)
+
+
+def test_pooling_runs_averages_each_problem_over_them_and_resolves_what_one_run_cannot(tmp_path):
+    runs = [seeded_run(tmp_path / f"seed{k}", k) for k in range(3)]
+    alone = [claims.grpo_over_sft(run) for run in runs]
+    assert all(row.effect == pytest.approx(0.04) and row.holds is False for row in alone), "+20 -12 of 200: within one run's noise"
+
+    report = claims.pooled(runs)
+    grpo = next(row for row in report.claims if row.measure == "pass@1: grpo - sft")
+    assert grpo.effect == pytest.approx(0.04) and grpo.units == N, "a problem stays one unit, not three"
+    assert grpo.holds is True and grpo.high - grpo.low < min(row.high - row.low for row in alone)
+    assert grpo.note == "per run: +0.040, +0.040, +0.040" and "averaged over 3 runs" in report.method
+    assert "scores" not in report.as_dict()["claims"][0], "per-problem scores stay out of claims.json"
+
+
+def test_pooling_refuses_runs_of_other_problems_and_a_single_run(tmp_path):
+    first = seeded_run(tmp_path / "a", 0)
+    other = tmp_path / "b"
+    other.mkdir()
+    rows = [{"reference": str(i), "greedy_correct": True, "sample_answers": ["1"] * 8, "sample_correct": [True] * 8} for i in range(N)]
+    moved = claims.RunFiles(evaluations={"sft": {"predictions": str(write_records(other / "sft.jsonl", rows))}}, final="alignment")
+    with pytest.raises(ValueError, match="run 1 answered other problems than run 0 in sft's predictions"):
+        claims.pooled([first, moved])
+    with pytest.raises(ValueError, match="two runs or more, got 1"):
+        claims.pooled([first])
+
+
+def test_the_reward_models_accuracy_pools_per_pair(tmp_path):
+    def run(k: int) -> claims.RunFiles:
+        pairs = [{"kind": "format", "margin": 0.0, "correct": i % 3 != k} for i in range(60)]  # each run misses its own third
+        pairs_file = str(write_records(tmp_path / f"pairs{k}.jsonl", pairs))
+        return replace(run_files(tmp_path, alignment=share(100)), reward_pairs=pairs_file)
+
+    row = next(r for r in claims.pooled([run(k) for k in range(3)]).claims if r.measure.startswith("held-out pairwise"))
+    assert row.effect == pytest.approx(2 / 3) and row.units == 60 and row.right is None
+    assert row.low == pytest.approx(2 / 3) == row.high, "every pair right in two runs of three: no spread left between pairs"
+
+
+def test_a_run_read_from_elsewhere_resolves_its_relative_paths_and_the_cli_pools_into_a_folder_of_its_own(tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    monkeypatch.chdir(tmp_path)
+    summaries = []
+    for k in range(3):
+        run = seeded_run(tmp_path / f"seed{k}", k)
+        relative = claims.RunFiles(
+            evaluations={label: {"predictions": str(Path(p["predictions"]).relative_to(tmp_path))} for label, p in run.evaluations.items()},
+            final="alignment",
+        )
+        summary = tmp_path / f"seed{k}" / "summary.json"
+        summary.write_text(json.dumps({"claims_inputs": asdict(relative)}))
+        summaries.append(str(summary))
+        assert relative.under("/elsewhere").evaluations["sft"]["predictions"] == f"/elsewhere/seed{k}/sft.jsonl"
+    with pytest.raises(SystemExit):
+        claims.main(summaries)  # several runs need --out: never over one run's own claims.md
+    assert claims.main([*summaries, "--out", "pooled"]) == 0
+    assert (tmp_path / "pooled" / "claims.md").read_text().startswith("# The recipe's claims, measured on 3 runs pooled")
