@@ -31,6 +31,7 @@ RESULTS = REPO / "bench" / "results" / "demo.json"
 SEED_SPREAD = REPO / "bench" / "results" / "seed_spread.json"
 VERIFIER_SPREAD = REPO / "bench" / "results" / "verifier_spread.json"
 R1_SHAPE = REPO / "bench" / "results" / "demo_r1_shape.json"
+R1_SHAPE_SPREAD = REPO / "bench" / "results" / "seed_spread_r1_shape.json"
 STAGES = "stages"
 CLAIMS = "claims"
 SHAPES = "data shapes"
@@ -129,12 +130,26 @@ def data_shape(profile: str) -> str:
     return f"{profile}: {data['n_sft']} reference solutions, {data['n_rl']} RL prompts"
 
 
-def shapes_table(results: dict, other: dict | None = None) -> str:
-    """Each claim of the run above beside the same claim in the r1_shape profile's run: the same held-out problems."""
+def shapes_table(results: dict, other: dict | None = None, seeds: dict | None = None) -> str:
+    """Each claim of the run above beside the same claim in the r1_shape profile's run: the same held-out problems.
+
+    Where bench/seed_spread.py --profile r1_shape has run (`seeds`), a third column pools its runs per problem."""
     other = other if other is not None else json.loads(R1_SHAPE.read_text())
+    if seeds is None and R1_SHAPE_SPREAD.is_file():
+        seeds = json.loads(R1_SHAPE_SPREAD.read_text())
+    pooled = {row["claim"]: row for row in (seeds or {}).get("pooled", [])}
     theirs = {row["claim"]: row for row in other["claims"]["claims"]}
-    rows = [f"| claim | {data_shape('local')} | {data_shape('r1_shape')} |", "|---|---|---|"]
-    rows += [f"| {row['claim']} | {_effect(row)} | {_effect(theirs.get(row['claim']))} |" for row in results["claims"]["claims"]]
+    head = f"| claim | {data_shape('local')} | {data_shape('r1_shape')} |"
+    if pooled:
+        head += f" r1_shape, {len(seeds['summaries'])} seeds pooled |"
+    rows = [head, "|---" * (head.count("|") - 1) + "|"]
+    for row in results["claims"]["claims"]:
+        line = f"| {row['claim']} | {_effect(row)} | {_effect(theirs.get(row['claim']))} |"
+        if pooled:
+            spread = seeds["spread"].get(row["claim"], {})
+            alone = f" (alone: holds in {spread['holds_in']} of {spread['runs']})" if spread else ""
+            line += f" {_effect(pooled.get(row['claim']))}{alone} |"
+        rows.append(line)
     final = {name: run["held_out"][run["final_stage"]]["pass@1"] for name, run in (("local", results), ("r1_shape", other))}
     how = "a fresh clone's `make demo PROFILE=r1_shape`" if "demo_seconds" in other else "the flow run in a clone (not a fresh install)"
     rows += [
@@ -143,9 +158,19 @@ def shapes_table(results: dict, other: dict | None = None) -> str:
         f" above (commit {results['commit']}, {results['machine'].get('cpu', '?')}); the r1_shape run: {how}, commit"
         f" {other['commit']}, {other['machine'].get('cpu', '?')}, pipeline {other['pipeline_seconds']:.0f} s"
         " (bench/results/demo_r1_shape.json, claims_r1_shape.md). Another CPU kind trains other weights from the same"
-        " seeds (the base included), so the columns differ by more than the data. One run each: no seed spread of r1_shape yet.",
+        " seeds (the base included), so the columns differ by more than the data.",
     ]
+    rows[-1] += pooled_note(seeds) if pooled else " One run each: no seed spread of r1_shape yet."
     return "\n".join(rows)
+
+
+def pooled_note(seeds: dict) -> str:
+    seconds = ", ".join(f"{value:.0f}" for value in seeds["pipeline_seconds"].values())
+    return (
+        f" The pooled column: `python bench/seed_spread.py --profile r1_shape` at commit {seeds['commit']} on {seeds['cpu']},"
+        f" fresh-clone runs at seed offsets {seeds['offsets']} ({seconds} s each, the first training the base), each held-out"
+        " problem's score averaged over the runs and the problems resampled (bench/results/seed_spread_r1_shape.md)."
+    )
 
 
 def rendered_readme(readme: str, results: dict) -> str:

@@ -63,3 +63,29 @@ def test_a_profile_runs_claims_land_beside_its_json_and_leave_the_local_runs_alo
     bench = load_script("demo_bench")
     assert bench.claims_name(Path("bench/results/demo.json")) == "claims.md"
     assert bench.claims_name(Path("bench/results/demo_r1_shape.json")) == "claims_r1_shape.md"
+
+
+def test_a_seed_spread_of_r1_shape_adds_a_pooled_column_with_how_often_each_run_alone_held():
+    table = load_script("demo_table")
+    results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
+    other = json.loads((REPO / "bench" / "results" / "demo_r1_shape.json").read_text())
+    first = results["claims"]["claims"][0]["claim"]
+    seeds = {
+        "commit": "abc1234",
+        "cpu": "AMD EPYC",
+        "offsets": [0, 1, 2],
+        "pipeline_seconds": {"0": 2100.0, "1": 1800.0, "2": 1790.0},
+        "summaries": {"0": "s0", "1": "s1", "2": "s2"},
+        "spread": {first: {"holds_in": 1, "runs": 3}},
+        "pooled": [{"claim": first, "effect": 0.05, "low": 0.01, "high": 0.09, "holds": True}],
+    }
+
+    rendered = table.shapes_table(results, other, seeds)
+
+    lines = rendered.splitlines()
+    assert lines[0].endswith("| r1_shape, 3 seeds pooled |") and lines[1] == "|---|---|---|---|"
+    assert lines[2].startswith(f"| {first} |") and lines[2].endswith("| +0.050 [+0.010, +0.090] **holds** (alone: holds in 1 of 3) |")
+    assert all(line.count("|") == 5 for line in lines[2:] if line.startswith("| ")), "every claim has the four cells"
+    assert "seed_spread.py --profile r1_shape` at commit abc1234 on AMD EPYC" in rendered and "2100, 1800, 1790 s each" in rendered
+    assert "no seed spread of r1_shape yet" not in rendered
+    assert "no seed spread of r1_shape yet" in table.shapes_table(results, other, {}), "without a spread the table says so"
