@@ -122,21 +122,16 @@ def pooled(summaries: dict) -> list[dict]:
     return claims_module.pooled(runs).as_dict()["claims"]
 
 
+POOLED_METHOD = (
+    "95% percentile bootstrap over the held-out problems, each problem's score averaged over the runs; notes: each run's own effect"
+)
+
+
 def pooled_markdown(rows: list[dict], runs: int) -> list[str]:
-    lines = [
-        "",
-        f"## Pooled over the {runs} runs: each held-out problem's score averaged over the seeds, problems resampled",
-        "",
-        "| claim | measured | left | right | effect | 95% interval | holds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        interval = "-" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
-        verdict = {True: "**holds**", False: "does not hold", None: "not measured"}[row["holds"]]
-        left, right = (("-" if v is None else f"{v:.3f}") for v in (row["left"], row["right"]))
-        effect = "-" if row["effect"] is None else f"{row['effect']:+.3f}"
-        lines.append(f"| {row['claim']} | {row['measure']} | {left} | {right} | {effect} | {interval} | {verdict} |")
-    return lines
+    """The pooled claims as claims.md lays a run's out (components.claims.markdown)."""
+    report = claims_module.ClaimsReport(claims=[claims_module.Claim(**row) for row in rows], method=POOLED_METHOD)
+    title = f"## Pooled over the {runs} runs: each held-out problem's score averaged over the seeds, problems resampled"
+    return ["", title, "", *claims_module.markdown(report).rstrip("\n").splitlines()]
 
 
 def markdown(result: dict) -> str:
