@@ -108,18 +108,32 @@ def spread(runs: dict[int, list[dict]]) -> dict[str, dict]:
     return by_claim
 
 
-def pooled(summaries: dict) -> list[dict]:
-    """The claims pooled over the runs here (components.claims.pooled): each held-out problem's score averaged
-    over the seeds, bootstrapped over problems. `summaries` maps offset -> CLONE/reports/seedK/summary.json,
-    whose relative paths are read under CLONE. Empty with fewer than two runs (a reused offset 0 has no files here)."""
-    if len(summaries) < 2:
-        return []
-    runs = []
-    for path in summaries.values():
-        summary = Path(path)
-        clone = summary.parents[2]  # this script's layout: CLONE/reports/seedK/summary.json
-        runs.append(claims_module.from_summary(json.loads(summary.read_text())).under(clone))
-    return claims_module.pooled(runs).as_dict()["claims"]
+def run_report(summary: Path) -> claims_module.ClaimsReport:
+    """One run's claims with their per-problem scores: its claims.json, or, where that predates the scores, measured
+    again from the files its summary.json names (relative to the clone: CLONE/reports/seedK/summary.json here)."""
+    written = json.loads(summary.with_name("claims.json").read_text())
+    if written.get("problems"):
+        return claims_module.ClaimsReport.from_dict(written)
+    return claims_module.build(claims_module.from_summary(json.loads(summary.read_text())).under(summary.parents[2]))
+
+
+def pooled(summaries: dict, reused: dict | None = None) -> tuple[list[dict], list[int]]:
+    """The claims pooled over the runs (components.claims.pool): each held-out problem's score averaged over the
+    seeds, bootstrapped over problems; and the offsets pooled. `summaries` maps offset -> the summary.json of a
+    run here; a reused offset 0 joins when its committed claims carry their scores. Nothing with fewer than two runs."""
+    reports = {int(offset): run_report(Path(path)) for offset, path in summaries.items()}
+    if reused and reused["report"].get("problems"):
+        reports[0] = claims_module.ClaimsReport.from_dict(reused["report"])
+    if len(reports) < 2:
+        return [], []
+    offsets = sorted(reports)
+    rows = claims_module.pool([reports[offset] for offset in offsets]).as_dict()["claims"]
+    return [without_scores(row) for row in rows], offsets
+
+
+def without_scores(row: dict) -> dict:
+    """A claim row without its per-problem scores: each run's claims.json keeps those; the result stays readable."""
+    return {key: value for key, value in row.items() if key != "scores"}
 
 
 POOLED_METHOD = (
@@ -153,7 +167,7 @@ def markdown(result: dict) -> str:
     if result.get("offset0_from"):
         lines.append(f"Offset 0 is the committed run {result['offset0_from']}, not run again.")
     if result.get("pooled"):
-        lines += pooled_markdown(result["pooled"], len(result.get("summaries") or {}))
+        lines += pooled_markdown(result["pooled"], len(result["pooled_offsets"]))
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +179,7 @@ def reused_run(demo_json: Path, offsets: list[int]) -> dict:
     try:
         return {
             "claims": demo["claims"]["claims"],
+            "report": demo["claims"],  # with per-problem scores (demo runs since claims.json kept them): pooled too
             "seconds": demo["pipeline_seconds"],  # the flow's wall; a run here is timed as its whole `make demo`
             "source": f"{demo_json.name} (commit {demo['commit']}, CPU flags {demo['math']['cpu_flags']})",
         }
@@ -205,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = git_commit(clone, short=True)
     claims, seconds, changed = {}, {}, []
     if reused:
-        claims[0], seconds[0] = reused["claims"], reused["seconds"]
+        claims[0], seconds[0] = [without_scores(row) for row in reused["claims"]], reused["seconds"]
     for offset in args.offsets:
         reports = f"reports/seed{offset}"
         params, changed = shifted_params(document, effective, offset, reports, args.profile)
@@ -215,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         run(["make", "demo", f"PARAMS={params_file.name}", f"PROFILE={args.profile}"], clone, workdir / f"seed{offset}.log")
         seconds[offset] = time.perf_counter() - started
-        claims[offset] = json.loads((clone / reports / "claims.json").read_text())["claims"]
+        claims[offset] = [without_scores(row) for row in json.loads((clone / reports / "claims.json").read_text())["claims"]]
         print(f"[seed-spread] offset {offset}: {seconds[offset]:.0f} s", flush=True)
     result = {
         "commit": commit,
@@ -230,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "summaries": {offset: str(clone / f"reports/seed{offset}/summary.json") for offset in args.offsets},  # with --keep
         "spread": spread(claims),
     }
-    result["pooled"] = pooled(result["summaries"])
+    result["pooled"], result["pooled_offsets"] = pooled(result["summaries"], reused)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))
@@ -243,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 def repool(result_file: Path) -> int:
     """Pool the runs of a kept clone again (a result written before pooling existed, or after components.claims changed)."""
     result = json.loads(result_file.read_text())
-    result["pooled"] = pooled(result.get("summaries") or {})
+    result["pooled"], result["pooled_offsets"] = pooled(result.get("summaries") or {})  # the runs here only
     result_file.write_text(json.dumps(result, indent=2) + "\n")
     result_file.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

@@ -27,6 +27,7 @@ its runs).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -72,10 +73,22 @@ class ClaimsReport:
     claims: list[Claim]
     seed_spread: dict[str, dict] = field(default_factory=dict)  # claim -> {seeds, effects, sd}, when several seeds were run
     method: str = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples), paired over the same problems"
+    problems: str = ""  # a fingerprint of the held-out problems, probe and pairs measured: runs pool only when theirs agree
 
     def as_dict(self) -> dict:
-        rows = [{key: value for key, value in asdict(c).items() if key != "scores"} for c in self.claims]
-        return {"method": self.method, "claims": rows, "seed_spread": self.seed_spread}
+        """claims.json: each row with its per-unit scores, so that runs can be pooled from their claims.json alone."""
+        return {
+            "method": self.method,
+            "problems": self.problems,
+            "claims": [asdict(c) for c in self.claims],
+            "seed_spread": self.seed_spread,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClaimsReport:
+        """A report back from claims.json (or a bench result that embeds it)."""
+        claims = [Claim(**row) for row in data["claims"]]
+        return cls(claims=claims, seed_spread=data.get("seed_spread", {}), method=data["method"], problems=data.get("problems", ""))
 
 
 # ---------------------------------------------------------------- intervals
@@ -158,44 +171,59 @@ def build(run: RunFiles) -> ClaimsReport:
         distilled_over_direct(run),
         forgetting(run),
     ]
-    return ClaimsReport(claims=claims)
+    return ClaimsReport(claims=claims, problems=problems_measured(run))
+
+
+def problems_measured(run: RunFiles) -> str:
+    """A fingerprint of what the claims were measured on: the held-out problems' references in order, the
+    probe's prompts, the reward model's held-out pairs. Two runs of one task and split share it."""
+    digest = hashlib.sha256()
+    units = {
+        "held_out": (_predictions(run, run.final), "reference"),
+        "probe": (run.evaluations.get("base", {}).get("probe_predictions"), "prompt"),
+        "pairs": (run.reward_pairs, "prompt"),
+    }
+    for name, (path, key) in units.items():
+        rows = read_records(path) if path else []
+        if name == "pairs":
+            rows = [row for row in rows if row.get("kind") != ON_POLICY]  # the policy's own answers differ by seed, not pooled
+        digest.update(json.dumps([name, [row.get(key, row.get("kind")) for row in rows]]).encode())
+    return digest.hexdigest()[:16]
 
 
 def pooled(runs: Sequence[RunFiles]) -> ClaimsReport:
+    """The claims of several runs' files, pooled (`pool`)."""
+    return pool([build(run) for run in runs])
+
+
+def pool(reports: Sequence[ClaimsReport]) -> ClaimsReport:
     """The claims of several runs of one recipe (other training seeds, the same held-out problems), pooled.
 
     Each problem's (each pair's) score is averaged over the runs before the bootstrap resamples
     problems: a problem stays one unit however many runs answered it, so pooling narrows the interval
     only as far as the runs' own noise (training and sampling seeds) averages out, never as if the
-    held-out set were N times larger."""
-    if len(runs) < 2:
-        raise ValueError(f"pooling needs two runs or more, got {len(runs)}")
-    same_problems(runs)
-    per_run = [build(run).claims for run in runs]
-    method = (
-        f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over {len(runs)} runs"
-    )
-    return ClaimsReport(claims=[pool_claim(rows) for rows in zip(*per_run, strict=True)], method=method)
-
-
-def same_problems(runs: Sequence[RunFiles]) -> None:
-    """Refuse to pool runs whose evaluations answered other problems (another held-out split, another probe)."""
-    first = runs[0]
-    for index, run in enumerate(runs[1:], start=1):
-        for label, outputs in first.evaluations.items():
-            for key, field_name in (("predictions", "reference"), ("probe_predictions", "prompt")):
-                mine, theirs = outputs.get(key), run.evaluations.get(label, {}).get(key)
-                if not mine or not theirs:
-                    continue
-                if [row.get(field_name) for row in read_records(mine)] != [row.get(field_name) for row in read_records(theirs)]:
-                    raise ValueError(
-                        f"run {index} answered other problems than run 0 in {label}'s {key} ({theirs} vs {mine}): nothing to pool"
-                    )
+    held-out set were N times larger. Runs measured on other problems are refused."""
+    if len(reports) < 2:
+        raise ValueError(f"pooling needs two runs or more, got {len(reports)}")
+    for index, report in enumerate(reports):
+        if not report.problems:
+            raise ValueError(f"run {index}'s claims carry no per-problem scores (written before pooling existed): rebuild them from"
+                             " its summary (python -m components.claims reports/summary.json)")  # fmt: skip
+        if report.problems != reports[0].problems:
+            raise ValueError(
+                f"run {index} was measured on other problems than run 0 (another held-out split, probe or pairs: fingerprint"
+                f" {report.problems} vs {reports[0].problems}): nothing to pool"
+            )
+    method = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over {len(reports)} runs"
+    claims = [pool_claim(rows) for rows in zip(*(report.claims for report in reports), strict=True)]
+    return ClaimsReport(claims=claims, method=method, problems=reports[0].problems)
 
 
 def pool_claim(rows: Sequence[Claim]) -> Claim:
     """One claim over several runs: per unit, the mean score of each side; judged against the runs' own threshold."""
     first = rows[0]
+    if any(row.claim != first.claim for row in rows):
+        raise ValueError(f"the runs list other claims ({', '.join(sorted({row.claim for row in rows}))}): written by other versions?")
     note = "per run: " + ", ".join(_signed(row.effect) for row in rows)
     if any(row.scores is None for row in rows):
         return missing(first.claim, first.measure, f"not measured in every run ({note})")
@@ -394,21 +422,31 @@ def from_summary(summary: dict) -> RunFiles:
     return RunFiles(**inputs)
 
 
+def report_of(path: Path) -> ClaimsReport:
+    """A run's claims from its summary.json (measured again from its files) or its claims.json (as written)."""
+    data = json.loads(path.read_text())
+    if "claims_inputs" in data:
+        return build(from_summary(data))
+    if "claims" in data and "method" in data:
+        return ClaimsReport.from_dict(data)
+    raise ValueError(f"{path}: neither a run's summary.json (claims_inputs) nor a claims.json (claims, method)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild claims.md from a run's summary, or pool several runs' claims")
     parser.add_argument(
         "summary", nargs="*", default=["reports/summary.json"],
-        help="a run's summary.json; several (runs with other seeds, from the folder they ran in): their claims pooled",
+        help="a run's summary.json or claims.json; several (runs with other seeds): their claims pooled (run from the folder they ran in)",
     )  # fmt: skip
     parser.add_argument("--out", default=None, help="folder for claims.md and claims.json (default: beside the one summary)")
     args = parser.parse_args(argv)
-    runs = [from_summary(json.loads(Path(path).read_text())) for path in args.summary]
-    if len(runs) == 1:
-        md, _ = write(build(runs[0]), args.out or Path(args.summary[0]).parent)
+    reports = [report_of(Path(path)) for path in args.summary]
+    if len(reports) == 1:
+        md, _ = write(reports[0], args.out or Path(args.summary[0]).parent)
     elif not args.out:
         parser.error("pooling several runs needs --out: a folder of its own, not one run's reports")
     else:
-        md, _ = write(pooled(runs), args.out, f"{len(runs)} runs pooled")
+        md, _ = write(pool(reports), args.out, f"{len(reports)} runs pooled")
     print(md.read_text())
     return 0
 

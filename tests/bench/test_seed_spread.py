@@ -1,6 +1,7 @@
 """bench/seed_spread.py: which seeds a seed offset shifts, and how the claims' spread is summarised."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -117,12 +118,21 @@ def test_a_kept_clones_runs_are_pooled_per_problem_and_repooled_into_the_result(
             evaluations[label] = {"predictions": f"artifacts/{label}{k}/predictions.jsonl"}  # relative, as the flow writes them
         summary = clone / f"reports/seed{k}/summary.json"
         summary.parent.mkdir(parents=True)
-        summary.write_text(json.dumps({"claims_inputs": asdict(claims.RunFiles(evaluations=evaluations, final="alignment"))}))
+        run = claims.RunFiles(evaluations=evaluations, final="alignment")
+        summary.write_text(json.dumps({"claims_inputs": asdict(run)}))
+        written = claims.build(run.under(clone)).as_dict()
+        if k < 2:  # a claims.json from before the scores were kept: measured again from the summary's files
+            written = {"method": written["method"], "claims": [bench.without_scores(row) for row in written["claims"]]}
+        summary.with_name("claims.json").write_text(json.dumps(written))
         summaries[k] = str(summary)
 
-    rows = {row["measure"]: row for row in bench.pooled(summaries)}
+    pooled, offsets = bench.pooled(summaries)
+    rows = {row["measure"]: row for row in pooled}
     assert rows["pass@1: grpo - sft"]["effect"] == pytest.approx(0.04) and rows["pass@1: grpo - sft"]["holds"] is True
-    assert bench.pooled({0: summaries[0]}) == [], "one run here (offset 0 reused from a committed run): nothing to pool"
+    assert offsets == [0, 1, 2] and "scores" not in rows["pass@1: grpo - sft"], "the result stays readable"
+    assert bench.pooled({1: summaries[1]}) == ([], []), "one run here (offset 0 reused from an old run without scores)"
+    reused = {"report": json.loads(Path(summaries[2]).with_name("claims.json").read_text())}
+    assert bench.pooled({1: summaries[1]}, reused)[1] == [0, 1], "a reused run whose claims carry scores is pooled as offset 0"
 
     result = tmp_path / "spread.json"
     result.write_text(json.dumps({"commit": "abc", "offsets": [0, 1, 2], "spread": {}, "pipeline_seconds": {}, "summaries": summaries}))

@@ -1,7 +1,7 @@
 """claims.md: each claim's interval, verdict and reasons, from hand-built run files."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -131,7 +131,6 @@ def test_round2_is_compared_with_its_control_when_there_is_one(tmp_path):
 def test_the_report_is_written_as_markdown_and_json_from_a_summary(tmp_path):
     run = run_files(tmp_path, base=share(0), sft=share(60), grpo=share(70), sft_round2=share(90), alignment=share(90))
     summary = tmp_path / "summary.json"
-    from dataclasses import asdict
 
     summary.write_text(json.dumps({"claims_inputs": asdict(run)}))
     assert claims.main([str(summary), "--out", str(tmp_path / "out")]) == 0
@@ -161,19 +160,31 @@ def test_pooling_runs_averages_each_problem_over_them_and_resolves_what_one_run_
     assert grpo.effect == pytest.approx(0.04) and grpo.units == N, "a problem stays one unit, not three"
     assert grpo.holds is True and grpo.high - grpo.low < min(row.high - row.low for row in alone)
     assert grpo.note == "per run: +0.040, +0.040, +0.040" and "averaged over 3 runs" in report.method
-    assert "scores" not in report.as_dict()["claims"][0], "per-problem scores stay out of claims.json"
+    written = report.as_dict()
+    assert written["claims"][0]["scores"][0] == grpo.scores[0] and written["problems"] == claims.build(runs[0]).problems
 
 
-def test_pooling_refuses_runs_of_other_problems_and_a_single_run(tmp_path):
-    first = seeded_run(tmp_path / "a", 0)
+def test_claims_json_carries_the_scores_so_runs_pool_from_it_alone(tmp_path):
+    runs = [seeded_run(tmp_path / f"seed{k}", k) for k in range(3)]
+    written = [json.loads(json.dumps(claims.build(run).as_dict())) for run in runs]  # as claims.json holds them
+    assert written[0]["problems"] and written[0]["claims"][0]["scores"][1] == [1.0] * 100 + [0.0] * 100
+    again = claims.pool([claims.ClaimsReport.from_dict(data) for data in written])
+    assert [asdict(row) for row in again.claims] == [asdict(row) for row in claims.pooled(runs).claims]
+
+
+def test_pooling_refuses_runs_of_other_problems_runs_without_scores_and_a_single_run(tmp_path):
+    first = claims.build(seeded_run(tmp_path / "a", 0))
     other = tmp_path / "b"
     other.mkdir()
     rows = [{"reference": str(i), "greedy_correct": True, "sample_answers": ["1"] * 8, "sample_correct": [True] * 8} for i in range(N)]
-    moved = claims.RunFiles(evaluations={"sft": {"predictions": str(write_records(other / "sft.jsonl", rows))}}, final="alignment")
-    with pytest.raises(ValueError, match="run 1 answered other problems than run 0 in sft's predictions"):
-        claims.pooled([first, moved])
+    path = str(write_records(other / "alignment.jsonl", rows))
+    moved = claims.build(claims.RunFiles(evaluations={"sft": {"predictions": path}, "alignment": {"predictions": path}}, final="alignment"))
+    with pytest.raises(ValueError, match="run 1 was measured on other problems than run 0"):
+        claims.pool([first, moved])
+    with pytest.raises(ValueError, match="run 1's claims carry no per-problem scores"):
+        claims.pool([first, replace(first, problems="")])
     with pytest.raises(ValueError, match="two runs or more, got 1"):
-        claims.pooled([first])
+        claims.pool([first])
 
 
 def test_the_reward_models_accuracy_pools_per_pair(tmp_path):
@@ -188,7 +199,6 @@ def test_the_reward_models_accuracy_pools_per_pair(tmp_path):
 
 
 def test_a_run_read_from_elsewhere_resolves_its_relative_paths_and_the_cli_pools_into_a_folder_of_its_own(tmp_path, monkeypatch):
-    from dataclasses import asdict
 
     monkeypatch.chdir(tmp_path)
     summaries = []
@@ -206,3 +216,16 @@ def test_a_run_read_from_elsewhere_resolves_its_relative_paths_and_the_cli_pools
         claims.main(summaries)  # several runs need --out: never over one run's own claims.md
     assert claims.main([*summaries, "--out", "pooled"]) == 0
     assert (tmp_path / "pooled" / "claims.md").read_text().startswith("# The recipe's claims, measured on 3 runs pooled")
+
+
+def test_the_cli_pools_claims_json_files_too_and_names_a_file_that_is_neither(tmp_path):
+    files = []
+    for k in range(2):
+        _, written = claims.write(claims.build(seeded_run(tmp_path / f"seed{k}", k)), tmp_path / f"seed{k}")
+        files.append(str(written))
+    assert claims.main([*files, "--out", str(tmp_path / "pooled")]) == 0
+    assert json.loads((tmp_path / "pooled" / "claims.json").read_text())["claims"][0]["note"] == "per run: +0.040, +0.040"
+    stray = tmp_path / "stray.json"
+    stray.write_text("{}")
+    with pytest.raises(ValueError, match=r"stray.json: neither a run's summary.json \(claims_inputs\) nor a claims.json"):
+        claims.report_of(stray)
