@@ -18,7 +18,7 @@ Where a claim cannot be measured (its stage switched off, no probe set), its row
     python -m components.claims reports/summary.json   # rebuild claims.md from a run's summary
     python -m components.claims reports/seed0/summary.json reports/seed1/summary.json --out reports/pooled
 
-Runs of one recipe with other training seeds answer the same held-out problems: `pooled` averages
+Runs of one recipe with other training seeds answer the same held-out problems: `pool` averages
 each problem's score over them and bootstraps over problems, so a small effect that one run's
 interval cannot resolve can show once the seeds' noise averages out (bench/seed_spread.py pools
 its runs).
