@@ -141,7 +141,7 @@ def shapes_table(results: dict, other: dict | None = None, seeds: dict | None = 
     theirs = {row["claim"]: row for row in other["claims"]["claims"]}
     head = f"| claim | {data_shape('local')} | {data_shape('r1_shape')} |"
     if pooled:
-        head += f" r1_shape, {len(seeds['summaries'])} seeds pooled |"
+        head += f" r1_shape, {len(seeds['pooled_offsets'])} seeds pooled |"
     rows = [head, "|---" * (head.count("|") - 1) + "|"]
     for row in results["claims"]["claims"]:
         line = f"| {row['claim']} | {_effect(row)} | {_effect(theirs.get(row['claim']))} |"

@@ -75,7 +75,7 @@ def test_a_seed_spread_of_r1_shape_adds_a_pooled_column_with_how_often_each_run_
         "cpu": "AMD EPYC",
         "offsets": [0, 1, 2],
         "pipeline_seconds": {"0": 2100.0, "1": 1800.0, "2": 1790.0},
-        "summaries": {"0": "s0", "1": "s1", "2": "s2"},
+        "pooled_offsets": [0, 1, 2],
         "spread": {first: {"holds_in": 1, "runs": 3}},
         "pooled": [{"claim": first, "effect": 0.05, "low": 0.01, "high": 0.09, "holds": True}],
     }
