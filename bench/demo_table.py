@@ -166,10 +166,12 @@ def shapes_table(results: dict, other: dict | None = None, seeds: dict | None = 
 
 def pooled_note(seeds: dict) -> str:
     seconds = ", ".join(f"{value:.0f}" for value in seeds["pipeline_seconds"].values())
+    final = next((row["left"] for row in seeds["pooled"] if row["measure"].startswith("pass@1: final")), None)
+    finals = f" Their final models solve {final:.3f} of the held-out set on average." if final is not None else ""
     return (
         f" The pooled column: `python bench/seed_spread.py --profile r1_shape` at commit {seeds['commit']} on {seeds['cpu']},"
         f" fresh-clone runs at seed offsets {seeds['offsets']} ({seconds} s each, the first training the base), each held-out"
-        " problem's score averaged over the runs and the problems resampled (bench/results/seed_spread_r1_shape.md)."
+        f" problem's score averaged over the runs and the problems resampled (bench/results/seed_spread_r1_shape.md).{finals}"
     )
 
 

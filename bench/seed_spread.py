@@ -112,7 +112,7 @@ def run_report(summary: Path) -> claims_module.ClaimsReport:
     """One run's claims with their per-problem scores: its claims.json, or, where that predates the scores, measured
     again from the files its summary.json names (relative to the clone: CLONE/reports/seedK/summary.json here)."""
     written = json.loads(summary.with_name("claims.json").read_text())
-    if written.get("problems"):
+    if all("units_id" in row for row in written["claims"]):  # written since claims.json keeps each unit's scores
         return claims_module.ClaimsReport.from_dict(written)
     return claims_module.build(claims_module.from_summary(json.loads(summary.read_text())).under(summary.parents[2]))
 
@@ -122,7 +122,7 @@ def pooled(summaries: dict, reused: dict | None = None) -> tuple[list[dict], lis
     seeds, bootstrapped over problems; and the offsets pooled. `summaries` maps offset -> the summary.json of a
     run here; a reused offset 0 joins when its committed claims carry their scores. Nothing with fewer than two runs."""
     reports = {int(offset): run_report(Path(path)) for offset, path in summaries.items()}
-    if reused and reused["report"].get("problems"):
+    if reused and all("units_id" in row for row in reused["report"]["claims"]):
         reports[0] = claims_module.ClaimsReport.from_dict(reused["report"])
     if len(reports) < 2:
         return [], []
@@ -132,8 +132,8 @@ def pooled(summaries: dict, reused: dict | None = None) -> tuple[list[dict], lis
 
 
 def without_scores(row: dict) -> dict:
-    """A claim row without its per-problem scores: each run's claims.json keeps those; the result stays readable."""
-    return {key: value for key, value in row.items() if key != "scores"}
+    """A claim row without its per-unit scores and their fingerprint: each run's claims.json keeps those; the result stays readable."""
+    return {key: value for key, value in row.items() if key not in ("scores", "units_id")}
 
 
 POOLED_METHOD = (

@@ -62,6 +62,7 @@ class Claim:
     note: str = ""
     units: int = 0  # problems (or pairs) resampled
     scores: tuple[list[float], list[float] | None] | None = field(default=None, repr=False)  # per unit (left, right): for pooling runs
+    units_id: str = ""  # a fingerprint of the units scored (the held-out problems, the probe, the pairs): runs pool per unit when equal
 
     def judge(self) -> Claim:
         self.holds = None if self.low is None else self.low > self.threshold
@@ -73,13 +74,11 @@ class ClaimsReport:
     claims: list[Claim]
     seed_spread: dict[str, dict] = field(default_factory=dict)  # claim -> {seeds, effects, sd}, when several seeds were run
     method: str = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples), paired over the same problems"
-    problems: str = ""  # a fingerprint of the held-out problems, probe and pairs measured: runs pool only when theirs agree
 
     def as_dict(self) -> dict:
         """claims.json: each row with its per-unit scores, so that runs can be pooled from their claims.json alone."""
         return {
             "method": self.method,
-            "problems": self.problems,
             "claims": [asdict(c) for c in self.claims],
             "seed_spread": self.seed_spread,
         }
@@ -88,7 +87,7 @@ class ClaimsReport:
     def from_dict(cls, data: dict) -> ClaimsReport:
         """A report back from claims.json (or a bench result that embeds it)."""
         claims = [Claim(**row) for row in data["claims"]]
-        return cls(claims=claims, seed_spread=data.get("seed_spread", {}), method=data["method"], problems=data.get("problems", ""))
+        return cls(claims=claims, seed_spread=data.get("seed_spread", {}), method=data["method"])
 
 
 # ---------------------------------------------------------------- intervals
@@ -160,35 +159,35 @@ class RunFiles:
 
 
 def build(run: RunFiles) -> ClaimsReport:
-    claims = [
-        grpo_over_sft(run),
-        whole_recipe_over_sft(run),
-        majority_over_greedy(run),
-        scaling_rises(run),
-        best_of_n_over_greedy(run),
-        reward_model_separates(run),
-        rejection_sampling_over_control(run),
-        distilled_over_direct(run),
-        forgetting(run),
+    measured = [
+        grpo_over_sft,
+        whole_recipe_over_sft,
+        majority_over_greedy,
+        scaling_rises,
+        best_of_n_over_greedy,
+        reward_model_separates,
+        rejection_sampling_over_control,
+        distilled_over_direct,
+        forgetting,
     ]
-    return ClaimsReport(claims=claims, problems=problems_measured(run))
-
-
-def problems_measured(run: RunFiles) -> str:
-    """A fingerprint of what the claims were measured on: the held-out problems' references in order, the
-    probe's prompts, the reward model's held-out pairs. Two runs of one task and split share it."""
-    digest = hashlib.sha256()
-    units = {
-        "held_out": (_predictions(run, run.final), "reference"),
-        "probe": (run.evaluations.get("base", {}).get("probe_predictions"), "prompt"),
-        "pairs": (run.reward_pairs, "prompt"),
+    units = {  # what each claim's scores are per unit of: the held-out problems unless named here
+        forgetting: units_fingerprint(run.evaluations.get("base", {}).get("probe_predictions"), "prompt"),
+        reward_model_separates: units_fingerprint(run.reward_pairs, "kind"),  # the pairs keep no text: their kinds, in order
     }
-    for name, (path, key) in units.items():
-        rows = read_records(path) if path else []
-        if name == "pairs":
-            rows = [row for row in rows if row.get("kind") != ON_POLICY]  # the policy's own answers differ by seed, not pooled
-        digest.update(json.dumps([name, [row.get(key, row.get("kind")) for row in rows]]).encode())
-    return digest.hexdigest()[:16]
+    held_out = units_fingerprint(_predictions(run, run.final), "reference")
+    claims = []
+    for measure in measured:
+        row = measure(run)
+        row.units_id = units.get(measure, held_out) if row.scores else ""
+        claims.append(row)
+    return ClaimsReport(claims=claims)
+
+
+def units_fingerprint(path: str | None, key: str) -> str:
+    """A fingerprint of the units a file scores, in order (held-out references, probe prompts): equal for runs of one split."""
+    rows = read_records(path) if path else []
+    keys = [row.get(key) for row in rows if row.get("kind") != ON_POLICY]  # the policy's own pairs differ by seed: never pooled
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
 
 
 def pooled(runs: Sequence[RunFiles]) -> ClaimsReport:
@@ -199,45 +198,50 @@ def pooled(runs: Sequence[RunFiles]) -> ClaimsReport:
 def pool(reports: Sequence[ClaimsReport]) -> ClaimsReport:
     """The claims of several runs of one recipe (other training seeds, the same held-out problems), pooled.
 
-    Each problem's (each pair's) score is averaged over the runs before the bootstrap resamples
-    problems: a problem stays one unit however many runs answered it, so pooling narrows the interval
-    only as far as the runs' own noise (training and sampling seeds) averages out, never as if the
-    held-out set were N times larger. Runs measured on other problems are refused."""
+    Each problem's (each probe question's) score is averaged over the runs before the bootstrap
+    resamples problems: a problem stays one unit however many runs answered it, so pooling narrows
+    the interval only as far as the runs' own noise (training and sampling seeds) averages out, never
+    as if the held-out set were N times larger. A comparison measured on other problems is refused."""
     if len(reports) < 2:
         raise ValueError(f"pooling needs two runs or more, got {len(reports)}")
-    for index, report in enumerate(reports):
-        if not report.problems:
-            raise ValueError(f"run {index}'s claims carry no per-problem scores (written before pooling existed): rebuild them from"
-                             " its summary (python -m components.claims reports/summary.json)")  # fmt: skip
-        if report.problems != reports[0].problems:
-            raise ValueError(
-                f"run {index} was measured on other problems than run 0 (another held-out split, probe or pairs: fingerprint"
-                f" {report.problems} vs {reports[0].problems}): nothing to pool"
-            )
     method = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over {len(reports)} runs"
     claims = [pool_claim(rows) for rows in zip(*(report.claims for report in reports), strict=True)]
-    return ClaimsReport(claims=claims, method=method, problems=reports[0].problems)
+    return ClaimsReport(claims=claims, method=method)
 
 
 def pool_claim(rows: Sequence[Claim]) -> Claim:
-    """One claim over several runs: per unit, the mean score of each side; judged against the runs' own threshold."""
+    """One claim over several runs: per unit, the mean score of each side; judged against the runs' own threshold.
+
+    A claim about one model's level whose runs scored other units (the reward model's held-out pairs, split
+    with each run's seed) pools their units side by side instead: every run's pairs, resampled together."""
     first = rows[0]
     if any(row.claim != first.claim for row in rows):
         raise ValueError(f"the runs list other claims ({', '.join(sorted({row.claim for row in rows}))}): written by other versions?")
     note = "per run: " + ", ".join(_signed(row.effect) for row in rows)
     if any(row.scores is None for row in rows):
         return missing(first.claim, first.measure, f"not measured in every run ({note})")
-    if len({len(row.scores[0]) for row in rows}) != 1:
-        return missing(first.claim, first.measure, "the runs measured different numbers of units")
-    left = np.mean([row.scores[0] for row in rows], axis=0).tolist()
+    if any(not row.units_id for row in rows):
+        raise ValueError(f"{first.claim}: a run's claims carry no units fingerprint (written before pooling existed): rebuild them"
+                         " from its summary (python -m components.claims reports/summary.json)")  # fmt: skip
+    same_units = len({row.units_id for row in rows}) == 1
     if first.scores[1] is None:  # one model's level (the reward model's accuracy), over its own units
-        level, low, high = mean_interval(left)
+        if same_units:
+            values = np.mean([row.scores[0] for row in rows], axis=0).tolist()
+        else:
+            values = [value for row in rows for value in row.scores[0]]
+            note += f"; each run scored its own {'/'.join(str(len(row.scores[0])) for row in rows)} units: resampled together"
+        level, low, high = mean_interval(values)
         return Claim(
             first.claim, first.measure, left=level, effect=level, low=low, high=high, threshold=first.threshold, note=note,
-            units=len(left), scores=(left, None),
+            units=len(values), scores=(values, None), units_id=first.units_id if same_units else "",
         ).judge()  # fmt: skip
+    if not same_units:
+        raise ValueError(f"{first.claim}: the runs were measured on other problems (another held-out split or probe): nothing to pool")
+    left = np.mean([row.scores[0] for row in rows], axis=0).tolist()
     right = np.mean([row.scores[1] for row in rows], axis=0).tolist()
-    return paired(first.claim, first.measure, left, right, threshold=first.threshold, note=note)
+    pooled_row = paired(first.claim, first.measure, left, right, threshold=first.threshold, note=note)
+    pooled_row.units_id = first.units_id
+    return pooled_row
 
 
 def _predictions(run: RunFiles, label: str) -> str | None:

@@ -50,7 +50,7 @@ def test_the_data_shapes_table_sets_each_claim_beside_the_same_claim_of_the_othe
     first |= {"effect": 0.123, "low": 0.01, "high": 0.2, "holds": True}
     other.pop("demo_seconds")
 
-    rendered = table.shapes_table(results, other)
+    rendered = table.shapes_table(results, other, {})  # no seed spread: the two single runs
 
     assert "| local: 3000 reference solutions, 800 RL prompts | r1_shape: 300 reference solutions, 800 RL prompts |" in rendered
     assert f"| {first['claim']} |" in rendered and "+0.123 [+0.010, +0.200] **holds** |" in rendered
@@ -77,7 +77,18 @@ def test_a_seed_spread_of_r1_shape_adds_a_pooled_column_with_how_often_each_run_
         "pipeline_seconds": {"0": 2100.0, "1": 1800.0, "2": 1790.0},
         "pooled_offsets": [0, 1, 2],
         "spread": {first: {"holds_in": 1, "runs": 3}},
-        "pooled": [{"claim": first, "effect": 0.05, "low": 0.01, "high": 0.09, "holds": True}],
+        "pooled": [
+            {"claim": first, "measure": "pass@1: grpo - sft", "effect": 0.05, "low": 0.01, "high": 0.09, "holds": True},
+            {
+                "claim": "the stages after",
+                "measure": "pass@1: final (alignment) - sft",
+                "left": 0.4,
+                "effect": 0.2,
+                "low": 0.1,
+                "high": 0.3,
+                "holds": True,
+            },
+        ],
     }
 
     rendered = table.shapes_table(results, other, seeds)
@@ -87,5 +98,5 @@ def test_a_seed_spread_of_r1_shape_adds_a_pooled_column_with_how_often_each_run_
     assert lines[2].startswith(f"| {first} |") and lines[2].endswith("| +0.050 [+0.010, +0.090] **holds** (alone: holds in 1 of 3) |")
     assert all(line.count("|") == 5 for line in lines[2:] if line.startswith("| ")), "every claim has the four cells"
     assert "seed_spread.py --profile r1_shape` at commit abc1234 on AMD EPYC" in rendered and "2100, 1800, 1790 s each" in rendered
-    assert "no seed spread of r1_shape yet" not in rendered
+    assert "no seed spread of r1_shape yet" not in rendered and "Their final models solve 0.400 of the held-out set" in rendered
     assert "no seed spread of r1_shape yet" in table.shapes_table(results, other, {}), "without a spread the table says so"

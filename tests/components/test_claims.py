@@ -161,13 +161,13 @@ def test_pooling_runs_averages_each_problem_over_them_and_resolves_what_one_run_
     assert grpo.holds is True and grpo.high - grpo.low < min(row.high - row.low for row in alone)
     assert grpo.note == "per run: +0.040, +0.040, +0.040" and "averaged over 3 runs" in report.method
     written = report.as_dict()
-    assert written["claims"][0]["scores"][0] == grpo.scores[0] and written["problems"] == claims.build(runs[0]).problems
+    assert written["claims"][0]["scores"][0] == grpo.scores[0] and grpo.units_id == claims.build(runs[0]).claims[0].units_id
 
 
 def test_claims_json_carries_the_scores_so_runs_pool_from_it_alone(tmp_path):
     runs = [seeded_run(tmp_path / f"seed{k}", k) for k in range(3)]
     written = [json.loads(json.dumps(claims.build(run).as_dict())) for run in runs]  # as claims.json holds them
-    assert written[0]["problems"] and written[0]["claims"][0]["scores"][1] == [1.0] * 100 + [0.0] * 100
+    assert written[0]["claims"][0]["units_id"] and written[0]["claims"][0]["scores"][1] == [1.0] * 100 + [0.0] * 100
     again = claims.pool([claims.ClaimsReport.from_dict(data) for data in written])
     assert [asdict(row) for row in again.claims] == [asdict(row) for row in claims.pooled(runs).claims]
 
@@ -179,23 +179,31 @@ def test_pooling_refuses_runs_of_other_problems_runs_without_scores_and_a_single
     rows = [{"reference": str(i), "greedy_correct": True, "sample_answers": ["1"] * 8, "sample_correct": [True] * 8} for i in range(N)]
     path = str(write_records(other / "alignment.jsonl", rows))
     moved = claims.build(claims.RunFiles(evaluations={"sft": {"predictions": path}, "alignment": {"predictions": path}}, final="alignment"))
-    with pytest.raises(ValueError, match="run 1 was measured on other problems than run 0"):
+    with pytest.raises(ValueError, match="the stages after the cold-start SFT lift pass@1: the runs were measured on other problems"):
         claims.pool([first, moved])
-    with pytest.raises(ValueError, match="run 1's claims carry no per-problem scores"):
-        claims.pool([first, replace(first, problems="")])
+    unmarked = replace(first, claims=[replace(row, units_id="") for row in first.claims])
+    with pytest.raises(ValueError, match="carry no units fingerprint"):
+        claims.pool([first, unmarked])
     with pytest.raises(ValueError, match="two runs or more, got 1"):
         claims.pool([first])
 
 
-def test_the_reward_models_accuracy_pools_per_pair(tmp_path):
-    def run(k: int) -> claims.RunFiles:
-        pairs = [{"kind": "format", "margin": 0.0, "correct": i % 3 != k} for i in range(60)]  # each run misses its own third
+def test_the_reward_models_accuracy_pools_per_pair_or_over_every_runs_own_pairs(tmp_path):
+    def run(k: int, kinds: list[str]) -> claims.RunFiles:
+        pairs = [{"kind": kind, "margin": 0.0, "correct": i % 3 != k} for i, kind in enumerate(kinds)]  # each run misses its own third
         pairs_file = str(write_records(tmp_path / f"pairs{k}.jsonl", pairs))
         return replace(run_files(tmp_path, alignment=share(100)), reward_pairs=pairs_file)
 
-    row = next(r for r in claims.pooled([run(k) for k in range(3)]).claims if r.measure.startswith("held-out pairwise"))
-    assert row.effect == pytest.approx(2 / 3) and row.units == 60 and row.right is None
-    assert row.low == pytest.approx(2 / 3) == row.high, "every pair right in two runs of three: no spread left between pairs"
+    def accuracy(report: claims.ClaimsReport) -> claims.Claim:
+        return next(r for r in report.claims if r.measure.startswith("held-out pairwise"))
+
+    same = accuracy(claims.pooled([run(k, ["format"] * 60) for k in range(3)]))
+    assert same.effect == pytest.approx(2 / 3) and same.units == 60 and same.right is None
+    assert same.low == pytest.approx(2 / 3) == same.high, "every pair right in two runs of three: no spread left between pairs"
+
+    own = accuracy(claims.pooled([run(k, ["format"] * (60 - k) + ["wrong_step"] * k) for k in range(3)]))  # each run split its own
+    assert own.effect == pytest.approx(2 / 3, abs=0.01) and own.units == 180 and own.low < own.effect < own.high
+    assert "each run scored its own 60/60/60 units: resampled together" in own.note and own.holds is True
 
 
 def test_a_run_read_from_elsewhere_resolves_its_relative_paths_and_the_cli_pools_into_a_folder_of_its_own(tmp_path, monkeypatch):
