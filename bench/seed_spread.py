@@ -12,15 +12,21 @@
    base is trained once and served from the stage cache to the other runs): what varies is
    exactly what a user re-running the recipe with other seeds would vary;
 3. each run's reports/claims.json is read back; per claim: the effect at each seed, their mean
-   and sample standard deviation, and in how many seeds it holds.
+   and sample standard deviation, and in how many seeds it holds;
+4. the runs' claims pooled (components.claims.pool): each held-out problem's score averaged over
+   the seeds, the problems resampled, so an effect smaller than one run's interval can show.
+   `--repool` pools a kept clone's runs again.
+
+`--profile` runs another params.yaml profile (its seeds shifted the same way; `make demo PROFILE=`).
 
 `--offset0-from` takes offset 0 from a committed fresh-clone run of bench/demo_bench.py (its
 claims, unshifted seeds) instead of training it again: the spread then costs two recipes, not
-three. It is honest only when that run's commit trains what the clone does and ran on the same
+three (and it is pooled too when its claims carry their per-problem scores). It is honest only when that run's commit trains what the clone does and ran on the same
 CPU kind; the result names the run's commit and CPU flags so a reader can check.
 
-Results: the JSON (bench/demo_table.py puts the spread under the README's claims table) and a .md
-beside it. One seed offset costs a whole local recipe without its base (~16 min here).
+Results: the JSON (bench/demo_table.py puts the spread under the README's claims table, and
+r1_shape's pooled claims in its data-shapes table) and a .md beside it. One seed offset costs a
+whole recipe without its base (~24 min for r1_shape on an AMD EPYC).
 """
 
 from __future__ import annotations
