@@ -172,7 +172,7 @@ def build(run: RunFiles) -> ClaimsReport:
     ]
     units = {  # what each claim's scores are per unit of: the held-out problems unless named here
         forgetting: units_fingerprint(run.evaluations.get("base", {}).get("probe_predictions"), "prompt"),
-        reward_model_separates: units_fingerprint(run.reward_pairs, "kind"),  # the pairs keep no text: their kinds, in order
+        reward_model_separates: units_fingerprint(run.reward_pairs, "prompt"),
     }
     held_out = units_fingerprint(_predictions(run, run.final), "reference")
     claims = []
@@ -184,9 +184,10 @@ def build(run: RunFiles) -> ClaimsReport:
 
 
 def units_fingerprint(path: str | None, key: str) -> str:
-    """A fingerprint of the units a file scores, in order (held-out references, probe prompts): equal for runs of one split."""
+    """A fingerprint of the units a file scores, in order (held-out references, probe prompts, pairs' questions): equal for
+    runs of one split. Pairs scored before they kept their question are told apart by their kinds in order."""
     rows = read_records(path) if path else []
-    keys = [row.get(key) for row in rows if row.get("kind") != ON_POLICY]  # the policy's own pairs differ by seed: never pooled
+    keys = [row.get(key, row.get("kind")) for row in rows if row.get("kind") != ON_POLICY]  # the policy's own pairs: never pooled
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
 
 

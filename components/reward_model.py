@@ -100,14 +100,21 @@ def rejected_kind(chosen: str, rejected: str) -> str:
 
 
 def score_pairs(scorer: RewardScorer, pairs: list[dict]) -> list[dict]:
-    """Per pair: its kind and the margin r(chosen) - r(rejected) (above 0: the scorer ranks it right)."""
+    """Per pair: its question, its kind and the margin r(chosen) - r(rejected) (above 0: the scorer ranks it right).
+
+    The question names the pair, so that runs which split the pairs alike can be pooled pair by pair (components.claims)."""
     prompts = [p["prompt"] for p in pairs]
     chosen_texts, rejected_texts = [p["chosen"][-1]["content"] for p in pairs], [p["rejected"][-1]["content"] for p in pairs]
     chosen, rejected = scorer.score(prompts, chosen_texts), scorer.score(prompts, rejected_texts)
     return [
-        {"kind": rejected_kind(c_text, r_text), "margin": c - r, "correct": c > r}
-        for c_text, r_text, c, r in zip(chosen_texts, rejected_texts, chosen, rejected, strict=True)
+        {"prompt": question(prompt), "kind": rejected_kind(c_text, r_text), "margin": c - r, "correct": c > r}
+        for prompt, c_text, r_text, c, r in zip(prompts, chosen_texts, rejected_texts, chosen, rejected, strict=True)
     ]
+
+
+def question(prompt: str | list[dict]) -> str:
+    """A pair's question: a plain prompt, or a chat prompt's last message."""
+    return prompt if isinstance(prompt, str) else prompt[-1]["content"]
 
 
 def pairwise_metrics(scored: list[dict]) -> dict[str, float]:

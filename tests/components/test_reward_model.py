@@ -6,7 +6,7 @@ import pytest
 
 from components import reward_model, scoring
 from components.artifacts import read_records
-from components.reward_model import pairwise_metrics, rejected_kind
+from components.reward_model import pairwise_metrics, rejected_kind, score_pairs
 from tests.conftest import tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -93,3 +93,19 @@ def test_the_stage_samples_its_starting_model_on_the_prompts_it_is_given(tmp_pat
     assert 0.0 <= metrics["on_policy_verified_rate"] <= 1.0 and metrics["on_policy_pairs"] >= 0
     synthetic_train = metrics["train_pairs"] - metrics["on_policy_pairs"] + metrics.get("on_policy_held_out_pairs", 0)
     assert synthetic_train + metrics["held_out_pairs"] == len(read_records(tiny_data["prefs"]))
+
+
+def test_each_scored_pair_names_its_question_so_runs_of_one_split_pool_pair_by_pair():
+    class LengthScorer:  # ranks the longer answer higher: enough to score pairs without a model
+        def score(self, prompts, responses):
+            return [float(len(r)) for r in responses]
+
+    pairs = [
+        {"prompt": [{"role": "system", "content": "Solve."}, {"role": "user", "content": "2+3?"}],
+         "chosen": [{"role": "assistant", "content": "<think>\n2+3=5\n</think>\nThe answer is \\boxed{5}."}],
+         "rejected": [{"role": "assistant", "content": "5"}]},
+        {"prompt": "1+1?", "chosen": [{"role": "assistant", "content": "2"}], "rejected": [{"role": "assistant", "content": "11"}]},
+    ]  # fmt: skip
+    scored = score_pairs(LengthScorer(), pairs)
+    assert [row["prompt"] for row in scored] == ["2+3?", "1+1?"]
+    assert [row["correct"] for row in scored] == [True, False] and scored[0]["kind"] == "format"
