@@ -191,11 +191,6 @@ def units_fingerprint(path: str | None, key: str) -> str:
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
 
 
-def pooled(runs: Sequence[RunFiles]) -> ClaimsReport:
-    """The claims of several runs' files, pooled (`pool`)."""
-    return pool([build(run) for run in runs])
-
-
 def pool(reports: Sequence[ClaimsReport]) -> ClaimsReport:
     """The claims of several runs of one recipe (other training seeds, the same held-out problems), pooled.
 
@@ -205,6 +200,9 @@ def pool(reports: Sequence[ClaimsReport]) -> ClaimsReport:
     as if the held-out set were N times larger. A comparison measured on other problems is refused."""
     if len(reports) < 2:
         raise ValueError(f"pooling needs two runs or more, got {len(reports)}")
+    if len({len(report.claims) for report in reports}) != 1:
+        counts = ", ".join(str(len(report.claims)) for report in reports)
+        raise ValueError(f"the runs list {counts} claims: written by other versions of components.claims, nothing to pool")
     method = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over {len(reports)} runs"
     claims = [pool_claim(rows) for rows in zip(*(report.claims for report in reports), strict=True)]
     return ClaimsReport(claims=claims, method=method)

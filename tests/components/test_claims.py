@@ -150,12 +150,16 @@ def seeded_run(folder, k: int) -> claims.RunFiles:
     return run_files(folder, sft=sft, grpo=grpo, alignment=grpo)
 
 
+def pool_runs(runs: list[claims.RunFiles]) -> claims.ClaimsReport:
+    return claims.pool([claims.build(run) for run in runs])
+
+
 def test_pooling_runs_averages_each_problem_over_them_and_resolves_what_one_run_cannot(tmp_path):
     runs = [seeded_run(tmp_path / f"seed{k}", k) for k in range(3)]
     alone = [claims.grpo_over_sft(run) for run in runs]
     assert all(row.effect == pytest.approx(0.04) and row.holds is False for row in alone), "+20 -12 of 200: within one run's noise"
 
-    report = claims.pooled(runs)
+    report = pool_runs(runs)
     grpo = next(row for row in report.claims if row.measure == "pass@1: grpo - sft")
     assert grpo.effect == pytest.approx(0.04) and grpo.units == N, "a problem stays one unit, not three"
     assert grpo.holds is True and grpo.high - grpo.low < min(row.high - row.low for row in alone)
@@ -169,7 +173,7 @@ def test_claims_json_carries_the_scores_so_runs_pool_from_it_alone(tmp_path):
     written = [json.loads(json.dumps(claims.build(run).as_dict())) for run in runs]  # as claims.json holds them
     assert written[0]["claims"][0]["units_id"] and written[0]["claims"][0]["scores"][1] == [1.0] * 100 + [0.0] * 100
     again = claims.pool([claims.ClaimsReport.from_dict(data) for data in written])
-    assert [asdict(row) for row in again.claims] == [asdict(row) for row in claims.pooled(runs).claims]
+    assert [asdict(row) for row in again.claims] == [asdict(row) for row in pool_runs(runs).claims]
 
 
 def test_pooling_refuses_runs_of_other_problems_runs_without_scores_and_a_single_run(tmp_path):
@@ -186,6 +190,8 @@ def test_pooling_refuses_runs_of_other_problems_runs_without_scores_and_a_single
         claims.pool([first, unmarked])
     with pytest.raises(ValueError, match="two runs or more, got 1"):
         claims.pool([first])
+    with pytest.raises(ValueError, match="the runs list 9, 8 claims: written by other versions"):
+        claims.pool([first, replace(first, claims=first.claims[:-1])])
 
 
 def test_the_reward_models_accuracy_pools_per_pair_or_over_every_runs_own_pairs(tmp_path):
@@ -197,11 +203,11 @@ def test_the_reward_models_accuracy_pools_per_pair_or_over_every_runs_own_pairs(
     def accuracy(report: claims.ClaimsReport) -> claims.Claim:
         return next(r for r in report.claims if r.measure.startswith("held-out pairwise"))
 
-    same = accuracy(claims.pooled([run(k, ["format"] * 60) for k in range(3)]))
+    same = accuracy(pool_runs([run(k, ["format"] * 60) for k in range(3)]))
     assert same.effect == pytest.approx(2 / 3) and same.units == 60 and same.right is None
     assert same.low == pytest.approx(2 / 3) == same.high, "every pair right in two runs of three: no spread left between pairs"
 
-    own = accuracy(claims.pooled([run(k, ["format"] * (60 - k) + ["wrong_step"] * k) for k in range(3)]))  # each run split its own
+    own = accuracy(pool_runs([run(k, ["format"] * (60 - k) + ["wrong_step"] * k) for k in range(3)]))  # each run split its own
     assert own.effect == pytest.approx(2 / 3, abs=0.01) and own.units == 180 and own.low < own.effect < own.high
     assert "each run scored its own 60/60/60 units: resampled together" in own.note and own.holds is True
 
