@@ -72,29 +72,63 @@ def stages_table(results: dict) -> str:
 
 
 def claims_table(results: dict) -> str:
-    """The committed run's claims; under them, each claim's spread over seeds where bench/seed_spread.py has measured it."""
+    """The committed run's claims; under them, each claim's spread over seeds where bench/seed_spread.py has measured it,
+    and the claims pooled over those runs where it pooled them."""
     report = results["claims"]
     claims = [Claim(**row) for row in report["claims"]]
     seeds = json.loads(SEED_SPREAD.read_text()) if SEED_SPREAD.is_file() else {}
     by_claim, verifier_note = dict(seeds.get("spread", {})), ""
-    if seeds and "verifier" in results.get("stage_seconds", {}) and VERIFIER_SPREAD.is_file():
+    if seeds and "verifier" in results.get("stage_seconds", {}) and not ranked_by_verifier(seeds) and VERIFIER_SPREAD.is_file():
         by_claim, verifier_note = with_verifier_spread(by_claim, json.loads(VERIFIER_SPREAD.read_text()))
     table = markdown(ClaimsReport(claims=claims, seed_spread=by_claim, method=report["method"])).rstrip("\n")
     if seeds:
-        host = f" on {seeds['cpu']} ({seeds['cpu_flags']})" if seeds.get("cpu") else ""
-        table += (
-            f"\n\nThe spread: `python bench/seed_spread.py` at commit {seeds['commit']}{host}, whole local runs whose post-training"
-            " seeds are shifted by each offset (bench/results/seed_spread.md)."
-        )
-        if seeds.get("offset0_from"):
-            table += f" Offset 0 was the demo run {seeds['offset0_from']}."
-        if f"commit {results['commit']}" not in (seeds.get("offset0_from") or ""):
-            table += (
-                f" The spread is not the run above's commit ({results['commit']}): it was measured on commit"
-                f" {seeds['commit']}'s recipe (`git log` between the two shows what differs)."
-            )
-        table += verifier_note
+        table += "\n\n" + spread_footnote(results, seeds) + verifier_note
+    if seeds.get("pooled"):
+        table += "\n\n" + pooled_table(seeds)
     return table
+
+
+def spread_footnote(results: dict, seeds: dict) -> str:
+    host = f" on {seeds['cpu']} ({seeds['cpu_flags']})" if seeds.get("cpu") else ""
+    note = (
+        f"The spread: `python bench/seed_spread.py` at commit {seeds['commit']}{host}, whole local runs whose post-training"
+        " seeds are shifted by each offset (bench/results/seed_spread.md)."
+    )
+    if seeds.get("offset0_from"):
+        note += f" Offset 0 was the demo run {seeds['offset0_from']}."
+    if f"commit {results['commit']}" not in (seeds.get("offset0_from") or ""):
+        note += (
+            f" The spread is not the run above's commit ({results['commit']}): it was measured on commit"
+            f" {seeds['commit']}'s recipe (`git log` between the two shows what differs)."
+        )
+    return note
+
+
+def pooled_table(seeds: dict) -> str:
+    """The spread's runs pooled per problem (bench/seed_spread.py, components.claims.pool), each beside how often one run held."""
+    runs = len(seeds["pooled_offsets"])
+    rows = [f"| claim | {runs} seeds pooled: effect [95%] |", "|---|---|"]
+    for row in seeds["pooled"]:
+        rows.append(f"| {row['claim']} | {pooled_cell(row, seeds['spread'].get(row['claim']))} |")
+    rows += [
+        "",
+        f"Pooled: the runs at seed offsets {seeds['pooled_offsets']}, each held-out problem's score averaged over them and the"
+        " problems resampled (`components.claims.pool`), so an effect smaller than one run's interval can show; a problem stays"
+        " one unit, so the interval narrows only as far as the seeds' noise averages out (bench/results/seed_spread.md).",
+    ]
+    return "\n".join(rows)
+
+
+def pooled_cell(pooled: dict | None, spread_row: dict | None) -> str:
+    """A pooled claim's effect and verdict, with how many of the runs held it alone."""
+    alone = f" (alone: holds in {spread_row['holds_in']} of {spread_row['runs']})" if spread_row else ""
+    return _effect(pooled) + alone
+
+
+def ranked_by_verifier(seeds: dict) -> bool:
+    """Whether the spread's own runs ranked best-of-N by the verifier (their claims' notes say so)."""
+    notes = [row["note"] for claims in seeds.get("runs", {}).values() for row in claims if row["claim"].startswith("best-of-")]
+    return bool(notes) and all("verifier" in note for note in notes)
 
 
 def with_verifier_spread(by_claim: dict, verifier: dict) -> tuple[dict, str]:
@@ -146,9 +180,7 @@ def shapes_table(results: dict, other: dict | None = None, seeds: dict | None = 
     for row in results["claims"]["claims"]:
         line = f"| {row['claim']} | {_effect(row)} | {_effect(theirs.get(row['claim']))} |"
         if pooled:
-            spread = seeds["spread"].get(row["claim"], {})
-            alone = f" (alone: holds in {spread['holds_in']} of {spread['runs']})" if spread else ""
-            line += f" {_effect(pooled.get(row['claim']))}{alone} |"
+            line += f" {pooled_cell(pooled.get(row['claim']), seeds['spread'].get(row['claim']))} |"
         rows.append(line)
     final = {name: run["held_out"][run["final_stage"]]["pass@1"] for name, run in (("local", results), ("r1_shape", other))}
     how = "a fresh clone's `make demo PROFILE=r1_shape`" if "demo_seconds" in other else "the flow run in a clone (not a fresh install)"

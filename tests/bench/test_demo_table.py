@@ -100,3 +100,36 @@ def test_a_seed_spread_of_r1_shape_adds_a_pooled_column_with_how_often_each_run_
     assert "seed_spread.py --profile r1_shape` at commit abc1234 on AMD EPYC" in rendered and "2100, 1800, 1790 s each" in rendered
     assert "no seed spread of r1_shape yet" not in rendered and "Their final models solve 0.400 of the held-out set" in rendered
     assert "no seed spread of r1_shape yet" in table.shapes_table(results, other, {}), "without a spread the table says so"
+
+
+def test_a_pooled_local_spread_adds_its_table_and_keeps_its_own_best_of_n_when_its_runs_ranked_by_the_verifier(tmp_path):
+    table = load_script("demo_table")
+    results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
+    claims = results["claims"]["claims"]
+    bon = next(row["claim"] for row in claims if row["claim"].startswith("best-of-"))
+    runs = {
+        str(k): [{"claim": row["claim"], "effect": 0.01 * k, "holds": k == 2, "note": row["note"]} for row in claims] for k in (0, 1, 2)
+    }
+    seeds = {
+        "commit": "abc1234",
+        "cpu": "AMD EPYC",
+        "cpu_flags": "avx2",
+        "offsets": [0, 1, 2],
+        "offset0_from": f"demo.json (commit {results['commit']}, CPU flags avx2)",
+        "runs": runs,
+        "spread": table.spread({int(k): rows for k, rows in runs.items()}),
+        "pooled_offsets": [0, 1, 2],
+        "pooled": [row | {"effect": 0.042, "low": 0.011, "high": 0.07, "holds": True} for row in claims],
+    }
+    table.SEED_SPREAD = tmp_path / "seed_spread.json"
+    table.SEED_SPREAD.write_text(json.dumps(seeds))
+
+    rendered = table.claims_table(results)
+
+    assert "| claim | 3 seeds pooled: effect [95%] |" in rendered
+    assert f"| {bon} | +0.042 [+0.011, +0.070] **holds** (alone: holds in 1 of 3) |" in rendered
+    assert table.ranked_by_verifier(seeds) and "verifier_rescore.py" not in rendered, "only an older spread's best-of-N is replaced"
+    assert "The spread is not the run above's commit" not in rendered, "offset 0 is the run above"
+    for row in runs.values():
+        next(r for r in row if r["claim"] == bon)["note"] = ""  # runs from before the verifier
+    assert not table.ranked_by_verifier(seeds)
