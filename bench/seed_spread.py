@@ -3,6 +3,7 @@
     python bench/seed_spread.py [--offsets 0 1 2] [--repo .] [--out bench/results/seed_spread.json] [--keep]
     python bench/seed_spread.py --profile r1_shape    # another profile: bench/results/seed_spread_r1_shape.json
     python bench/seed_spread.py --offsets 1 2 --offset0-from bench/results/demo.json
+    python bench/seed_spread.py --with-base        # the base's seed too: bench/results/seed_spread_base.json
 
 1. `git clone` the repository into a temporary folder and install it there (`make install`);
 2. for each offset k: a copy of params.yaml whose every post-training `seed` (SFT, reward model,
@@ -18,6 +19,10 @@
    `--repool` pools a kept clone's runs again.
 
 `--profile` runs another params.yaml profile (its seeds shifted the same way; `make demo PROFILE=`).
+`--with-base` shifts the base's seed as well: each run pretrains its own base (~6 min more a run
+on 2 cores), while the task and its splits stay put, so the runs still pool per problem. It
+measures how much the claims move with the pretrained model, which the post-training seeds
+alone do not.
 
 `--offset0-from` takes offset 0 from a committed fresh-clone run of bench/demo_bench.py (its
 claims, unshifted seeds) instead of training it again: the spread then costs two recipes, not
@@ -52,6 +57,7 @@ from components.versioning import git_commit  # noqa: E402
 from flows.params import load_params  # noqa: E402
 
 FIXED = ("data", "validation", "base", "profiles", "profile")  # the task and the pretrained model: the same in every run
+FIXED_BUT_BASE = tuple(section for section in FIXED if section != "base")  # --with-base: each run pretrains its own base
 
 
 def seed_paths(node, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -64,8 +70,10 @@ def seed_paths(node, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     return found
 
 
-def shifted_params(document: dict, effective: dict, offset: int, reports_dir: str, profile: str = "local") -> tuple[dict, list[str]]:
-    """A copy of the params with every post-training seed of `profile` shifted by `offset`; the paths changed.
+def shifted_params(
+    document: dict, effective: dict, offset: int, reports_dir: str, profile: str = "local", fixed: tuple[str, ...] = FIXED
+) -> tuple[dict, list[str]]:
+    """A copy of the params with every seed of `profile` outside the `fixed` sections shifted by `offset`; the paths changed.
 
     `effective` is the validated params of `profile` (defaults included): a stage whose seed
     params.yaml leaves at its default is shifted too, written into the copy. The shifted seeds and
@@ -79,7 +87,7 @@ def shifted_params(document: dict, effective: dict, offset: int, reports_dir: st
         targets.append(shifted["profiles"][profile])
     changed = []
     for section, node in effective.items():
-        if section in FIXED:
+        if section in fixed:
             continue
         for path in seed_paths(node, (section,)):
             value = effective
@@ -158,6 +166,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"# The claims over {len(result['offsets'])} seed offsets, profile {result.get('profile', 'local')} (commit {result['commit']})",
         "",
+        f"Each offset shifts {result.get('varied', 'the post-training seeds')}.",
+        "",
         "| claim | effect per seed offset | mean | sd | holds in |",
         "|---|---|---|---|---|",
     ]
@@ -167,7 +177,8 @@ def markdown(result: dict) -> str:
         sd = "-" if row["sd"] is None else f"{row['sd']:.3f}"
         lines.append(f"| {name} | {effects} | {mean} | {sd} | {row['holds_in']} of {row['runs']} |")
     seconds = ", ".join(f"{s:.0f}" for s in result["pipeline_seconds"].values())
-    lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} (the first run here trains the base)."]
+    trains = "each run trains its own base" if "base" in result.get("varied", "") else "the first run here trains the base"
+    lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} ({trains})."]
     if result.get("cpu"):
         lines.append(f"Ran on {result['cpu']} (CPU flags {result['cpu_flags']}).")
     if result.get("offset0_from"):
@@ -208,12 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="default: bench/results/seed_spread.json (seed_spread_PROFILE.json for another profile)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
     parser.add_argument("--offset0-from", type=Path, help="a demo_bench.py result whose claims stand for offset 0")
+    parser.add_argument("--with-base", action="store_true", help="shift the base's seed too: each run pretrains its own base")
     parser.add_argument("--repool", type=Path, help="a result of a --keep run whose clone is still there: pool its runs again")
     args = parser.parse_args(argv)
     if args.repool:
         return repool(args.repool)
     reused = reused_run(args.offset0_from, args.offsets) if args.offset0_from else None
-    suffix = "" if args.profile == "local" else f"_{args.profile}"
+    suffix = ("" if args.profile == "local" else f"_{args.profile}") + ("_base" if args.with_base else "")
     out = Path(args.out or REPO / "bench" / "results" / f"seed_spread{suffix}.json")
 
     workdir = Path(tempfile.mkdtemp(prefix="seed-spread-"))
@@ -229,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         claims[0], seconds[0] = [without_scores(row) for row in reused["claims"]], reused["seconds"]
     for offset in args.offsets:
         reports = f"reports/seed{offset}"
-        params, changed = shifted_params(document, effective, offset, reports, args.profile)
+        params, changed = shifted_params(document, effective, offset, reports, args.profile, FIXED_BUT_BASE if args.with_base else FIXED)
         params_file = clone / f"params-seed{offset}.yaml"
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         print(f"[seed-spread] offset {offset}: {len(changed)} seeds shifted; running the {args.profile} recipe", flush=True)
@@ -241,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "commit": commit,
         "profile": args.profile,
+        "varied": "the post-training seeds and the base's" if args.with_base else "the post-training seeds",
         "cpu": cpu_model(),
         "cpu_flags": math_settings()["cpu_flags"],  # the runs ran here: a reused offset 0 names its own in offset0_from
         "offsets": sorted(claims),

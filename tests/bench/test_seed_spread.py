@@ -143,3 +143,16 @@ def test_a_kept_clones_runs_are_pooled_per_problem_and_repooled_into_the_result(
         "## Pooled over the 3 runs" in report
         and "| GRPO lifts pass@1 over the cold-start SFT | pass@1: grpo - sft | 0.540 | 0.500 | +0.040 |" in report
     )
+
+
+def test_with_base_the_bases_seed_is_shifted_too_and_the_task_stays(tmp_path):
+    bench = load_script("seed_spread")
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    effective = load_params(REPO / "params.yaml", "local").model_dump(mode="json")
+    shifted, changed = bench.shifted_params(document, effective, 2, "reports/seed2", fixed=bench.FIXED_BUT_BASE)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(shifted))
+    before, after = load_params(REPO / "params.yaml", "local"), load_params(tmp_path / "params.yaml", "local")
+
+    assert "base.seed" in changed and after.base.seed == before.base.seed + 2 and after.sft.seed == before.sft.seed + 2
+    assert after.data == before.data, "the task and its held-out split stay: the runs pool per problem"
+    assert after.base.model_dump(exclude={"seed"}) == before.base.model_dump(exclude={"seed"})
