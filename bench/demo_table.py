@@ -90,9 +90,10 @@ def claims_table(results: dict) -> str:
 
 def spread_footnote(results: dict, seeds: dict) -> str:
     host = f" on {seeds['cpu']} ({seeds['cpu_flags']})" if seeds.get("cpu") else ""
+    varied = seeds.get("varied", "the post-training seeds")
     note = (
-        f"The spread: `python bench/seed_spread.py` at commit {seeds['commit']}{host}, whole local runs whose post-training"
-        " seeds are shifted by each offset (bench/results/seed_spread.md)."
+        f"The spread: `python bench/seed_spread.py{' --with-base' if 'base' in varied else ''}` at commit {seeds['commit']}{host},"
+        f" whole local runs, each offset shifting {varied} (bench/results/{SEED_SPREAD.stem}.md)."
     )
     if seeds.get("offset0_from"):
         note += f" Offset 0 was the demo run {seeds['offset0_from']}."
@@ -114,7 +115,7 @@ def pooled_table(seeds: dict) -> str:
         "",
         f"Pooled: the runs at seed offsets {seeds['pooled_offsets']}, each held-out problem's score averaged over them and the"
         " problems resampled (`components.claims.pool`), so an effect smaller than one run's interval can show; a problem stays"
-        " one unit, so the interval narrows only as far as the seeds' noise averages out (bench/results/seed_spread.md).",
+        f" one unit, so the interval narrows only as far as the seeds' noise averages out (bench/results/{SEED_SPREAD.stem}.md).",
     ]
     return "\n".join(rows)
 
