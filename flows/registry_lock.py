@@ -39,8 +39,13 @@ def ensure_limit(name: str, slots: int) -> None:
     """A Prefect global concurrency limit `name` with `slots`, unless it exists (an operator may have resized it)."""
     from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    # Already there: made by an earlier run, or by the other run of a race.
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+    with get_client(sync_client=True) as client:
+        # Look first: a create that collides is refused cleanly to us, but the server logs it as an ERROR with a
+        # traceback, which every run after the first would print (the demo's output included).
+        with contextlib.suppress(ObjectNotFound):
+            client.read_global_concurrency_limit_by_name(name)
+            return  # made by an earlier run
+        with contextlib.suppress(ObjectAlreadyExists):  # made meanwhile by the other run of a race
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
