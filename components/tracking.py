@@ -11,6 +11,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,7 +249,10 @@ def log_datasets(datasets: Mapping[str, str], digests: Mapping[str, str], contex
 
     mlflow = _mlflow()
     for role, path in datasets.items():
-        dataset = MetaDataset(resolve_dataset_source(str(Path(path).resolve())), name=role, digest=digests[role][:16])
+        with warnings.catch_warnings():  # MLflow registers its local-file source for two schemes, and says so at each file
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+            source = resolve_dataset_source(str(Path(path).resolve()))
+        dataset = MetaDataset(source, name=role, digest=digests[role][:16])
         tags = {"role": role, "digest": digests[role]}
         retry_write_race(lambda dataset=dataset, tags=tags: mlflow.log_input(dataset, context=context, tags=tags))
 

@@ -133,6 +133,9 @@ class TrainerConfig(StrictModel):
         values = self.model_dump(exclude=set(self.own_fields))
         if values.get("bf16") == "auto":
             values["bf16"] = resolve_bf16(self.use_cpu)
+        for old, new in DEPRECATED_TRL_NAMES.items():  # passed under transformers' current name: no FutureWarning a stage
+            if old in values:
+                values.setdefault(new, values.pop(old))
         return {key: value for key, value in values.items() if key not in STAGE_OWNED}
 
 
@@ -144,6 +147,13 @@ def resolve_bf16(use_cpu: bool) -> bool:
     print(f"bf16: auto -> {fast}: {why}", flush=True)
     return fast
 
+
+# params.yaml keeps the names TRL's docs use; transformers 5 renamed them and warns at every config built with the old
+# ones (TRL's own defaults set them, so a config that names neither warns too).
+DEPRECATED_TRL_NAMES = {
+    "gradient_checkpointing": "activation_checkpointing",
+    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
+}
 
 # Every trainer saves checkpoints, a few at a time: what `resume` restarts a killed stage from.
 CHECKPOINTING = {"save_strategy": "steps", "save_total_limit": 2}

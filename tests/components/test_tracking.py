@@ -98,3 +98,17 @@ def _none_once(function):
         return function(*args, **kwargs)
 
     return wrapped
+
+
+def test_logging_a_dataset_file_prints_no_warning_of_mlflows_own_making(tmp_path, store):
+    import warnings
+
+    import mlflow
+    from components import tracking
+
+    (tmp_path / "rl.jsonl").write_text("{}\n")
+    with mlflow.start_run() as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracking.log_datasets({"rl": str(tmp_path / "rl.jsonl")}, {"rl": "d" * 64}, context="input")
+    assert not [w for w in caught if "interpreted in multiple ways" in str(w.message)], "MLflow's two local-file sources"
+    assert [i.dataset.name for i in mlflow.get_run(run.info.run_id).inputs.dataset_inputs] == ["rl"]

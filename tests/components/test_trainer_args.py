@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,15 @@ def test_lora_trains_adapters_and_saves_a_merged_standalone_model(tmp_path, tiny
         scorer = reward_model.run(rm_cfg, {"model": tiny_sft_model, "prefs": tiny_data["prefs"]}, str(tmp_path / f"rm-{kind}"))
         assert 0.0 <= scorer.metrics["held_out_pairwise_accuracy"] <= 1.0 and Path(scorer.outputs["adapter"]).is_dir()
         assert saved_scorer(scorer.outputs["model"]) == kind
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_trainer_configs_are_built_without_deprecation_warnings_and_keep_checkpointing(tmp_path, checkpointing):
+    # transformers 5 renamed gradient_checkpointing and warns at each config built with the old name (TRL's defaults set it)
+    params = validate_config(PipelineParams, {"sft": {"gradient_checkpointing": checkpointing}}, "params.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        built = trl_config(params.sft, tmp_path)
+        for path in TRAINER_SECTIONS:
+            trl_config(_section(params, path), tmp_path)
+    assert built.activation_checkpointing is checkpointing and built.gradient_checkpointing is checkpointing
