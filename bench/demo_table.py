@@ -77,14 +77,15 @@ def claims_table(results: dict) -> str:
     report = results["claims"]
     claims = [Claim(**row) for row in report["claims"]]
     seeds = json.loads(SEED_SPREAD.read_text()) if SEED_SPREAD.is_file() else {}
+    if seeds.get("pooled"):
+        table = markdown(ClaimsReport(claims=claims, method=report["method"])).rstrip("\n")
+        return table + "\n\n" + pooled_table(seeds) + "\n\n" + spread_footnote(results, seeds)
     by_claim, verifier_note = dict(seeds.get("spread", {})), ""
     if seeds and "verifier" in results.get("stage_seconds", {}) and not ranked_by_verifier(seeds) and VERIFIER_SPREAD.is_file():
         by_claim, verifier_note = with_verifier_spread(by_claim, json.loads(VERIFIER_SPREAD.read_text()))
     table = markdown(ClaimsReport(claims=claims, seed_spread=by_claim, method=report["method"])).rstrip("\n")
     if seeds:
         table += "\n\n" + spread_footnote(results, seeds) + verifier_note
-    if seeds.get("pooled"):
-        table += "\n\n" + pooled_table(seeds)
     return table
 
 
@@ -106,11 +107,15 @@ def spread_footnote(results: dict, seeds: dict) -> str:
 
 
 def pooled_table(seeds: dict) -> str:
-    """The spread's runs pooled per problem (bench/seed_spread.py, components.claims.pool), each beside how often one run held."""
+    """Each claim over the spread's runs: its effect in each, how often one run held it, and the runs pooled per problem
+    (bench/seed_spread.py, components.claims.pool)."""
     runs = len(seeds["pooled_offsets"])
-    rows = [f"| claim | {runs} seeds pooled: effect [95%] |", "|---|---|"]
+    rows = [f"| claim | effect at seed offsets {seeds['offsets']} | one run holds it | {runs} seeds pooled: effect [95%] |"]
+    rows.append("|---|---|---|---|")
     for row in seeds["pooled"]:
-        rows.append(f"| {row['claim']} | {pooled_cell(row, seeds['spread'].get(row['claim']))} |")
+        spread_row = seeds["spread"].get(row["claim"], {"effects": [], "holds_in": 0, "runs": 0})
+        effects = ", ".join("-" if effect is None else f"{effect:+.3f}" for effect in spread_row["effects"])
+        rows.append(f"| {row['claim']} | {effects} | {spread_row['holds_in']} of {spread_row['runs']} | {_effect(row)} |")
     rows += [
         "",
         f"Pooled: the runs at seed offsets {seeds['pooled_offsets']}, each held-out problem's score averaged over them and the"

@@ -126,8 +126,9 @@ def test_a_pooled_local_spread_adds_its_table_and_keeps_its_own_best_of_n_when_i
 
     rendered = table.claims_table(results)
 
-    assert "| claim | 3 seeds pooled: effect [95%] |" in rendered
-    assert f"| {bon} | +0.042 [+0.011, +0.070] **holds** (alone: holds in 1 of 3) |" in rendered
+    assert "| claim | effect at seed offsets [0, 1, 2] | one run holds it | 3 seeds pooled: effect [95%] |" in rendered
+    assert f"| {bon} | +0.000, +0.010, +0.020 | 1 of 3 | +0.042 [+0.011, +0.070] **holds** |" in rendered
+    assert "Spread over seeds" not in rendered, "the effects per seed are in the table, not listed again under it"
     assert table.ranked_by_verifier(seeds) and "verifier_rescore.py" not in rendered, "only an older spread's best-of-N is replaced"
     assert "The spread is not the run above's commit" not in rendered, "offset 0 is the run above"
     for row in runs.values():
