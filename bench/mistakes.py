@@ -45,7 +45,7 @@ def main() -> int:
     result = {"split": str(tuning.validation_set(args.data)), "machine": {"platform": platform.platform()}, "models": {}}
     for named in args.model:
         name, path = named.split("=", 1)
-        outcome = evaluate.evaluate_for_tuning(evaluate.Config(num_samples=1, ks=[1]), path, args.data, Path(f"/tmp/mistakes/{name}"))
+        outcome = evaluate.evaluate_for_tuning(evaluate.Config.greedy_only(), path, args.data, Path(f"/tmp/mistakes/{name}"))
         result["models"][name] = tally(problems, read_records(outcome.outputs["predictions"]))
         print(json.dumps({name: result["models"][name]}), flush=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

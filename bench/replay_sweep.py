@@ -93,7 +93,7 @@ def run_one(name: str, overrides: dict, defaults: dict, args, probe: str, out: P
 
 def validation_scores(model: str, data_dir: str, out: Path, probe: str, limit: int | None = None) -> dict[str, float]:
     """Greedy pass@1 on the validation split (its first `limit` problems) and accuracy on the validation probe (never the held-out files)."""
-    greedy = evaluate.Config(num_samples=1, ks=[1], limit=limit)
+    greedy = evaluate.Config.greedy_only(limit=limit)
     metrics = evaluate.evaluate_for_tuning(greedy, model, data_dir, out, {"probe": probe}).metrics
     return {f"val_{key}": round(metrics[key], 3) for key in ("pass@1", "probe_accuracy")}
 

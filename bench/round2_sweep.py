@@ -25,7 +25,7 @@ from components import evaluate, rejection_sampling, sft
 
 def greedy_score(model: str, data_dir: str, out: Path) -> float:
     """`model`'s greedy pass@1 on the validation split (its predictions land in `out`)."""
-    return evaluate.evaluate_for_tuning(evaluate.Config(num_samples=1, ks=[1]), model, data_dir, out).metrics["pass@1"]
+    return evaluate.evaluate_for_tuning(evaluate.Config.greedy_only(), model, data_dir, out).metrics["pass@1"]
 
 
 def trained_model(out: Path) -> Path:

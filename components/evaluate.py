@@ -88,6 +88,11 @@ class EvaluateConfig(StrictModel):
             raise ValueError(f"ks {too_big} must be between 1 and num_samples ({self.num_samples})")
         return self
 
+    @classmethod
+    def greedy_only(cls, **settings) -> EvaluateConfig:
+        """Greedy pass@1 and nothing sampled beyond one completion a problem: what a tuning sweep compares models by."""
+        return cls(num_samples=1, ks=[1], **settings)
+
 
 Config = EvaluateConfig  # the stage contract's name for it
 

@@ -129,3 +129,8 @@ def test_probe_results_ask_bare_probes_bare_and_chat_probes_through_the_template
         (["<user>Capital of France?<assistant>", "<user>Capital of Peru?<assistant>"], 40),
     ]
     assert evaluate.probe_accuracy(results) == pytest.approx(2 / 3)
+
+
+def test_a_greedy_only_config_takes_one_completion_a_problem_and_keeps_the_other_settings():
+    cfg = evaluate.Config.greedy_only(limit=5)
+    assert (cfg.num_samples, cfg.ks, cfg.limit, cfg.temperature) == (1, [1], 5, evaluate.Config().temperature)
