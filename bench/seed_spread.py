@@ -183,9 +183,33 @@ def markdown(result: dict) -> str:
         lines.append(f"Ran on {result['cpu']} (CPU flags {result['cpu_flags']}).")
     if result.get("offset0_from"):
         lines.append(f"Offset 0 is the committed run {result['offset0_from']}, not run again.")
+    lines += levels(result["runs"]) if result.get("runs") else []
     if result.get("pooled"):
         lines += pooled_markdown(result["pooled"], len(result["pooled_offsets"]))
     return "\n".join(lines) + "\n"
+
+
+LEVELS = (  # (column, the claim's measure starts with, its side): the models' own scores, read from the claims that compare them
+    ("base probe", "probe accuracy", "right"),
+    ("cold-start SFT", "pass@1: grpo - sft", "right"),
+    ("final", "pass@1: final", "left"),
+    ("distilled student", "pass@1: distill", "left"),
+    ("direct student", "pass@1: distill", "right"),
+)
+
+
+def levels(runs: dict) -> list[str]:
+    """What each run's models score on the held-out set (the base: its probe), so a reader sees how far the runs' models
+    differ, not only their comparisons."""
+    lines = ["", "## What each run's models score (held-out pass@1; the base: probe accuracy)", ""]
+    lines += ["| seed offset | " + " | ".join(column for column, _, _ in LEVELS) + " |", "|---" * (len(LEVELS) + 1) + "|"]
+    for offset, claims in runs.items():
+        cells = []
+        for _, measure, side in LEVELS:
+            row = next((claim for claim in claims if claim.get("measure", "").startswith(measure)), None)
+            cells.append("-" if row is None or row.get(side) is None else f"{row[side]:.3f}")
+        lines.append(f"| {offset} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def reused_run(demo_json: Path, offsets: list[int]) -> dict:

@@ -156,3 +156,17 @@ def test_with_base_the_bases_seed_is_shifted_too_and_the_task_stays(tmp_path):
     assert "base.seed" in changed and after.base.seed == before.base.seed + 2 and after.sft.seed == before.sft.seed + 2
     assert after.data == before.data, "the task and its held-out split stay: the runs pool per problem"
     assert after.base.model_dump(exclude={"seed"}) == before.base.model_dump(exclude={"seed"})
+
+
+def test_the_report_shows_what_each_runs_models_score_read_from_its_claims():
+    bench = load_script("seed_spread")
+    run = [
+        {"measure": "pass@1: grpo - sft", "left": 0.2, "right": 0.25},
+        {"measure": "pass@1: final (alignment) - sft", "left": 0.6, "right": 0.25},
+        {"measure": "pass@1: distill - student_sft", "left": 0.3, "right": 0.4},
+        {"measure": "probe accuracy: final (alignment) - base", "left": 0.7, "right": 0.11},
+    ]
+    lines = bench.levels({"0": run, "1": run[:2]})
+    assert lines[-4].startswith("| seed offset | base probe | cold-start SFT | final |")
+    assert lines[-2] == "| 0 | 0.110 | 0.250 | 0.600 | 0.300 | 0.400 |"
+    assert lines[-1] == "| 1 | - | 0.250 | 0.600 | - | - |", "a claim the run lacks is a dash, not a guess"
