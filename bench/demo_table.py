@@ -20,16 +20,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: components is importable
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # and seed_spread, beside it
 
-from seed_spread import spread  # noqa: E402
 
 from components.claims import Claim, ClaimsReport, markdown  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "demo.json"
-SEED_SPREAD = REPO / "bench" / "results" / "seed_spread.json"
-VERIFIER_SPREAD = REPO / "bench" / "results" / "verifier_spread.json"
+SEED_SPREAD = REPO / "bench" / "results" / "seed_spread_base.json"  # every seed but the task's: the base's too
 R1_SHAPE = REPO / "bench" / "results" / "demo_r1_shape.json"
 R1_SHAPE_SPREAD = REPO / "bench" / "results" / "seed_spread_r1_shape.json"
 STAGES = "stages"
@@ -72,21 +69,17 @@ def stages_table(results: dict) -> str:
 
 
 def claims_table(results: dict) -> str:
-    """The committed run's claims; under them, each claim's spread over seeds where bench/seed_spread.py has measured it,
-    and the claims pooled over those runs where it pooled them."""
+    """The committed run's claims; under them, each claim over the runs of bench/seed_spread.py, pooled where it pooled them."""
     report = results["claims"]
     claims = [Claim(**row) for row in report["claims"]]
     seeds = json.loads(SEED_SPREAD.read_text()) if SEED_SPREAD.is_file() else {}
-    if seeds.get("pooled"):
-        table = markdown(ClaimsReport(claims=claims, method=report["method"])).rstrip("\n")
-        return table + "\n\n" + pooled_table(seeds) + "\n\n" + spread_footnote(results, seeds)
-    by_claim, verifier_note = dict(seeds.get("spread", {})), ""
-    if seeds and "verifier" in results.get("stage_seconds", {}) and not ranked_by_verifier(seeds) and VERIFIER_SPREAD.is_file():
-        by_claim, verifier_note = with_verifier_spread(by_claim, json.loads(VERIFIER_SPREAD.read_text()))
-    table = markdown(ClaimsReport(claims=claims, seed_spread=by_claim, method=report["method"])).rstrip("\n")
-    if seeds:
-        table += "\n\n" + spread_footnote(results, seeds) + verifier_note
-    return table
+    if not seeds:
+        return markdown(ClaimsReport(claims=claims, method=report["method"])).rstrip("\n")
+    if not seeds.get("pooled"):  # a spread whose runs kept no per-problem scores: each claim's effects, listed
+        table = markdown(ClaimsReport(claims=claims, seed_spread=seeds["spread"], method=report["method"])).rstrip("\n")
+        return table + "\n\n" + spread_footnote(results, seeds)
+    table = markdown(ClaimsReport(claims=claims, method=report["method"])).rstrip("\n")
+    return table + "\n\n" + pooled_table(seeds) + "\n\n" + spread_footnote(results, seeds)
 
 
 def spread_footnote(results: dict, seeds: dict) -> str:
@@ -129,31 +122,6 @@ def pooled_cell(pooled: dict | None, spread_row: dict | None) -> str:
     """A pooled claim's effect and verdict, with how many of the runs held it alone."""
     alone = f" (alone: holds in {spread_row['holds_in']} of {spread_row['runs']})" if spread_row else ""
     return _effect(pooled) + alone
-
-
-def ranked_by_verifier(seeds: dict) -> bool:
-    """Whether the spread's own runs ranked best-of-N by the verifier (their claims' notes say so)."""
-    notes = [row["note"] for claims in seeds.get("runs", {}).values() for row in claims if row["claim"].startswith("best-of-")]
-    return bool(notes) and all("verifier" in note for note in notes)
-
-
-def with_verifier_spread(by_claim: dict, verifier: dict) -> tuple[dict, str]:
-    """The best-of-N row's spread as the run ranked it, by the verifier (bench/verifier_rescore.py on the spread's final models).
-
-    The spread's own runs predate the verifier: their best-of-N was ranked by the SFT's reward model, which is
-    not the scorer of the run above the footnote."""
-    name = next((claim for claim in by_claim if claim.startswith("best-of-")), None)
-    if name is None:
-        return by_claim, ""
-    rows = {row["offset"]: [{"claim": name, "effect": row["effect"], "holds": row["holds"]}] for row in verifier["rows"]}
-    ranked_by_sft_model = ", ".join(f"{row['effect_reward_model']:+.3f}" for row in verifier["rows"])
-    note = (
-        f" Its best-of-8 row is the verifier's, as in the run above: `python bench/verifier_rescore.py` (commit"
-        f" {verifier['verifier_commit']}) trained each spread run's verifier from its final model and evaluated it"
-        f" (bench/results/verifier_spread.json); ranked by the SFT's reward model, as those runs did, the effects were"
-        f" {ranked_by_sft_model}."
-    )
-    return by_claim | spread(rows), note
 
 
 def _effect(row: dict | None) -> str:

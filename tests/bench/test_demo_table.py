@@ -23,24 +23,6 @@ def test_the_committed_claims_are_the_flows_own_and_each_has_a_verdict():
     assert (REPO / "bench" / "results" / "claims.md").read_text().count("\n| ") == 1 + len(claims)
 
 
-def test_the_best_of_n_spread_is_the_verifiers_when_the_run_ranked_by_the_verifier():
-    """The spread's runs ranked best-of-N by the SFT's reward model; a run ranked by the verifier gets the verifier's spread."""
-    table = load_script("demo_table")
-    name = "best-of-8 by the reward model beats greedy"
-    seeds = {name: {"seeds": [0, 1], "effects": [-0.2, -0.1], "holds": [False, False]}, "other": {"effects": [0.1]}}
-    verifier = {
-        "verifier_commit": "abc1234",
-        "rows": [
-            {"offset": 0, "effect": 0.02, "holds": False, "effect_reward_model": -0.2},
-            {"offset": 1, "effect": 0.06, "holds": True, "effect_reward_model": -0.1},
-        ],
-    }
-    by_claim, note = table.with_verifier_spread(seeds, verifier)
-    assert by_claim[name]["effects"] == [0.02, 0.06] and by_claim[name]["holds_in"] == 1
-    assert by_claim["other"] == seeds["other"] and seeds[name]["effects"] == [-0.2, -0.1]  # the rest untouched, the input too
-    assert "verifier_rescore.py" in note and "-0.200, -0.100" in note
-
-
 def test_the_data_shapes_table_sets_each_claim_beside_the_same_claim_of_the_other_run():
     table = load_script("demo_table")
     results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
@@ -102,7 +84,7 @@ def test_a_seed_spread_of_r1_shape_adds_a_pooled_column_with_how_often_each_run_
     assert "no seed spread of r1_shape yet" in table.shapes_table(results, other, {}), "without a spread the table says so"
 
 
-def test_a_pooled_local_spread_adds_its_table_and_keeps_its_own_best_of_n_when_its_runs_ranked_by_the_verifier(tmp_path):
+def test_a_pooled_spread_is_one_table_of_each_claims_effect_per_seed_and_pooled(tmp_path):
     table = load_script("demo_table")
     results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
     claims = results["claims"]["claims"]
@@ -117,7 +99,7 @@ def test_a_pooled_local_spread_adds_its_table_and_keeps_its_own_best_of_n_when_i
         "offsets": [0, 1, 2],
         "offset0_from": f"demo.json (commit {results['commit']}, CPU flags avx2)",
         "runs": runs,
-        "spread": table.spread({int(k): rows for k, rows in runs.items()}),
+        "spread": load_script("seed_spread").spread({int(k): rows for k, rows in runs.items()}),
         "pooled_offsets": [0, 1, 2],
         "pooled": [row | {"effect": 0.042, "low": 0.011, "high": 0.07, "holds": True} for row in claims],
     }
@@ -129,8 +111,4 @@ def test_a_pooled_local_spread_adds_its_table_and_keeps_its_own_best_of_n_when_i
     assert "| claim | effect at seed offsets [0, 1, 2] | one run holds it | 3 seeds pooled: effect [95%] |" in rendered
     assert f"| {bon} | +0.000, +0.010, +0.020 | 1 of 3 | +0.042 [+0.011, +0.070] **holds** |" in rendered
     assert "Spread over seeds" not in rendered, "the effects per seed are in the table, not listed again under it"
-    assert table.ranked_by_verifier(seeds) and "verifier_rescore.py" not in rendered, "only an older spread's best-of-N is replaced"
     assert "The spread is not the run above's commit" not in rendered, "offset 0 is the run above"
-    for row in runs.values():
-        next(r for r in row if r["claim"] == bon)["note"] = ""  # runs from before the verifier
-    assert not table.ranked_by_verifier(seeds)
