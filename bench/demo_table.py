@@ -4,7 +4,8 @@
     python bench/demo_table.py --write    # replace the blocks between the markers in README.md
 
 Three blocks: every stage's held-out metrics and seconds, the recipe's claims (the flow's own
-reports/claims.json of that run, with their 95% intervals), and each claim beside the same claim
+reports/claims.json of that run, with their 95% intervals; under them each claim over the runs of
+bench/seed_spread.py --with-base, per seed and pooled), and each claim beside the same claim
 in R1's data shape (the `r1_shape` profile's run, bench/results/demo_r1_shape.json). Nothing in them
 is typed by hand: `python bench/demo_bench.py [--profile r1_shape]` measures a fresh clone's
 `make demo` and writes the JSON.
@@ -20,7 +21,6 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: components is importable
-
 
 from components.claims import Claim, ClaimsReport, markdown  # noqa: E402
 
