@@ -112,3 +112,18 @@ def test_a_pooled_spread_is_one_table_of_each_claims_effect_per_seed_and_pooled(
     assert f"| {bon} | +0.000, +0.010, +0.020 | 1 of 3 | +0.042 [+0.011, +0.070] **holds** |" in rendered
     assert "Spread over seeds" not in rendered, "the effects per seed are in the table, not listed again under it"
     assert "The spread is not the run above's commit" not in rendered, "offset 0 is the run above"
+
+
+def test_a_spread_without_pooled_claims_lists_each_claims_effects_under_the_table(tmp_path):
+    table = load_script("demo_table")
+    results = json.loads((REPO / "bench" / "results" / "demo.json").read_text())
+    first = results["claims"]["claims"][0]["claim"]
+    runs = {0: [{"claim": first, "effect": 0.02, "holds": False}], 1: [{"claim": first, "effect": -0.01, "holds": False}]}
+    seeds = {"commit": "abc1234", "offsets": [0, 1], "spread": load_script("seed_spread").spread(runs), "pooled": []}
+    table.SEED_SPREAD = tmp_path / "seed_spread.json"
+    table.SEED_SPREAD.write_text(json.dumps(seeds))
+
+    rendered = table.claims_table(results)
+
+    assert f"- {first}: effects +0.020, -0.010 over seed offsets [0, 1]" in rendered and "seeds pooled" not in rendered
+    assert f"The spread is not the run above's commit ({results['commit']})" in rendered
