@@ -86,7 +86,8 @@ def spread_footnote(results: dict, seeds: dict) -> str:
     host = f" on {seeds['cpu']} ({seeds['cpu_flags']})" if seeds.get("cpu") else ""
     varied = seeds.get("varied", "the post-training seeds")
     note = (
-        f"The spread: `python bench/seed_spread.py{' --with-base' if 'base' in varied else ''}` at commit {seeds['commit']}{host},"
+        f"The spread: `python bench/seed_spread.py{' --with-base' if 'base.seed' in seeds.get('shifted_seeds', []) else ''}` at commit"
+        f" {seeds['commit']}{host},"
         f" whole local runs, each offset shifting {varied} (bench/results/{SEED_SPREAD.stem}.md)."
     )
     if seeds.get("offset0_from"):

@@ -177,7 +177,7 @@ def markdown(result: dict) -> str:
         sd = "-" if row["sd"] is None else f"{row['sd']:.3f}"
         lines.append(f"| {name} | {effects} | {mean} | {sd} | {row['holds_in']} of {row['runs']} |")
     seconds = ", ".join(f"{s:.0f}" for s in result["pipeline_seconds"].values())
-    trains = "each run trains its own base" if "base" in result.get("varied", "") else "the first run here trains the base"
+    trains = "each run trains its own base" if "base.seed" in result.get("shifted_seeds", []) else "the first run here trains the base"
     lines += ["", f"Seed offsets {result['offsets']}; pipeline seconds per run: {seconds} ({trains})."]
     if result.get("cpu"):
         lines.append(f"Ran on {result['cpu']} (CPU flags {result['cpu_flags']}).")
