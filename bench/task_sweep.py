@@ -2,6 +2,7 @@
 
     python bench/task_sweep.py --runs '{"ops3-6": {"min_steps": 3, "max_steps": 6}}' \\
         [--sft '{"max_steps": 600}'] [--seeds 1 2] [--params params.yaml] [--out /tmp/task-sweep]
+    python bench/task_sweep.py --runs '{"task": {}}' --base '{"learning_rate": 0.002}' --base-seeds 0 1 2 --sft '{}' --seeds 0
 
 The task's difficulty (operations per problem, operand size) changes every dataset, so each run
 draws its own data from params.yaml's `data` section overridden by the run, pretrains its own
@@ -11,6 +12,11 @@ model is scored greedily on that run's validation split and on a validation prob
 run's operands, never on the held-out files. The SFT with enough steps to be seed-stable ends close to where the whole recipe's final
 model ends (tuning.md), so its validation pass@1 is what a setting is judged by: issue 16 wants
 the final model between 0.5 and 0.8. One JSON line per model.
+
+The base's schedule is swept the same way: `--base` overrides params.yaml's base section, and
+`--base-seeds` pretrains one base per seed on the run's data (each with its own SFTs), because
+whether the local base learns arithmetic depends on its seed (tuning.md, "Every choice above is
+one base's"): a schedule is judged by its worst base seed.
 """
 
 from __future__ import annotations
@@ -37,28 +43,46 @@ def draw_data(overrides: dict, defaults: dict, out: Path) -> tuple[str, data.Con
     return task.out_dir, task
 
 
-def pretrain_base(defaults: dict, data_dir: str, out: Path) -> tuple[str, int]:
+def pretrain_base(settings: dict, data_dir: str, out: Path) -> tuple[str, dict]:
+    """The base's model folder, and its pretraining seconds and final loss for the row."""
     started = time.perf_counter()
-    result = base.run(
-        base.Config(**defaults), {"pretrain": f"{data_dir}/pretrain.jsonl", "sft": f"{data_dir}/sft.jsonl"}, str(out / "base")
-    )
-    return result.outputs["model"], round(time.perf_counter() - started)
+    result = base.run(base.Config(**settings), {"pretrain": f"{data_dir}/pretrain.jsonl", "sft": f"{data_dir}/sft.jsonl"}, str(out))
+    return result.outputs["model"], {
+        "base_seconds": round(time.perf_counter() - started),
+        "base_final_loss": round(result.metrics["final_loss"], 4),
+    }
 
 
-def sweep_one(name: str, overrides: dict, params: dict, sft_overrides: dict, seeds: list[int], out: Path):
-    """Yield one row for the run's base, then one per SFT seed."""
+def sweep_one(
+    name: str,
+    overrides: dict,
+    params: dict,
+    sft_overrides: dict,
+    seeds: list[int],
+    out: Path,
+    base_overrides: dict | None = None,
+    base_seeds: list[int] | None = None,
+):
+    """Yield, for each base (params.yaml's base seed, or each of `base_seeds`), one row for it, then one per SFT seed."""
     data_dir, task = draw_data(overrides, params["data"], out)
     probe = validation_probe(data_dir, out, task=task)  # sums with the run's own operands
-    model, seconds = pretrain_base(params["base"], data_dir, out)
-    # the base only needs its probe; evaluate wants an eval set, so one validation problem
-    base_probe = validation_scores(model, data_dir, out / "base-eval", probe, limit=1)["val_probe_accuracy"]
-    yield {"run": name, "task": overrides, "model": "base", "base_seconds": seconds, "val_probe_accuracy": base_probe}
-    for seed in seeds:
-        started = time.perf_counter()
-        sft_model = replay_sweep.train("sft", sft_overrides | {"seed": seed}, params["sft"], model, data_dir, None, out / f"sft-seed{seed}")
-        sft_seconds = round(time.perf_counter() - started)
-        scores = validation_scores(sft_model.outputs["model"], data_dir, out / f"sft-seed{seed}-eval", probe)
-        yield {"run": name, "task": overrides, "model": "sft", "sft": sft_overrides, "sft_seed": seed, "sft_seconds": sft_seconds, **scores}
+    base_overrides = base_overrides or {}
+    for base_seed in base_seeds or [None]:
+        settings = params["base"] | base_overrides | ({} if base_seed is None else {"seed": base_seed})
+        tag = "" if base_seed is None else f"-base{base_seed}"  # one base per folder
+        named = {"run": name, "task": overrides} | ({"base": base_overrides, "base_seed": base_seed} if base_seeds else {})
+        model, pretraining = pretrain_base(settings, data_dir, out / f"base{tag}")
+        # the base only needs its probe; evaluate wants an eval set, so one validation problem
+        base_probe = validation_scores(model, data_dir, out / f"base{tag}-eval", probe, limit=1)["val_probe_accuracy"]
+        yield named | {"model": "base", **pretraining, "val_probe_accuracy": base_probe}
+        for seed in seeds:
+            started = time.perf_counter()
+            sft_model = replay_sweep.train(
+                "sft", sft_overrides | {"seed": seed}, params["sft"], model, data_dir, None, out / f"sft{tag}-seed{seed}"
+            )
+            sft_seconds = round(time.perf_counter() - started)
+            scores = validation_scores(sft_model.outputs["model"], data_dir, out / f"sft{tag}-seed{seed}-eval", probe)
+            yield named | {"model": "sft", "sft": sft_overrides, "sft_seed": seed, "sft_seconds": sft_seconds, **scores}
 
 
 def main() -> int:
@@ -66,6 +90,8 @@ def main() -> int:
     parser.add_argument("--runs", required=True, help='{"name": {data overrides}, ...}')
     parser.add_argument("--sft", default='{"max_steps": 600}', help="overrides of params.yaml's sft section for every SFT")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="the SFT seeds (the base keeps params.yaml's)")
+    parser.add_argument("--base", default="{}", help="overrides of params.yaml's base section for every base")
+    parser.add_argument("--base-seeds", type=int, nargs="+", help="pretrain one base per seed (default: params.yaml's base seed)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="/tmp/task-sweep")
     args = parser.parse_args()
@@ -73,7 +99,8 @@ def main() -> int:
     for name, overrides in json.loads(args.runs).items():
         out = Path(args.out) / name
         out.mkdir(parents=True, exist_ok=True)
-        for row in sweep_one(name, overrides, params, json.loads(args.sft), args.seeds, out):
+        rows = sweep_one(name, overrides, params, json.loads(args.sft), args.seeds, out, json.loads(args.base), args.base_seeds)
+        for row in rows:
             print(json.dumps(row), flush=True)
     return 0
 

@@ -28,3 +28,19 @@ def test_a_run_trains_on_its_own_harder_task_and_scores_on_validation(tmp_path):
     # the two seeds are two trainings, each scored in its own folder
     assert (tmp_path / "sft-seed1-eval").is_dir() and (tmp_path / "sft-seed2-eval").is_dir()
     json.dumps(rows)  # one JSON line per model
+
+
+def test_base_seeds_pretrain_one_base_each_with_the_overrides_on_one_draw_of_data(tmp_path):
+    bench = load_script("task_sweep")
+    tiny = tiny_overrides()
+    params = {"data": tiny["data"], "base": tiny["base"], "sft": tiny["sft"] | {"use_cpu": True}}
+
+    rows = list(bench.sweep_one("lr", {}, params, {"max_steps": 2}, [0], tmp_path, {"learning_rate": 0.002}, [3, 4]))
+
+    assert [(row["model"], row["base_seed"]) for row in rows] == [("base", 3), ("sft", 3), ("base", 4), ("sft", 4)]
+    assert all(row["base"] == {"learning_rate": 0.002} for row in rows), "every row names the base's overrides"
+    # two bases, each in its own folder, each SFT'd from its own base
+    assert (tmp_path / "base-base3" / "model").is_dir() and (tmp_path / "base-base4" / "model").is_dir()
+    assert (tmp_path / "sft-base3-seed0-eval").is_dir() and (tmp_path / "sft-base4-seed0-eval").is_dir()
+    weights = [(tmp_path / f"base-base{seed}" / "model" / "model.safetensors").read_bytes() for seed in (3, 4)]
+    assert weights[0] != weights[1], "the base seed reaches the base's initialisation"
