@@ -70,7 +70,8 @@ def sweep_one(
     for base_seed in base_seeds or [None]:
         settings = params["base"] | base_overrides | ({} if base_seed is None else {"seed": base_seed})
         tag = "" if base_seed is None else f"-base{base_seed}"  # one base per folder
-        named = {"run": name, "task": overrides} | ({"base": base_overrides, "base_seed": base_seed} if base_seeds else {})
+        named = {"run": name, "task": overrides} | ({"base": base_overrides} if base_overrides else {})
+        named |= {"base_seed": base_seed} if base_seeds else {}
         model, pretraining = pretrain_base(settings, data_dir, out / f"base{tag}")
         # the base only needs its probe; evaluate wants an eval set, so one validation problem
         base_probe = validation_scores(model, data_dir, out / f"base{tag}-eval", probe, limit=1)["val_probe_accuracy"]
@@ -89,7 +90,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help='{"name": {data overrides}, ...}')
     parser.add_argument("--sft", default='{"max_steps": 600}', help="overrides of params.yaml's sft section for every SFT")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="the SFT seeds (the base keeps params.yaml's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="the SFT seeds, for each base")
     parser.add_argument("--base", default="{}", help="overrides of params.yaml's base section for every base")
     parser.add_argument("--base-seeds", type=int, nargs="+", help="pretrain one base per seed (default: params.yaml's base seed)")
     parser.add_argument("--params", default="params.yaml")

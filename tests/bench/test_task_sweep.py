@@ -14,7 +14,7 @@ def test_a_run_trains_on_its_own_harder_task_and_scores_on_validation(tmp_path):
     params = {"data": tiny["data"], "base": tiny["base"], "sft": tiny["sft"] | {"use_cpu": True}}
     run = {"min_steps": 5, "max_steps": 6}
 
-    rows = list(bench.sweep_one("ops5-6", run, params, {"max_steps": 4}, [1, 2], tmp_path))
+    rows = list(bench.sweep_one("ops5-6", run, params, {"max_steps": 4}, [1, 2], tmp_path, {"warmup_steps": 2}))
 
     # the run's own data follows its setting, not params.yaml's (max_steps 3 there)
     answers = [record["messages"][-1]["content"] for record in read_records(tmp_path / "data" / "sft.jsonl")]
@@ -22,6 +22,7 @@ def test_a_run_trains_on_its_own_harder_task_and_scores_on_validation(tmp_path):
     assert [row["model"] for row in rows] == ["base", "sft", "sft"]
     assert [row.get("sft_seed") for row in rows] == [None, 1, 2]
     assert all(row["task"] == run for row in rows)
+    assert all(row["base"] == {"warmup_steps": 2} and "base_seed" not in row for row in rows), "params.yaml's base seed, overrides named"
     assert rows[1]["sft"] == {"max_steps": 4}, "an SFT row names its overrides of the sft section"
     for row in rows[1:]:
         assert 0.0 <= row["val_pass@1"] <= 1.0 and 0.0 <= row["val_probe_accuracy"] <= 1.0
