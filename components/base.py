@@ -33,7 +33,7 @@ class BaseConfig(StrictModel):
     kv_heads: int = Field(2, ge=1)
     intermediate_size: int = Field(512, ge=16)
     max_positions: int = Field(256, ge=64)
-    steps: int = Field(2400, ge=0, description="pretraining optimizer steps")
+    steps: int = Field(1200, ge=0, description="pretraining optimizer steps")
     batch_size: int = Field(64, ge=1)
     micro_batches: int = Field(
         3,

@@ -63,7 +63,7 @@ class DataConfig(StrictModel):
     )
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
     max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
-    max_operand: int = Field(999, ge=9, le=999, description="largest number in a problem")
+    max_operand: int = Field(175, ge=9, le=999, description="largest number in a problem")
     files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "val", "probe"], str | user_data.FileSpec] = Field(
         default_factory=dict,
         description="kind -> your file: a path (TRL's formats), or {path, format, column names} (components/user_data.py)",
