@@ -34,6 +34,9 @@ os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
 os.environ.setdefault("TQDM_DISABLE", "1")
+# A bare `pytest` as `make test`: Prefect's ephemeral server gets 20 s to start by default, too few on a
+# busy 2-core machine (tests/flows/test_events.py missed it); the Makefile exports the same 120.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 REPO = Path(__file__).resolve().parent.parent
 
