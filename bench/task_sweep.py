@@ -3,6 +3,7 @@
     python bench/task_sweep.py --runs '{"ops3-6": {"min_steps": 3, "max_steps": 6}}' \\
         [--sft '{"max_steps": 600}'] [--seeds 1 2] [--params params.yaml] [--out /tmp/task-sweep]
     python bench/task_sweep.py --runs '{"task": {}}' --base '{"learning_rate": 0.002}' --base-seeds 0 1 2 --sft '{}' --seeds 0
+    python bench/task_sweep.py --runs '{"op999": {"max_operand": 999}}' --base '{"steps": 3600}' --base-seeds 0 --seeds
 
 The task's difficulty (operations per problem, operand size) changes every dataset, so each run
 draws its own data from params.yaml's `data` section overridden by the run, pretrains its own
@@ -16,7 +17,8 @@ the final model between 0.5 and 0.8. One JSON line per model.
 The base's schedule is swept the same way: `--base` overrides params.yaml's base section, and
 `--base-seeds` pretrains one base per seed on the run's data (each with its own SFTs), because
 whether the local base learns arithmetic depends on its seed (tuning.md, "Every choice above is
-one base's"): a schedule is judged by its worst base seed.
+one base's"): a schedule is judged by its worst base seed. `--seeds` with no seed screens the
+bases alone (their loss and validation probe), without the SFTs' time.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def pretrain_base(settings: dict, data_dir: str, out: Path) -> tuple[str, dict]:
     return result.outputs["model"], {
         "base_seconds": round(time.perf_counter() - started),
         "base_final_loss": round(result.metrics["final_loss"], 4),
+        # the loss every 200 steps (the curve has one every 10): where a base leaves the plateau, if it does
+        "base_loss_every_200": [round(loss, 3) for loss in result.curves["pretrain_loss"][19::20]],
     }
 
 
@@ -90,7 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help='{"name": {data overrides}, ...}')
     parser.add_argument("--sft", default='{"max_steps": 600}', help="overrides of params.yaml's sft section for every SFT")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="the SFT seeds, for each base")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="the SFT seeds, for each base (none: the bases only)")
     parser.add_argument("--base", default="{}", help="overrides of params.yaml's base section for every base")
     parser.add_argument("--base-seeds", type=int, nargs="+", help="pretrain one base per seed (default: params.yaml's base seed)")
     parser.add_argument("--params", default="params.yaml")

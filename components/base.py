@@ -42,6 +42,7 @@ class BaseConfig(StrictModel):
     )
     learning_rate: float = Field(1e-3, gt=0, le=1)
     warmup_steps: int = Field(60, ge=0)
+    weight_decay: float = Field(0.01, ge=0, lt=1, description="AdamW's decoupled weight decay")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -99,7 +100,9 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     tokenizer = train_tokenizer(tokenizer_corpus(inputs), cfg.vocab_size)
     model = build_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.heads, cfg.kv_heads, cfg.intermediate_size, cfg.max_positions, cfg.seed)
     texts = [r["text"] for r in read_records(inputs["pretrain"])]
-    settings = {k: getattr(cfg, k) for k in ("steps", "batch_size", "micro_batches", "learning_rate", "warmup_steps", "seed")}
+    settings = {
+        k: getattr(cfg, k) for k in ("steps", "batch_size", "micro_batches", "learning_rate", "warmup_steps", "weight_decay", "seed")
+    }
     curve = pretrain(model, tokenizer, texts, max_length=cfg.max_positions, **settings) if cfg.steps else []
     save_pretrained(model, tokenizer, model_dir)
     return StageResult(

@@ -99,6 +99,7 @@ def pretrain(
     warmup_steps: int,
     seed: int,
     max_length: int,
+    weight_decay: float = 0.01,
     desc: str = "pretraining base",
 ) -> list[float]:
     """Plain torch loop over random batches of `texts` (AdamW, warm-up then cosine to a tenth); the loss every 10 steps.
@@ -108,7 +109,7 @@ def pretrain(
 
     rows = tokenize_with_loss_mask(tokenizer, texts, max_length)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.95))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, warmup_steps))
     model.train()
     curve, running, tokens, started = [], [], 0, time.perf_counter()

@@ -45,3 +45,16 @@ def test_base_seeds_pretrain_one_base_each_with_the_overrides_on_one_draw_of_dat
     assert (tmp_path / "sft-base3-seed0-eval").is_dir() and (tmp_path / "sft-base4-seed0-eval").is_dir()
     weights = [(tmp_path / f"base-base{seed}" / "model" / "model.safetensors").read_bytes() for seed in (3, 4)]
     assert weights[0] != weights[1], "the base seed reaches the base's initialisation"
+
+
+def test_no_sft_seeds_trains_and_probes_the_bases_only(tmp_path):
+    """`--seeds` with no seed: a base-schedule screen, each base's loss and validation probe, no SFT."""
+    bench = load_script("task_sweep")
+    tiny = tiny_overrides()
+    params = {"data": tiny["data"], "base": tiny["base"], "sft": tiny["sft"] | {"use_cpu": True}}
+
+    rows = list(bench.sweep_one("screen", {}, params, {}, [], tmp_path, {"weight_decay": 0.1}, [0]))
+
+    assert [(row["model"], row["base_seed"]) for row in rows] == [("base", 0)]
+    assert rows[0]["base"] == {"weight_decay": 0.1} and 0.0 <= rows[0]["val_probe_accuracy"] <= 1.0
+    assert not list(tmp_path.glob("sft-*")), "no SFT was trained"

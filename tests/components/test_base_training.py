@@ -53,3 +53,19 @@ def test_the_one_pass_loss_is_the_mean_over_label_tokens(model_and_rows):
         expected = model(input_ids=input_ids, labels=labels).loss.item()
     loss, _ = gradients(model, rows, tokenizer.pad_token_id, 3)
     assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_weight_decay_setting_reaches_the_optimizer(model_and_rows):
+    """base.weight_decay: AdamW's decoupled decay shrinks the weights, so a larger one leaves a smaller norm."""
+    import copy
+
+    from components.plain_text import pretrain
+
+    model, tokenizer, _ = model_and_rows
+    norms = {}
+    for decay in (0.0, 0.5):
+        trained = copy.deepcopy(model)
+        settings = {"steps": 10, "batch_size": 4, "micro_batches": 1, "learning_rate": 1e-2, "warmup_steps": 0, "seed": 0}
+        pretrain(trained, tokenizer, TEXTS, max_length=128, weight_decay=decay, desc="test", **settings)
+        norms[decay] = sum(p.detach().norm() ** 2 for p in trained.parameters()).item()
+    assert norms[0.5] < norms[0.0] * 0.99
