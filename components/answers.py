@@ -160,3 +160,27 @@ def _evaluate(expression: str) -> int:
 def score(text: str, reference: str) -> bool:
     """Is a full model response correct against the reference answer?"""
     return is_correct(extract_answer(text), reference)
+
+
+STEP = re.compile(r"^(-?\d+)([+-])(\d+)=(-?\d+)$")
+
+
+def solution_steps(solution: str) -> list[tuple[int, str, int, int]] | None:
+    """The `a+b=c` / `a-b=c` lines of a solution's reasoning block, or None if a line is not one."""
+    body = solution.split(THINK_CLOSE, 1)[0].replace(THINK_OPEN, "")
+    steps = []
+    for line in filter(None, (raw.strip() for raw in body.splitlines())):
+        match = STEP.match(line)
+        if match is None:
+            return None
+        a, op, b, c = match.groups()
+        steps.append((int(a), op, int(b), int(c)))
+    return steps
+
+
+BARE_PROBE_TOKENS = 8  # a bare probe's answer is the completion's first word
+
+
+def completes_with(reply: str, answer: str) -> bool:
+    """Whether a bare prompt's completion (`23+15=` -> `38\n...`) starts with the answer as its first word."""
+    return reply.strip().split()[0:1] == [answer]

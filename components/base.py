@@ -6,6 +6,12 @@ small Llama-style model from the config and pretrain it briefly on the plain-tex
 which is what makes a 1M-parameter model learn to read and to carry in minutes. Cluster
 profile (`source: pretrained`): load a Hugging Face model id or path and use it as is.
 
+A base pretrained here then checks itself on the validation split: the first step of each
+validation solution as a bare sum (`968+680=`). At this size, whether pretraining crosses from
+estimating a sum to adding it digit by digit depends on the seed (bench/results/tuning.md), and
+every later stage inherits a base that did not: the stage says so in its result (`warning`), so
+the operator reads it in the run's log and summary rather than in the final table.
+
     posttrain base --params params.yaml --out artifacts/base/manual
 """
 
@@ -17,8 +23,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from components.answers import BARE_PROBE_TOKENS, completes_with, solution_steps
 from components.artifacts import read_records
 from components.config import StageResult, StrictModel
+from components.generation import generate
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
 from components.plain_text import pretrain
 
@@ -44,6 +52,13 @@ class BaseConfig(StrictModel):
     warmup_steps: int = Field(60, ge=0)
     weight_decay: float = Field(0.01, ge=0, lt=1, description="AdamW's decoupled weight decay")
     seed: int = 0
+    min_val_probe: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the share of validation sums (`968+680=`) a base pretrained here must answer; below it the stage warns "
+        "that the base did not learn the arithmetic its task needs (learned bases answer 0.9+, stuck ones under 0.15)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BaseConfig:
@@ -105,11 +120,52 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     }
     curve = pretrain(model, tokenizer, texts, max_length=cfg.max_positions, **settings) if cfg.steps else []
     save_pretrained(model, tokenizer, model_dir)
+    metrics = {"parameters": float(count_parameters(model)), "final_loss": curve[-1] if curve else float("nan")}
+    info = {"source": "scratch", "vocab_size": len(tokenizer)}
+    probes = validation_sums(inputs["val"]) if inputs.get("val") else []
+    if probes:
+        metrics["val_probe_accuracy"] = probe_accuracy(model, tokenizer, probes)
+        info.update(arithmetic_check(cfg, metrics, probes))
     return StageResult(
         stage="base",
         outputs={"model": str(model_dir)},
-        metrics={"parameters": float(count_parameters(model)), "final_loss": curve[-1] if curve else float("nan")},
+        metrics=metrics,
         curves={"pretrain_loss": curve},
-        info={"source": "scratch", "vocab_size": len(tokenizer)},
+        info=info,
         wall_seconds=time.perf_counter() - start,
     )
+
+
+def validation_sums(val_path: str, limit: int = 200) -> list[dict]:
+    """Bare sums from the validation split: each solution's first step (`968+680=` -> `1648`), as the probe set has them.
+
+    None from solutions that are not `a+b=c` steps (a user's own data): then there is nothing to check."""
+    probes = {}
+    for record in read_records(val_path):
+        steps = solution_steps(record.get("solution") or "")
+        if steps:
+            a, op, b, c = steps[0]
+            probes.setdefault(f"{a}{op}{b}=", {"prompt": f"{a}{op}{b}=", "answer": str(c)})
+    return list(probes.values())[:limit]
+
+
+def probe_accuracy(model, tokenizer, probes: list[dict]) -> float:
+    """The share of `probes` whose greedy completion starts with the answer (what the evaluate stage's bare probe counts)."""
+    replies = generate(model, tokenizer, [p["prompt"] for p in probes], BARE_PROBE_TOKENS, desc="base: validation sums")
+    return sum(completes_with(reply[0], p["answer"]) for reply, p in zip(replies, probes, strict=True)) / len(probes)
+
+
+def arithmetic_check(cfg: Config, metrics: dict[str, float], probes: list[dict]) -> dict:
+    """`arithmetic_learned`, and a `warning` naming what the operator can do when the base did not learn it."""
+    accuracy = metrics["val_probe_accuracy"]
+    if accuracy >= cfg.min_val_probe:
+        return {"arithmetic_learned": True}
+    example = probes[0]["prompt"]
+    return {
+        "arithmetic_learned": False,
+        "warning": (
+            f"base did not learn the arithmetic its task needs: it completes {accuracy:.3f} of {len(probes)} validation sums "
+            f"(e.g. `{example}`), under base.min_val_probe {cfg.min_val_probe}; final loss {metrics['final_loss']:.3f}. Every later "
+            "stage starts from it: try another base.seed or more base.steps (bench/results/tuning.md: which base seeds learn)"
+        ),
+    }

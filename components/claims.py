@@ -408,12 +408,13 @@ def markdown(report: ClaimsReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: ClaimsReport, reports_dir: str | Path, measured_on: str = "this run") -> tuple[Path, Path]:
-    """claims.md and claims.json under `reports_dir`."""
+def write(report: ClaimsReport, reports_dir: str | Path, measured_on: str = "this run", warnings: Sequence[str] = ()) -> tuple[Path, Path]:
+    """claims.md and claims.json under `reports_dir`; `warnings` (what the run's stages flagged) above the table."""
     out = Path(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / "claims.md"
-    md.write_text(f"# The recipe's claims, measured on {measured_on}\n\n" + markdown(report))
+    flagged = "".join(f"> **Warning**: {warning}\n\n" for warning in warnings)  # read before the rows they qualify
+    md.write_text(f"# The recipe's claims, measured on {measured_on}\n\n" + flagged + markdown(report))
     return md, write_json(out / "claims.json", report.as_dict())
 
 
@@ -435,6 +436,11 @@ def report_of(path: Path) -> ClaimsReport:
     raise ValueError(f"{path}: neither a run's summary.json (claims_inputs) nor a claims.json (claims, method)")
 
 
+def warnings_of(path: Path) -> list[str]:
+    """What a run's stages flagged (a summary.json's `warnings`; a claims.json has none)."""
+    return json.loads(path.read_text()).get("warnings", [])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild claims.md from a run's summary, or pool several runs' claims")
     parser.add_argument(
@@ -445,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reports = [report_of(Path(path)) for path in args.summary]
     if len(reports) == 1:
-        md, _ = write(reports[0], args.out or Path(args.summary[0]).parent)
+        md, _ = write(reports[0], args.out or Path(args.summary[0]).parent, warnings=warnings_of(Path(args.summary[0])))
     elif not args.out:
         parser.error("pooling several runs needs --out: a folder of its own, not one run's reports")
     else:
-        md, _ = write(pool(reports), args.out, f"{len(reports)} runs pooled")
+        flagged = [f"{path}: {warning}" for path in args.summary for warning in warnings_of(Path(path))]
+        md, _ = write(pool(reports), args.out, f"{len(reports)} runs pooled", warnings=flagged)
     print(md.read_text())
     return 0
 

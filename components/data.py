@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import time
 from pathlib import Path
 from typing import Literal
@@ -31,7 +30,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components import general_knowledge, user_data
-from components.answers import THINK_CLOSE, THINK_OPEN, extract_answer, format_solution
+from components.answers import THINK_CLOSE, extract_answer, format_solution, solution_steps
 from components.artifacts import DataError, digest_path, write_records
 from components.config import StageResult, StrictModel, load_section
 
@@ -64,6 +63,11 @@ class DataConfig(StrictModel):
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
     max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
     max_operand: int = Field(175, ge=9, le=999, description="largest number in a problem")
+    drill_operands: Literal["uniform", "digit_balanced"] = Field(
+        "uniform",
+        description="how the pretraining drills draw their numbers: uniform up to max_operand (with 999, nine in ten have three "
+        "digits), or first a digit count, each as likely, then a number of that many digits (one- and two-digit sums a fair share)",
+    )
     files: dict[Literal["pretrain", "sft", "prefs", "rl", "eval", "val", "probe"], str | user_data.FileSpec] = Field(
         default_factory=dict,
         description="kind -> your file: a path (TRL's formats), or {path, format, column names} (components/user_data.py)",
@@ -96,19 +100,30 @@ Config = DataConfig  # the stage contract's name for it
 # ---------------------------------------------------------------- synthetic problems
 
 
-def make_problem(rng: random.Random, cfg: Config) -> tuple[str, list[str], int]:
+def draw_number(rng: random.Random, low: int, high: int, digit_balanced: bool = False) -> int:
+    """A number in [low, high]: uniform, or (digit_balanced) a digit count first, each as likely, then uniform among those numbers.
+
+    Uniform draws up to 999 are nine in ten three-digit numbers; a small model that sees few short
+    sums can stay on a plateau where it estimates the sum rather than adding digit by digit."""
+    if not digit_balanced:
+        return rng.randint(low, high)
+    digits = rng.randint(len(str(low)), len(str(high)))
+    return rng.randint(max(low, 10 ** (digits - 1)), min(high, 10**digits - 1))
+
+
+def make_problem(rng: random.Random, cfg: Config, digit_balanced: bool = False) -> tuple[str, list[str], int]:
     """One word problem: (question, reasoning steps, answer). All values stay non-negative."""
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
-    value = rng.randint(10, cfg.max_operand)
+    value = draw_number(rng, 10, cfg.max_operand, digit_balanced)
     clauses, steps = [], []
     for _ in range(rng.randint(cfg.min_steps, cfg.max_steps)):
         if value > 1 and rng.random() < 0.5:
-            n = rng.randint(1, min(value - 1, cfg.max_operand))
+            n = draw_number(rng, 1, min(value - 1, cfg.max_operand), digit_balanced)
             clauses.append(rng.choice(LOSSES).format(n=n))
             steps.append(f"{value}-{n}={value - n}")
             value -= n
         else:
-            n = rng.randint(1, cfg.max_operand)
+            n = draw_number(rng, 1, cfg.max_operand, digit_balanced)
             clauses.append(rng.choice(GAINS).format(n=n))
             steps.append(f"{value}+{n}={value + n}")
             value += n
@@ -152,21 +167,7 @@ def slipped_solution(rng: random.Random, steps: list[str], answer: int) -> str |
     return format_solution(new_steps, str(carry)) if carry != answer else None
 
 
-STEP = re.compile(r"^(-?\d+)([+-])(\d+)=(-?\d+)$")
 MISTAKE_KINDS = ("format", "step_count", "wrong_operation", "misread_number", "broken_carry", "arithmetic_slip", "wrong_final")
-
-
-def solution_steps(solution: str) -> list[tuple[int, str, int, int]] | None:
-    """The `a+b=c` / `a-b=c` lines of a solution's reasoning block, or None if a line is not one."""
-    body = solution.split(THINK_CLOSE, 1)[0].replace(THINK_OPEN, "")
-    steps = []
-    for line in filter(None, (raw.strip() for raw in body.splitlines())):
-        match = STEP.match(line)
-        if match is None:
-            return None
-        a, op, b, c = match.groups()
-        steps.append((int(a), op, int(b), int(c)))
-    return steps
 
 
 def mistake_kind(reference: str, response: str) -> str:
@@ -208,7 +209,7 @@ def worked_problem_text(question: str, steps: list[str], answer: int) -> str:
 
 def drill_text(rng: random.Random, cfg: Config) -> str:
     """An arithmetic drill like `23+15=38\n38-7=31`: the same line format as reasoning steps."""
-    _, steps, _ = make_problem(rng, cfg)
+    _, steps, _ = make_problem(rng, cfg, digit_balanced=cfg.drill_operands == "digit_balanced")
     return "\n".join(steps)
 
 

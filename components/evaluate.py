@@ -58,7 +58,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from components.answers import THINK_CLOSE
+from components.answers import BARE_PROBE_TOKENS, THINK_CLOSE, completes_with
 from components.artifacts import DataError, write_json, write_records
 from components.config import StageResult, StrictModel
 from components.dataset_frames import read_dataset
@@ -100,9 +100,6 @@ Config = EvaluateConfig  # the stage contract's name for it
 # ---------------------------------------------------------------- model passes
 
 
-BARE_PROBE_TOKENS = 8  # a bare probe's answer is the completion's first word
-
-
 def names_answer(reply: str, answer: str) -> bool:
     """Whether a chat reply states `answer` as a whole word or phrase (case-blind), after any reasoning."""
     stated = reply.split(THINK_CLOSE)[-1].lower()
@@ -120,7 +117,7 @@ def probe_results(model, tokenizer, probes: list[dict], cfg: Config) -> list[dic
         outputs = generate(
             model, tokenizer, [probes[i]["prompt"] for i in bare], BARE_PROBE_TOKENS, batch_size=cfg.batch_size, desc="probe"
         )
-        replies.update({i: (o[0], o[0].strip().split()[0:1] == [probes[i]["answer"]]) for i, o in zip(bare, outputs, strict=True)})
+        replies.update({i: (o[0], completes_with(o[0], probes[i]["answer"])) for i, o in zip(bare, outputs, strict=True)})
     if chat:
         prompts = chat_prompts(tokenizer, [probes[i]["prompt"] for i in chat])
         outputs = generate(model, tokenizer, prompts, cfg.probe_max_new_tokens, batch_size=cfg.batch_size, desc="probe (chat)")

@@ -120,7 +120,11 @@ STAGES: dict[str, Stage] = {
             "base",
             "components.base",
             "the base model: a tiny one pretrained here, or a pretrained one loaded",
-            consumes={"pretrain": _data("pretrain", required=False), "sft": _data("sft", required=False)},
+            consumes={
+                "pretrain": _data("pretrain", required=False),
+                "sft": _data("sft", required=False),
+                "val": _data("val", required=False, help="the validation split: a base pretrained here checks its arithmetic on it"),
+            },
             produces=("model",),
             gpu=True,
             resources=GPU,

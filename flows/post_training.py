@@ -196,7 +196,9 @@ class Recipe:
 
     def run(self) -> Model:
         p, on = self.params, self.params.recipe
-        base_inputs = {"pretrain": self.data["pretrain"], "sft": self.data["sft"]} if p.base.source == "scratch" else {}
+        base_inputs = (
+            {kind: self.data[kind] for kind in ("pretrain", "sft", "val") if kind in self.data} if p.base.source == "scratch" else {}
+        )
         result = self.run_stage("base", p.base, base_inputs)
         self.base_info = result.info
         self.summary.lineage.update({k: str(v) for k, v in result.info.items() if k.startswith("base_model")})
@@ -314,7 +316,7 @@ class Recipe:
             best_of_n_scorer="verifier" if self.verifier else "reward_model",
         )
         self.summary.claims_inputs = asdict(run)
-        md, data = claims.write(claims.build(run), self.params.paths.reports_dir)
+        md, data = claims.write(claims.build(run), self.params.paths.reports_dir, warnings=self.summary.warnings)
         for path in (md, data):
             tracking.log_report(path, "claims")
         get_run_logger().info("claims: %s\n%s", md, md.read_text())
@@ -465,6 +467,9 @@ def _record(summary: RunSummary, label: str, result: StageResult, cached: bool) 
         k: v for k, v in result.info.items() if k in ("generation_backend", "generation_backend_reason", "resumed_from", "method") and v
     }
     get_run_logger().info("%s: %.0f s%s %s", label, result.wall_seconds, " (cached)" if cached else "", notes or "")
+    if result.info.get("warning"):  # a stage that ran but whose model the operator should not trust as is
+        get_run_logger().warning("%s: %s", label, result.info["warning"])
+        summary.warnings.append(f"{label}: {result.info['warning']}")
     usage = [result.info["usage"]] if "usage" in result.info else []  # none from a result cached before usage was metered
     summary.stages[label] = StageRow(
         metrics=dict(result.metrics), wall_seconds=result.wall_seconds, cached=cached, outputs=result.outputs, usage=usage

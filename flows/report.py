@@ -35,6 +35,7 @@ class RunSummary(BaseModel):
     mlflow_run_id: str | None = None
     model: dict[str, Any] | None = Field(None, description="the final model's registered name, version, path, stage")
     alias: dict[str, Any] | None = Field(None, description="the gate's decision (components.promotion.AliasDecision)")
+    warnings: list[str] = Field(default_factory=list, description="what a stage flagged about its model (e.g. a base that did not learn)")
     pipeline_wall_seconds: float | None = None
     totals: dict[str, Any] | None = Field(None, description="usage and cost summed over the stages; `spent`: the ones not cached")
     claims_inputs: dict[str, Any] | None = Field(
@@ -134,6 +135,7 @@ def format_summary(summary: dict) -> str:
     if alias:
         verdict = "champion" if alias["promoted"] else "challenger only"
         lines.append(f"alias: {verdict}: {alias['reason']}")
+    lines += [f"WARNING {warning}" for warning in summary.get("warnings", [])]
     report = summary.get("stages", {}).get("validate", {}).get("outputs", {}).get("report")
     if report:
         lines.append(f"validation report: {report}")

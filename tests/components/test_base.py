@@ -19,3 +19,35 @@ def test_base_model_is_a_loadable_hf_model_with_a_chat_template(tiny_base_model)
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert rendered.endswith("<|im_start|>assistant\n")
     assert model.config.vocab_size == len(tokenizer)
+
+
+def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tmp_path, tiny_data):
+    from components import base
+    from components.artifacts import read_records
+
+    sums = base.validation_sums(tiny_data["val"])
+    val = read_records(tiny_data["val"])
+    assert len(sums) == len(val) and all(p["prompt"].endswith("=") for p in sums)
+    assert all(eval(p["prompt"][:-1]) == int(p["answer"]) for p in sums)  # noqa: S307 - digits and +/- only
+    assert sums[0]["prompt"] in val[0]["solution"], "each validation solution's first step"
+
+    cfg = base.Config(steps=5, hidden_size=32, intermediate_size=64, layers=1, warmup_steps=1)
+    inputs = {"pretrain": tiny_data["pretrain"], "sft": tiny_data["sft"], "val": tiny_data["val"]}
+    result = base.run(cfg, inputs, str(tmp_path / "b"))
+    assert result.metrics["val_probe_accuracy"] < 0.1, "five steps teach no sums"
+    assert result.info["arithmetic_learned"] is False
+    assert f"completes {result.metrics['val_probe_accuracy']:.3f} of {len(sums)} validation sums" in result.info["warning"]
+    assert "base.min_val_probe 0.5" in result.info["warning"] and "base.seed" in result.info["warning"]
+
+    learned = base.arithmetic_check(cfg, {"val_probe_accuracy": 0.95, "final_loss": 0.03}, sums)
+    assert learned == {"arithmetic_learned": True}, "a base over the floor passes without a warning"
+    no_val = base.run(cfg, {k: v for k, v in inputs.items() if k != "val"}, str(tmp_path / "n"))
+    assert "val_probe_accuracy" not in no_val.metrics and "warning" not in no_val.info
+
+
+def test_validation_solutions_that_are_not_sums_give_nothing_to_check(tmp_path):
+    from components import base
+    from components.artifacts import write_records
+
+    path = write_records(tmp_path / "val.jsonl", [{"prompt": [{"role": "user", "content": "Capital of France?"}], "answer": "Paris"}])
+    assert base.validation_sums(str(path)) == []

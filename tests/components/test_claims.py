@@ -243,3 +243,15 @@ def test_the_cli_pools_claims_json_files_too_and_names_a_file_that_is_neither(tm
     stray.write_text("{}")
     with pytest.raises(ValueError, match=r"stray.json: neither a run's summary.json \(claims_inputs\) nor a claims.json"):
         claims.report_of(stray)
+
+
+def test_a_runs_warnings_stand_above_its_claims(tmp_path):
+    run = run_files(tmp_path, base=share(0), sft=share(60), grpo=share(70), sft_round2=share(90), alignment=share(90))
+    summary = tmp_path / "summary.json"
+    warning = "base: base did not learn the arithmetic its task needs: it completes 0.055 of 200 validation sums"
+    summary.write_text(json.dumps({"claims_inputs": asdict(run), "warnings": [warning]}))
+    assert claims.main([str(summary), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "claims.md").read_text()
+    assert text.index(f"> **Warning**: {warning}") < text.index("| claim |"), "read before the rows it qualifies"
+    claims.write(claims.build(run), tmp_path / "clean")
+    assert "Warning" not in (tmp_path / "clean" / "claims.md").read_text()

@@ -168,3 +168,24 @@ def test_mistake_kind_names_the_first_mistake_against_the_reference(kind):
 
 def test_mistake_kind_reads_reasoning_that_is_not_steps_as_a_format_mistake():
     assert mistake_kind(REFERENCE, "<think>\nsome words\n</think>\nThe answer is \\boxed{22}.") == "format"
+
+
+def test_digit_balanced_drills_give_each_digit_count_a_fair_share_and_change_only_the_drills(tmp_path):
+    rng = __import__("random").Random(0)
+    counts = {1: 0, 2: 0, 3: 0}
+    for _ in range(3000):
+        counts[len(str(data.draw_number(rng, 1, 999, digit_balanced=True)))] += 1
+    assert all(800 < n < 1200 for n in counts.values()), counts  # uniform draws would give ~30 / ~270 / ~2700
+    assert all(10 <= data.draw_number(rng, 10, 12, digit_balanced=True) <= 12 for _ in range(50))
+
+    settings = SMALL | {"max_operand": 999, "pretrain_worked_fraction": 0.0}
+    uniform = data.run(data.Config(out_dir=str(tmp_path / "u"), **settings))
+    balanced = data.run(data.Config(out_dir=str(tmp_path / "b"), drill_operands="digit_balanced", **settings))
+    steps = [line for r in read_records(balanced.outputs["pretrain"]) for line in r["text"].split("\n")]
+    operands = [int(x) for line in steps for x in line.split("=")[0].replace("-", "+").split("+")]
+    assert all(eval(line.split("=")[0]) == int(line.split("=")[1]) for line in steps)  # noqa: S307 - digits and +/- only
+    assert sum(n < 100 for n in operands) > len(operands) / 3, "short numbers a fair share of the drills"
+    for kind in ("sft", "rl", "eval", "val"):  # the task itself is the same: only the drills change
+        assert Path(balanced.outputs[kind]).read_bytes() == Path(uniform.outputs[kind]).read_bytes(), kind
+    pairs = [read_records(result.outputs["prefs"]) for result in (balanced, uniform)]
+    assert [(r["prompt"], r["chosen"]) for r in pairs[0]] == [(r["prompt"], r["chosen"]) for r in pairs[1]]  # near-misses drawn after

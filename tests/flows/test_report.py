@@ -1,6 +1,6 @@
 """The summary table the demo prints: its test-time columns follow what the evaluation ran."""
 
-from flows.report import format_summary
+from flows.report import RunSummary, StageRow, format_summary
 
 
 def test_the_summary_shows_the_test_time_metrics_at_the_largest_k_evaluated():
@@ -30,7 +30,6 @@ def test_the_summary_shows_the_test_time_metrics_at_the_largest_k_evaluated():
 
 
 def test_each_stage_is_priced_by_its_device_and_the_total_counts_what_this_run_spent():
-    from flows.report import RunSummary, StageRow
 
     cpu = {
         "device": "cpu",
@@ -69,3 +68,10 @@ def _cells(header: str, line: str) -> dict[str, str]:
     starts = [(m.start(), m.group()) for m in re.finditer(r"\S+", header)]
     ends = [start for start, _ in starts[1:]] + [None]
     return {title: line[start:end].strip() for (start, title), end in zip(starts, ends, strict=True)}
+
+
+def test_a_stages_warning_is_printed_under_the_table():
+    summary = RunSummary(stages={"base": StageRow(wall_seconds=60.0)}, warnings=["base: base did not learn the arithmetic"])
+    lines = format_summary(summary.as_dict()).splitlines()
+    assert "WARNING base: base did not learn the arithmetic" in lines
+    assert not any(line.startswith("WARNING") for line in format_summary(RunSummary().as_dict()).splitlines())
