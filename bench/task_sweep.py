@@ -48,12 +48,14 @@ def draw_data(overrides: dict, defaults: dict, out: Path) -> tuple[str, data.Con
 def pretrain_base(settings: dict, data_dir: str, out: Path) -> tuple[str, dict]:
     """The base's model folder, and its pretraining seconds and final loss for the row."""
     started = time.perf_counter()
-    result = base.run(base.Config(**settings), {"pretrain": f"{data_dir}/pretrain.jsonl", "sft": f"{data_dir}/sft.jsonl"}, str(out))
+    inputs = {kind: f"{data_dir}/{kind}.jsonl" for kind in ("pretrain", "sft", "val")}  # val: the base checks its sums (restarts)
+    result = base.run(base.Config(**settings), inputs, str(out))
     return result.outputs["model"], {
         "base_seconds": round(time.perf_counter() - started),
         "base_final_loss": round(result.metrics["final_loss"], 4),
         # the loss every 200 steps (the curve has one every 10): where a base leaves the plateau, if it does
         "base_loss_every_200": [round(loss, 3) for loss in result.curves["pretrain_loss"][19::20]],
+        "base_tries": result.info.get("tries", []),  # each pretraining's seed and validation sums (base.restarts)
     }
 
 

@@ -62,7 +62,7 @@ class DataConfig(StrictModel):
     )
     min_steps: int = Field(2, ge=1, le=6, description="operations per word problem, at least")
     max_steps: int = Field(4, ge=1, le=6, description="operations per word problem, at most")
-    max_operand: int = Field(175, ge=9, le=999, description="largest number in a problem")
+    max_operand: int = Field(999, ge=9, le=999, description="largest number in a problem")
     drill_operands: Literal["uniform", "digit_balanced"] = Field(
         "uniform",
         description="how the pretraining drills draw their numbers: uniform up to max_operand (with 999, nine in ten have three "

@@ -82,7 +82,14 @@ def tiny_overrides() -> dict:
             "max_steps": 3,
             "max_operand": 99,
         },
-        "base": {"steps": 40, "hidden_size": 64, "intermediate_size": 128, "layers": 2, "warmup_steps": 5},
+        "base": {
+            "steps": 40,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "layers": 2,
+            "warmup_steps": 5,
+            "restarts": 0,
+        },  # no sums in 40 steps
         "sft": {
             "max_steps": 12,
             "save_steps": 6,

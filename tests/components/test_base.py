@@ -31,18 +31,24 @@ def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tm
     assert all(eval(p["prompt"][:-1]) == int(p["answer"]) for p in sums)  # noqa: S307 - digits and +/- only
     assert sums[0]["prompt"] in val[0]["solution"], "each validation solution's first step"
 
-    cfg = base.Config(steps=5, hidden_size=32, intermediate_size=64, layers=1, warmup_steps=1)
+    cfg = base.Config(steps=5, hidden_size=32, intermediate_size=64, layers=1, warmup_steps=1, restarts=1)
     inputs = {"pretrain": tiny_data["pretrain"], "sft": tiny_data["sft"], "val": tiny_data["val"]}
     result = base.run(cfg, inputs, str(tmp_path / "b"))
     assert result.metrics["val_probe_accuracy"] < 0.1, "five steps teach no sums"
     assert result.info["arithmetic_learned"] is False
     assert f"completes {result.metrics['val_probe_accuracy']:.3f} of {len(sums)} validation sums" in result.info["warning"]
     assert "base.min_val_probe 0.5" in result.info["warning"] and "base.seed" in result.info["warning"]
+    # under the floor, it pretrained once more from another seed, kept the better one and says both were tried
+    assert [t["seed"] for t in result.info["tries"]] == [0, 1000] and result.metrics["pretraining_tries"] == 2
+    assert "the best of 2 pretrainings" in result.info["warning"]
+    assert result.info["seed_kept"] == max(result.info["tries"], key=lambda t: t["val_probe_accuracy"])["seed"]
 
     learned = base.arithmetic_check(cfg, {"val_probe_accuracy": 0.95, "final_loss": 0.03}, sums)
     assert learned == {"arithmetic_learned": True}, "a base over the floor passes without a warning"
     no_val = base.run(cfg, {k: v for k, v in inputs.items() if k != "val"}, str(tmp_path / "n"))
-    assert "val_probe_accuracy" not in no_val.metrics and "warning" not in no_val.info
+    assert "val_probe_accuracy" not in no_val.metrics and "warning" not in no_val.info and "tries" not in no_val.info
+    over_the_floor = base.run(cfg.model_copy(update={"min_val_probe": 0.0}), inputs, str(tmp_path / "f"))
+    assert over_the_floor.metrics["pretraining_tries"] == 1 and over_the_floor.info["arithmetic_learned"] is True, "no restart needed"
 
 
 def test_validation_solutions_that_are_not_sums_give_nothing_to_check(tmp_path):
