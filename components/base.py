@@ -132,6 +132,13 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         tries.append(pretrain_once(cfg, tokenizer, texts, probes, cfg.seed + RESTART_SEED_STRIDE * attempt))
         if not probes or tries[-1]["val_probe_accuracy"] >= cfg.min_val_probe:
             break
+        if attempt < cfg.restarts:  # said as it happens: a restart costs a whole pretraining's time
+            print(
+                f"[base] seed {tries[-1]['seed']} answers {tries[-1]['val_probe_accuracy']:.3f} of {len(probes)} validation sums "
+                f"(base.min_val_probe {cfg.min_val_probe}): pretraining again from seed {cfg.seed + RESTART_SEED_STRIDE * (attempt + 1)} "
+                f"(restart {attempt + 1} of {cfg.restarts})",
+                flush=True,
+            )
     kept = max(tries, key=lambda t: t.get("val_probe_accuracy", 0.0))
     save_pretrained(kept["model"], tokenizer, model_dir)
     metrics = {"parameters": float(count_parameters(kept["model"])), "final_loss": kept["final_loss"]}

@@ -21,7 +21,7 @@ def test_base_model_is_a_loadable_hf_model_with_a_chat_template(tiny_base_model)
     assert model.config.vocab_size == len(tokenizer)
 
 
-def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tmp_path, tiny_data):
+def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tmp_path, tiny_data, capsys):
     from components import base
     from components.artifacts import read_records
 
@@ -41,6 +41,7 @@ def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tm
     # under the floor, it pretrained once more from another seed, kept the better one and says both were tried
     assert [t["seed"] for t in result.info["tries"]] == [0, 1000] and result.metrics["pretraining_tries"] == 2
     assert "the best of 2 pretrainings" in result.info["warning"]
+    assert "pretraining again from seed 1000 (restart 1 of 1)" in capsys.readouterr().out, "said when it happens, not at the end"
     assert result.info["seed_kept"] == max(result.info["tries"], key=lambda t: t["val_probe_accuracy"])["seed"]
 
     learned = base.arithmetic_check(cfg, {"val_probe_accuracy": 0.95, "final_loss": 0.03}, sums)
