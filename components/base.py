@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components.answers import BARE_PROBE_TOKENS, completes_with, solution_steps
-from components.artifacts import read_records
+from components.artifacts import DataError, read_records
 from components.config import StageResult, StrictModel
 from components.generation import generate
 from components.modeling import build_model, count_parameters, load_model, load_tokenizer, save_pretrained, train_tokenizer
@@ -121,6 +121,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     model_dir = Path(out_dir) / "model"
     if cfg.source == "pretrained":
         return use_pretrained(cfg.model_name_or_path, Path(out_dir), start)
+    if not inputs.get("pretrain"):
+        raise DataError(
+            "base: source is 'scratch' but there is no pretraining corpus (input `pretrain`): "
+            "set data.n_pretrain above 0, give data.files.pretrain, or load a model with base.source: pretrained"
+        )
     import torch
 
     torch.manual_seed(cfg.seed)

@@ -58,3 +58,12 @@ def test_validation_solutions_that_are_not_sums_give_nothing_to_check(tmp_path):
 
     path = write_records(tmp_path / "val.jsonl", [{"prompt": [{"role": "user", "content": "Capital of France?"}], "answer": "Paris"}])
     assert base.validation_sums(str(path)) == []
+
+
+def test_a_scratch_base_without_a_pretraining_corpus_says_what_to_set(tmp_path):
+    from components import base
+    from components.artifacts import DataError
+
+    with pytest.raises(DataError, match=r"no pretraining corpus \(input `pretrain`\): set data.n_pretrain above 0"):
+        base.run(base.Config(), {"sft": str(tmp_path / "sft.jsonl")}, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists(), "nothing written"
