@@ -68,6 +68,26 @@ class BaseConfig(StrictModel):
         description="while a base answers under min_val_probe of the validation sums, pretrain it again from seed + 1000·k, "
         "up to this many more times; the first over the floor is kept (else the best, with the warning)",
     )
+    probe_every: int = Field(
+        200,
+        ge=0,
+        description="every N pretraining steps the base answers the validation sums, printed and kept in its result "
+        "(info.tries[].val_probe_curve): where a base leaves the plateau (0: only at the end)",
+    )
+    abandon_at: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="with a restart left, a pretraining that still answers under abandon_below of the validation sums "
+        "this far through its steps is stopped there and the next seed started (checked at the probes, probe_every)",
+    )
+    abandon_below: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="the share of validation sums under which a pretraining is abandoned at abandon_at (0: never abandon); "
+        "half-way, base seed 2000 answered 0.56 and went on to 0.93, stuck seed 0 answered 0.02",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BaseConfig:
@@ -134,7 +154,8 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     probes = validation_sums(inputs["val"]) if inputs.get("val") else []
     tries = []
     for attempt in range(1 + (cfg.restarts if probes else 0)):  # without sums to check, nothing to restart on
-        tries.append(pretrain_once(cfg, tokenizer, texts, probes, cfg.seed + RESTART_SEED_STRIDE * attempt))
+        may_abandon = attempt < cfg.restarts  # the last try runs to the end: it may be the one kept
+        tries.append(pretrain_once(cfg, tokenizer, texts, probes, cfg.seed + RESTART_SEED_STRIDE * attempt, may_abandon))
         if not probes or tries[-1]["val_probe_accuracy"] >= cfg.min_val_probe:
             break
         if attempt < cfg.restarts:  # said as it happens: a restart costs a whole pretraining's time
@@ -144,13 +165,17 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
                 f"(restart {attempt + 1} of {cfg.restarts})",
                 flush=True,
             )
-    kept = max(tries, key=lambda t: t.get("val_probe_accuracy", 0.0))
+    # a finished pretraining over an abandoned one (the last try always finishes), then the most sums answered
+    kept = max(tries, key=lambda t: ("abandoned_at_step" not in t, t.get("val_probe_accuracy", 0.0)))
     save_pretrained(kept["model"], tokenizer, model_dir)
     metrics = {"parameters": float(count_parameters(kept["model"])), "final_loss": kept["final_loss"]}
     info = {"source": "scratch", "vocab_size": len(tokenizer)}
     if probes:
         metrics |= {"val_probe_accuracy": kept["val_probe_accuracy"], "pretraining_tries": float(len(tries))}
-        info |= {"seed_kept": kept["seed"], "tries": [{k: v for k, v in t.items() if k not in ("model", "curve")} for t in tries]}
+        info |= {
+            "seed_kept": kept["seed"],
+            "tries": [{k: v for k, v in t.items() if k not in ("model", "curve")} for t in tries],
+        }
         info.update(arithmetic_check(cfg, metrics, probes))
     return StageResult(
         stage="base",
@@ -162,15 +187,39 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     )
 
 
-def pretrain_once(cfg: Config, tokenizer, texts: list[str], probes: list[dict], seed: int) -> dict:
-    """One base from `seed`: the model, its loss curve and final loss, and (with `probes`) the share of the sums it answers."""
+def pretrain_once(cfg: Config, tokenizer, texts: list[str], probes: list[dict], seed: int, may_abandon: bool = False) -> dict:
+    """One base from `seed`: the model, its loss curve and final loss, and (with `probes`) the share of the sums it answers,
+    at every `probe_every` steps and at the end. Stopped part-way when it is still on the plateau and `may_abandon`."""
     model = build_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.heads, cfg.kv_heads, cfg.intermediate_size, cfg.max_positions, seed)
     settings = {k: getattr(cfg, k) for k in ("steps", "batch_size", "micro_batches", "learning_rate", "warmup_steps", "weight_decay")}
     desc = "pretraining base" if seed == cfg.seed else f"pretraining base (restart, seed {seed})"
-    curve = pretrain(model, tokenizer, texts, max_length=cfg.max_positions, seed=seed, desc=desc, **settings) if cfg.steps else []
+    probe_curve: list[tuple[int, float]] = []  # (steps done, share of the sums answered)
+    abandoned_at: list[int] = []
+
+    def check(step: int) -> bool:
+        """The sums answered so far; True (stop) when this pretraining is past abandon_at and still under abandon_below."""
+        accuracy = probe_accuracy(model, tokenizer, probes)
+        probe_curve.append((step, accuracy))
+        abandon = may_abandon and step >= cfg.abandon_at * cfg.steps and accuracy < cfg.abandon_below
+        print(
+            f"[base] seed {seed}, step {step} of {cfg.steps}: answers {accuracy:.3f} of {len(probes)} validation sums"
+            + (f", under base.abandon_below {cfg.abandon_below} at {cfg.abandon_at:.0%} of its steps: abandoned" if abandon else ""),
+            flush=True,
+        )
+        if abandon:
+            abandoned_at.append(step)
+        return abandon
+
+    checking = {"check_every": cfg.probe_every, "check": check} if probes and cfg.probe_every else {}
+    curve = (
+        pretrain(model, tokenizer, texts, max_length=cfg.max_positions, seed=seed, desc=desc, **settings, **checking) if cfg.steps else []
+    )
     tried = {"seed": seed, "model": model, "curve": curve, "final_loss": curve[-1] if curve else float("nan")}
     if probes:
-        tried["val_probe_accuracy"] = probe_accuracy(model, tokenizer, probes)
+        if not abandoned_at:  # an abandoned try's last check is its result
+            probe_curve.append((cfg.steps, probe_accuracy(model, tokenizer, probes)))
+        tried |= {"val_probe_accuracy": probe_curve[-1][1], "val_probe_curve": probe_curve}
+        tried |= {"abandoned_at_step": abandoned_at[0]} if abandoned_at else {}
     return tried
 
 

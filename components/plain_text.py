@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from components import accounting
 
@@ -101,9 +102,15 @@ def pretrain(
     max_length: int,
     weight_decay: float = 0.01,
     desc: str = "pretraining base",
+    check_every: int = 0,
+    check: Callable[[int], bool] | None = None,
 ) -> list[float]:
     """Plain torch loop over random batches of `texts` (AdamW, warm-up then cosine to a tenth); the loss every 10 steps.
-    The base stage pretrains with it; distillation heals a student cut from the base with it."""
+    The base stage pretrains with it; distillation heals a student cut from the base with it.
+
+    With `check`, every `check_every` steps `check(steps_done)` looks at the model part-way (the
+    base answers its validation sums); True stops the pretraining there. The batches are drawn
+    from their own generator, so a check that only reads the model leaves the run unchanged."""
     import torch
     from tqdm.auto import tqdm
 
@@ -128,6 +135,12 @@ def pretrain(
             curve.append(sum(running) / len(running))
             running.clear()
             progress.set_postfix(loss=f"{curve[-1]:.3f}")
+        if check and check_every and (step + 1) % check_every == 0 and step + 1 < steps:
+            stop = check(step + 1)
+            model.train()  # the check may have generated, which leaves the model in eval mode
+            if stop:
+                break
+    progress.close()
     model.eval()
     accounting.add(tokens_trained=tokens, train_seconds=time.perf_counter() - started)
     return curve

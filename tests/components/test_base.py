@@ -52,6 +52,31 @@ def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tm
     assert over_the_floor.metrics["pretraining_tries"] == 1 and over_the_floor.info["arithmetic_learned"] is True, "no restart needed"
 
 
+def test_a_pretraining_still_on_the_plateau_part_way_is_abandoned_for_the_next_seed(tmp_path, tiny_data, capsys):
+    """base.abandon_below at base.abandon_at: a stuck seed costs part of a pretraining, not all; the last try always finishes."""
+    from components import base
+
+    # abandon_below 1.0: every try under it at half its steps, so each one with a restart left is abandoned
+    cfg = base.Config(
+        steps=10, hidden_size=32, intermediate_size=64, layers=1, warmup_steps=1, restarts=2, probe_every=2, abandon_below=1.0
+    )
+    inputs = {"pretrain": tiny_data["pretrain"], "sft": tiny_data["sft"], "val": tiny_data["val"]}
+    result = base.run(cfg, inputs, str(tmp_path / "b"))
+    first, second, last = result.info["tries"]
+    assert first["abandoned_at_step"] == second["abandoned_at_step"] == 6, "the first check at or past half of 10 steps"
+    assert [step for step, _ in first["val_probe_curve"]] == [2, 4, 6]
+    assert "abandoned_at_step" not in last and [step for step, _ in last["val_probe_curve"]] == [2, 4, 6, 8, 10]
+    assert last["val_probe_accuracy"] == last["val_probe_curve"][-1][1]
+    assert result.info["seed_kept"] == 2000, "the finished pretraining is kept over the abandoned ones"
+    assert len(result.curves["pretrain_loss"]) == 1, "the kept base's own loss curve: 10 steps, one point"
+    printed = capsys.readouterr().out
+    assert "[base] seed 0, step 6 of 10: answers" in printed and "under base.abandon_below 1.0 at 50% of its steps: abandoned" in printed
+    assert "[base] seed 2000, step 10" not in printed, "the end's share is the result, not a progress line"
+
+    never = base.run(cfg.model_copy(update={"abandon_below": 0.0, "restarts": 1}), inputs, str(tmp_path / "n"))
+    assert all("abandoned_at_step" not in t for t in never.info["tries"]), "abandon_below 0 never abandons"
+
+
 def test_validation_solutions_that_are_not_sums_give_nothing_to_check(tmp_path):
     from components import base
     from components.artifacts import write_records

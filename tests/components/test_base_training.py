@@ -69,3 +69,33 @@ def test_the_weight_decay_setting_reaches_the_optimizer(model_and_rows):
         pretrain(trained, tokenizer, TEXTS, max_length=128, weight_decay=decay, desc="test", **settings)
         norms[decay] = sum(p.detach().norm() ** 2 for p in trained.parameters()).item()
     assert norms[0.5] < norms[0.0] * 0.99
+
+
+def test_a_check_that_only_reads_the_model_leaves_pretraining_unchanged_and_true_stops_it(model_and_rows):
+    """The base answers its validation sums part-way (base.probe_every): the same weights as without, bit for bit."""
+    import copy
+
+    from components.generation import generate
+    from components.plain_text import pretrain
+
+    model, tokenizer, _ = model_and_rows
+    settings = {"steps": 20, "batch_size": 4, "micro_batches": 2, "learning_rate": 1e-2, "warmup_steps": 2, "seed": 3}
+    plain, checked = copy.deepcopy(model), copy.deepcopy(model)
+    plain_curve = pretrain(plain, tokenizer, TEXTS, max_length=128, desc="test", **settings)
+    seen = []
+
+    def check(step):
+        seen.append(step)
+        generate(checked, tokenizer, ["7+8="], 4, desc="test")  # what the base's check does: generate, in eval mode
+        return False
+
+    checked_curve = pretrain(checked, tokenizer, TEXTS, max_length=128, desc="test", check_every=5, check=check, **settings)
+    assert seen == [5, 10, 15], "every 5 steps, not after the last (the base probes the finished model itself)"
+    assert checked_curve == plain_curve
+    for a, b in zip(plain.parameters(), checked.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+    stopped = copy.deepcopy(model)
+    curve = pretrain(stopped, tokenizer, TEXTS, max_length=128, desc="test", check_every=5, check=lambda step: step >= 10, **settings)
+    assert len(curve) == 1, "stopped at step 10: one loss (every 10 steps) logged"
+    assert not stopped.training, "left in eval mode, as a finished pretraining is"
