@@ -152,30 +152,27 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     tokenizer = train_tokenizer(tokenizer_corpus(inputs), cfg.vocab_size)
     texts = [r["text"] for r in read_records(inputs["pretrain"])]
     probes = validation_sums(inputs["val"]) if inputs.get("val") else []
-    tries = []
-    for attempt in range(1 + (cfg.restarts if probes else 0)):  # without sums to check, nothing to restart on
-        may_abandon = attempt < cfg.restarts  # the last try runs to the end: it may be the one kept
-        tries.append(pretrain_once(cfg, tokenizer, texts, probes, cfg.seed + RESTART_SEED_STRIDE * attempt, may_abandon))
-        if not probes or tries[-1]["val_probe_accuracy"] >= cfg.min_val_probe:
+    seeds = [cfg.seed + RESTART_SEED_STRIDE * k for k in range(1 + (cfg.restarts if probes else 0))]  # no sums: no restart
+    tries, kept = [], None
+    for attempt, seed in enumerate(seeds):
+        tried = pretrain_once(cfg, tokenizer, texts, probes, seed, may_abandon=attempt < len(seeds) - 1)  # the last one finishes
+        tries.append({k: v for k, v in tried.items() if k not in ("model", "curve")})
+        kept = tried if kept is None or preference(tried) > preference(kept) else kept  # only the best model stays in memory
+        if not probes or tried["val_probe_accuracy"] >= cfg.min_val_probe:
             break
-        if attempt < cfg.restarts:  # said as it happens: a restart costs a whole pretraining's time
+        if attempt + 1 < len(seeds):  # said as it happens: a restart costs a pretraining's time
             print(
-                f"[base] seed {tries[-1]['seed']} answers {tries[-1]['val_probe_accuracy']:.3f} of {len(probes)} validation sums "
-                f"(base.min_val_probe {cfg.min_val_probe}): pretraining again from seed {cfg.seed + RESTART_SEED_STRIDE * (attempt + 1)} "
+                f"[base] seed {seed} answers {tried['val_probe_accuracy']:.3f} of {len(probes)} validation sums "
+                f"(base.min_val_probe {cfg.min_val_probe}): pretraining again from seed {seeds[attempt + 1]} "
                 f"(restart {attempt + 1} of {cfg.restarts})",
                 flush=True,
             )
-    # a finished pretraining over an abandoned one (the last try always finishes), then the most sums answered
-    kept = max(tries, key=lambda t: ("abandoned_at_step" not in t, t.get("val_probe_accuracy", 0.0)))
     save_pretrained(kept["model"], tokenizer, model_dir)
     metrics = {"parameters": float(count_parameters(kept["model"])), "final_loss": kept["final_loss"]}
     info = {"source": "scratch", "vocab_size": len(tokenizer)}
     if probes:
         metrics |= {"val_probe_accuracy": kept["val_probe_accuracy"], "pretraining_tries": float(len(tries))}
-        info |= {
-            "seed_kept": kept["seed"],
-            "tries": [{k: v for k, v in t.items() if k not in ("model", "curve")} for t in tries],
-        }
+        info |= {"seed_kept": kept["seed"], "tries": tries}
         info.update(arithmetic_check(cfg, metrics, probes))
     return StageResult(
         stage="base",
@@ -185,6 +182,11 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         info=info,
         wall_seconds=time.perf_counter() - start,
     )
+
+
+def preference(tried: dict) -> tuple[bool, float]:
+    """Which try a base keeps: a finished pretraining over an abandoned one, then the most validation sums answered."""
+    return "abandoned_at_step" not in tried, tried.get("val_probe_accuracy", 0.0)
 
 
 def pretrain_once(cfg: Config, tokenizer, texts: list[str], probes: list[dict], seed: int, may_abandon: bool = False) -> dict:
