@@ -82,3 +82,31 @@ def plot_accuracy_by_stage(stages: Mapping[str, Any]):
         if "eval.pass@1" in row.get("metrics", {})
     }
     return grouped_bars(evaluated)
+
+
+def plot_pretraining_tries(tries: list[Mapping[str, Any]], min_val_probe: float, abandon_below: float, abandon_step: int):
+    """The base's pretrainings: each try's share of validation sums answered by step, the floors it was judged by.
+
+    An abandoned try ends in a cross where it was stopped; the kept base is whichever finished
+    over `min_val_probe` first (components.base)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for tried in tries:
+        steps, shares = zip(*tried["val_probe_curve"], strict=True) if tried["val_probe_curve"] else ((), ())
+        abandoned = "abandoned_at_step" in tried
+        label = f"seed {tried['seed']}" + (f" (abandoned at {tried['abandoned_at_step']})" if abandoned else "")
+        (line,) = ax.plot(steps, shares, marker=".", linestyle="--" if abandoned else "-", label=label)
+        if abandoned:
+            ax.plot(steps[-1:], shares[-1:], marker="x", markersize=10, color=line.get_color())
+    ax.axhline(min_val_probe, color="grey", linewidth=0.8, label=f"base.min_val_probe {min_val_probe}")
+    if abandon_below > 0:
+        ax.plot([abandon_step], [abandon_below], marker="v", color="black", linestyle="none", label=f"abandoned under {abandon_below}")
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel("validation sums answered")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("base: pretraining tries")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from components import accounting, promotion, registry, serving, stages, tracking
+from components import accounting, plots, promotion, registry, serving, stages, tracking
 from components.artifacts import digest_path, write_json
 from components.config import ParamsError, StageResult
 from components.live import LiveTarget
@@ -199,7 +199,7 @@ class Recipe:
         base_inputs = (
             {kind: self.data[kind] for kind in ("pretrain", "sft", "val") if kind in self.data} if p.base.source == "scratch" else {}
         )
-        result = self.run_stage("base", p.base, base_inputs)
+        result = self.run_stage("base", p.base, base_inputs, artifacts=functools.partial(base_tries_plot, p.base))
         self.base_info = result.info
         self.summary.lineage.update({k: str(v) for k, v in result.info.items() if k.startswith("base_model")})
         # threads, torch, CPU flags: what the weights depend on beyond the seeds (a cached base: as it was trained)
@@ -252,8 +252,8 @@ class Recipe:
 
     # ---- building blocks
 
-    def run_stage(self, label: str, cfg, inputs: dict[str, str], name: str | None = None) -> StageResult:
-        result, cached = stage(name or label, cfg, inputs, self.params, self.force, label=label)
+    def run_stage(self, label: str, cfg, inputs: dict[str, str], name: str | None = None, artifacts=None) -> StageResult:
+        result, cached = stage(name or label, cfg, inputs, self.params, self.force, label=label, artifacts=artifacts)
         _record(self.summary, label, result, cached)
         return result
 
@@ -460,6 +460,18 @@ def _evaluate(summary: RunSummary, label: str, model: str, datasets: dict, param
     row.wall_seconds += result.wall_seconds
     row.usage += [result.info["usage"]] if "usage" in result.info else []
     return result
+
+
+def base_tries_plot(cfg, result: StageResult) -> dict[str, str]:
+    """The base's pretraining tries, drawn beside its model for its MLflow run: each seed's validation sums by step.
+
+    Drawn here, not in the stage: the plots module would put the evaluation's code in the base's cache key."""
+    if not result.info.get("tries"):  # a loaded model, or no validation sums to check
+        return {}
+    path = Path(result.outputs["model"]).parent / "pretraining_tries.png"
+    first_check = -(-int(cfg.abandon_at * cfg.steps) // cfg.probe_every) * cfg.probe_every if cfg.probe_every else cfg.steps
+    plots.plot_pretraining_tries(result.info["tries"], cfg.min_val_probe, cfg.abandon_below, first_check).savefig(path, dpi=110)
+    return {"pretraining": str(path)}
 
 
 def _record(summary: RunSummary, label: str, result: StageResult, cached: bool) -> None:

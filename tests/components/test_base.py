@@ -48,6 +48,9 @@ def test_a_base_that_did_not_learn_the_sums_says_so_from_the_validation_split(tm
     assert learned == {"arithmetic_learned": True}, "a base over the floor passes without a warning"
     no_val = base.run(cfg, {k: v for k, v in inputs.items() if k != "val"}, str(tmp_path / "n"))
     assert "val_probe_accuracy" not in no_val.metrics and "warning" not in no_val.info and "tries" not in no_val.info
+    from flows.post_training import base_tries_plot
+
+    assert base_tries_plot(cfg, no_val) == {}, "no sums, no tries to plot"
     over_the_floor = base.run(cfg.model_copy(update={"min_val_probe": 0.0}), inputs, str(tmp_path / "f"))
     assert over_the_floor.metrics["pretraining_tries"] == 1 and over_the_floor.info["arithmetic_learned"] is True, "no restart needed"
 
@@ -69,6 +72,10 @@ def test_a_pretraining_still_on_the_plateau_part_way_is_abandoned_for_the_next_s
     assert last["val_probe_accuracy"] == last["val_probe_curve"][-1][1]
     assert result.info["seed_kept"] == 2000, "the finished pretraining is kept over the abandoned ones"
     assert len(result.curves["pretrain_loss"]) == 1, "the kept base's own loss curve: 10 steps, one point"
+    from flows.post_training import base_tries_plot
+
+    plotted = base_tries_plot(cfg, result)  # what the flow logs to the base's MLflow run
+    assert Path(plotted["pretraining"]).stat().st_size > 1000 and Path(plotted["pretraining"]).parent == tmp_path / "b"
     printed = capsys.readouterr().out
     assert "[base] seed 0, step 6 of 10: answers" in printed and "under base.abandon_below 1.0 at 50% of its steps: abandoned" in printed
     assert "[base] seed 2000, step 10" not in printed, "the end's share is the result, not a progress line"

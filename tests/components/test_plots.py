@@ -53,3 +53,17 @@ def test_an_odd_panel_count_leaves_the_last_column_labelled_where_it_ends():
 
 def test_only_empty_curves_still_give_a_figure():
     assert _labels(plots.plot_curves({"kl": []}, "nothing logged")) == ["no logged values"]
+
+
+def test_the_base_tries_plot_shows_each_seed_where_it_stopped_and_the_floors():
+    tries = [
+        {"seed": 0, "val_probe_curve": [[200, 0.0], [400, 0.02]], "abandoned_at_step": 400},
+        {"seed": 1000, "val_probe_curve": [[200, 0.01], [400, 0.5], [600, 0.9]]},
+    ]
+    fig = plots.plot_pretraining_tries(tries, min_val_probe=0.5, abandon_below=0.1, abandon_step=400)
+    (ax,) = fig.axes
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["seed 0 (abandoned at 400)", "seed 1000", "base.min_val_probe 0.5", "abandoned under 0.1"]
+    assert ax.get_xlabel() == "pretraining step" and ax.get_ylabel() == "validation sums answered"
+    never = plots.plot_pretraining_tries(tries[1:], min_val_probe=0.5, abandon_below=0.0, abandon_step=400)
+    assert "abandoned under" not in " ".join(t.get_text() for t in never.axes[0].get_legend().get_texts()), "no floor to mark"
