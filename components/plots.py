@@ -91,8 +91,8 @@ def plot_pretraining_tries(tries: list[Mapping[str, Any]], min_val_probe: float,
     over `min_val_probe` first (components.base)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for tried in tries:
-        steps, shares = zip(*tried["val_probe_curve"], strict=True) if tried["val_probe_curve"] else ((), ())
+    for tried in (t for t in tries if t.get("val_probe_curve")):  # a result from before the checks has none to draw
+        steps, shares = zip(*tried["val_probe_curve"], strict=True)
         abandoned = "abandoned_at_step" in tried
         label = f"seed {tried['seed']}" + (f" (abandoned at {tried['abandoned_at_step']})" if abandoned else "")
         (line,) = ax.plot(steps, shares, marker=".", linestyle="--" if abandoned else "-", label=label)
