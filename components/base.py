@@ -196,10 +196,11 @@ def pretrain_once(cfg: Config, tokenizer, texts: list[str], probes: list[dict], 
     settings = {k: getattr(cfg, k) for k in ("steps", "batch_size", "micro_batches", "learning_rate", "warmup_steps", "weight_decay")}
     desc = "pretraining base" if seed == cfg.seed else f"pretraining base (restart, seed {seed})"
     probe_curve: list[tuple[int, float]] = []  # (steps done, share of the sums answered)
-    abandoned_at: list[int] = []
+    abandoned_at: int | None = None
 
     def check(step: int) -> bool:
         """The sums answered so far; True (stop) when this pretraining is past abandon_at and still under abandon_below."""
+        nonlocal abandoned_at
         accuracy = probe_accuracy(model, tokenizer, probes)
         probe_curve.append((step, accuracy))
         abandon = may_abandon and step >= cfg.abandon_at * cfg.steps and accuracy < cfg.abandon_below
@@ -208,8 +209,7 @@ def pretrain_once(cfg: Config, tokenizer, texts: list[str], probes: list[dict], 
             + (f", under base.abandon_below {cfg.abandon_below} at {cfg.abandon_at:.0%} of its steps: abandoned" if abandon else ""),
             flush=True,
         )
-        if abandon:
-            abandoned_at.append(step)
+        abandoned_at = step if abandon else None
         return abandon
 
     checking = {"check_every": cfg.probe_every, "check": check} if probes and cfg.probe_every else {}
@@ -218,10 +218,10 @@ def pretrain_once(cfg: Config, tokenizer, texts: list[str], probes: list[dict], 
     )
     tried = {"seed": seed, "model": model, "curve": curve, "final_loss": curve[-1] if curve else float("nan")}
     if probes:
-        if not abandoned_at:  # an abandoned try's last check is its result
+        if abandoned_at is None:  # an abandoned try's last check is its result
             probe_curve.append((cfg.steps, probe_accuracy(model, tokenizer, probes)))
         tried |= {"val_probe_accuracy": probe_curve[-1][1], "val_probe_curve": probe_curve}
-        tried |= {"abandoned_at_step": abandoned_at[0]} if abandoned_at else {}
+        tried |= {} if abandoned_at is None else {"abandoned_at_step": abandoned_at}
     return tried
 
 

@@ -87,8 +87,9 @@ def plot_accuracy_by_stage(stages: Mapping[str, Any]):
 def plot_pretraining_tries(tries: list[Mapping[str, Any]], min_val_probe: float, abandon_below: float, abandon_step: int):
     """The base's pretrainings: each try's share of validation sums answered by step, the floors it was judged by.
 
-    An abandoned try ends in a cross where it was stopped; the kept base is whichever finished
-    over `min_val_probe` first (components.base)."""
+    An abandoned try ends in a cross where it was stopped; `abandon_step` is where the
+    `abandon_below` floor starts to apply. The kept base is whichever finished over
+    `min_val_probe` first (components.base)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for tried in (t for t in tries if t.get("val_probe_curve")):  # a result from before the checks has none to draw

@@ -469,8 +469,8 @@ def base_tries_plot(cfg, result: StageResult) -> dict[str, str]:
     if not result.info.get("tries"):  # a loaded model, or no validation sums to check
         return {}
     path = Path(result.outputs["model"]).parent / "pretraining_tries.png"
-    first_check = -(-int(cfg.abandon_at * cfg.steps) // cfg.probe_every) * cfg.probe_every if cfg.probe_every else cfg.steps
-    plots.plot_pretraining_tries(result.info["tries"], cfg.min_val_probe, cfg.abandon_below, first_check).savefig(path, dpi=110)
+    figure = plots.plot_pretraining_tries(result.info["tries"], cfg.min_val_probe, cfg.abandon_below, int(cfg.abandon_at * cfg.steps))
+    figure.savefig(path, dpi=110)
     return {"pretraining": str(path)}
 
 
