@@ -150,14 +150,9 @@ def without_scores(row: dict) -> dict:
     return {key: value for key, value in row.items() if key not in ("scores", "units_id")}
 
 
-POOLED_METHOD = (
-    "95% percentile bootstrap over the held-out problems, each problem's score averaged over the runs; notes: each run's own effect"
-)
-
-
 def pooled_markdown(rows: list[dict], runs: int) -> list[str]:
     """The pooled claims as claims.md lays a run's out (components.claims.markdown)."""
-    report = claims_module.ClaimsReport(claims=[claims_module.Claim(**row) for row in rows], method=POOLED_METHOD)
+    report = claims_module.ClaimsReport(claims=[claims_module.Claim(**row) for row in rows], method=claims_module.pooled_method(runs))
     title = f"## Pooled over the {runs} runs: each held-out problem's score averaged over the seeds, problems resampled"
     return ["", title, "", *claims_module.markdown(report).rstrip("\n").splitlines()]
 

@@ -203,9 +203,16 @@ def pool(reports: Sequence[ClaimsReport]) -> ClaimsReport:
     if len({len(report.claims) for report in reports}) != 1:
         counts = ", ".join(str(len(report.claims)) for report in reports)
         raise ValueError(f"the runs list {counts} claims: written by other versions of components.claims, nothing to pool")
-    method = f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over {len(reports)} runs"
     claims = [pool_claim(rows) for rows in zip(*(report.claims for report in reports), strict=True)]
-    return ClaimsReport(claims=claims, method=method)
+    return ClaimsReport(claims=claims, method=pooled_method(len(reports)))
+
+
+def pooled_method(runs: int) -> str:
+    """How pooled claims were measured, said under their table."""
+    return (
+        f"{CONFIDENCE:.0%} percentile bootstrap ({RESAMPLES} resamples) over problems, each problem's score averaged over "
+        f"{runs} runs; notes: each run's own effect"
+    )
 
 
 def pool_claim(rows: Sequence[Claim]) -> Claim:
