@@ -161,10 +161,13 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         if not probes or tried["val_probe_accuracy"] >= cfg.min_val_probe:
             break
         if attempt + 1 < len(seeds):  # said as it happens: a restart costs a pretraining's time
+            why = (  # an abandoned try's last line already said its share and why
+                ""
+                if "abandoned_at_step" in tried
+                else f" answers {tried['val_probe_accuracy']:.3f} of {len(probes)} validation sums (base.min_val_probe {cfg.min_val_probe}):"
+            )
             print(
-                f"[base] seed {seed} answers {tried['val_probe_accuracy']:.3f} of {len(probes)} validation sums "
-                f"(base.min_val_probe {cfg.min_val_probe}): pretraining again from seed {seeds[attempt + 1]} "
-                f"(restart {attempt + 1} of {cfg.restarts})",
+                f"[base] seed {seed}{why} pretraining again from seed {seeds[attempt + 1]} (restart {attempt + 1} of {cfg.restarts})",
                 flush=True,
             )
     save_pretrained(kept["model"], tokenizer, model_dir)

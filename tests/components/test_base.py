@@ -79,6 +79,7 @@ def test_a_pretraining_still_on_the_plateau_part_way_is_abandoned_for_the_next_s
     printed = capsys.readouterr().out
     assert "[base] seed 0, step 6 of 10: answers" in printed and "under base.abandon_below 1.0 at 50% of its steps: abandoned" in printed
     assert "[base] seed 2000, step 10" not in printed, "the end's share is the result, not a progress line"
+    assert "[base] seed 0 pretraining again from seed 1000 (restart 1 of 2)" in printed, "the abandon line said why: not again"
 
     never = base.run(cfg.model_copy(update={"abandon_below": 0.0, "restarts": 1}), inputs, str(tmp_path / "n"))
     assert all("abandoned_at_step" not in t for t in never.info["tries"]), "abandon_below 0 never abandons"
