@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))  # run as a script: components is importable
 
 from components import base, data  # noqa: E402
 from components.artifacts import read_records  # noqa: E402
-from components.modeling import train_tokenizer  # noqa: E402
+from components.modeling import cpu_model, math_settings, train_tokenizer  # noqa: E402
+from components.versioning import git_commit  # noqa: E402
 
 
 def screen(name: str, data_overrides: dict, base_overrides: dict, seeds: list[int], params: dict, work: Path):
@@ -52,6 +53,10 @@ def screen(name: str, data_overrides: dict, base_overrides: dict, seeds: list[in
             "val_sums_by_step": tried["val_probe_curve"],
             "loss_every_200": [round(loss, 3) for loss in tried["curve"][19::20]],
             "seconds": round(time.perf_counter() - started),
+            # the same seed can learn on one CPU and not on another (tuning.md): each row names where it ran
+            "cpu": cpu_model(),
+            "cpu_flags": math_settings().get("cpu_flags"),
+            "commit": git_commit(REPO, short=True),
         }
 
 

@@ -14,7 +14,9 @@ def test_each_seed_is_pretrained_to_half_its_schedule_and_probed_on_validation(t
     rows = list(bench.screen("drills", {"pretrain_worked_fraction": 0.2}, {"warmup_steps": 1}, [3, 4], params, tmp_path))
 
     assert [row["seed"] for row in rows] == [3, 4] and all(row["data"] == {"pretrain_worked_fraction": 0.2} for row in rows)
-    assert all(row["base"] == {"warmup_steps": 1} for row in rows), "each row names its overrides"
+    assert all(row["base"] == {"warmup_steps": 1} and row["cpu"] and row["commit"] for row in rows), (
+        "each row names its overrides and machine"
+    )
     for row in rows:  # checks every 2 steps up to the first at or past half of 10, then stopped there
         assert [step for step, _ in row["val_sums_by_step"]] == [2, 4, 6]
         assert all(0.0 <= share <= 1.0 for _, share in row["val_sums_by_step"])
