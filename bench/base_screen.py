@@ -27,8 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: components is importable
 
 from components import base, data  # noqa: E402
-from components.artifacts import read_records  # noqa: E402
-from components.modeling import cpu_model, math_settings, train_tokenizer  # noqa: E402
+from components.modeling import cpu_model, math_settings  # noqa: E402
 from components.versioning import git_commit  # noqa: E402
 
 
@@ -39,9 +38,9 @@ def screen(name: str, data_overrides: dict, base_overrides: dict, seeds: list[in
     inputs = {kind: f"{task.out_dir}/{kind}.jsonl" for kind in ("pretrain", "sft", "val")}
     # abandon_below 1.0: every try is stopped at the first check at or past abandon_at, as a stuck one would be
     cfg = base.Config(**(params["base"] | base_overrides | {"abandon_below": 1.0}))
-    tokenizer = train_tokenizer(base.tokenizer_corpus(inputs), cfg.vocab_size)
-    texts = [record["text"] for record in read_records(inputs["pretrain"])]
-    probes = base.validation_sums(inputs["val"])
+    tokenizer, texts, probes = base.pretraining_inputs(cfg, inputs)
+    # the same seed can learn on one CPU and not on another (tuning.md): each row names where it ran
+    machine = {"cpu": cpu_model(), "cpu_flags": math_settings().get("cpu_flags"), "commit": git_commit(REPO, short=True)}
     for seed in seeds:
         started = time.perf_counter()
         tried = base.pretrain_once(cfg, tokenizer, texts, probes, seed, may_abandon=True)
@@ -53,10 +52,7 @@ def screen(name: str, data_overrides: dict, base_overrides: dict, seeds: list[in
             "val_sums_by_step": tried["val_probe_curve"],
             "loss_every_200": [round(loss, 3) for loss in tried["curve"][19::20]],
             "seconds": round(time.perf_counter() - started),
-            # the same seed can learn on one CPU and not on another (tuning.md): each row names where it ran
-            "cpu": cpu_model(),
-            "cpu_flags": math_settings().get("cpu_flags"),
-            "commit": git_commit(REPO, short=True),
+            **machine,
         }
 
 

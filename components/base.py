@@ -149,9 +149,7 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
     import torch
 
     torch.manual_seed(cfg.seed)
-    tokenizer = train_tokenizer(tokenizer_corpus(inputs), cfg.vocab_size)
-    texts = [r["text"] for r in read_records(inputs["pretrain"])]
-    probes = validation_sums(inputs["val"]) if inputs.get("val") else []
+    tokenizer, texts, probes = pretraining_inputs(cfg, inputs)
     seeds = [cfg.seed + RESTART_SEED_STRIDE * k for k in range(1 + (cfg.restarts if probes else 0))]  # no sums: no restart
     tries, kept = [], None
     for attempt, seed in enumerate(seeds):
@@ -185,6 +183,14 @@ def run(cfg: Config, inputs: dict[str, str], out_dir: str) -> StageResult:
         info=info,
         wall_seconds=time.perf_counter() - start,
     )
+
+
+def pretraining_inputs(cfg: Config, inputs: dict[str, str]) -> tuple:
+    """What every pretraining try shares: the tokenizer trained on the corpus, the corpus's texts, and the validation sums
+    to check a try by (none without a validation split)."""
+    tokenizer = train_tokenizer(tokenizer_corpus(inputs), cfg.vocab_size)
+    texts = [r["text"] for r in read_records(inputs["pretrain"])]
+    return tokenizer, texts, validation_sums(inputs["val"]) if inputs.get("val") else []
 
 
 def preference(tried: dict) -> tuple[bool, float]:
